@@ -1,0 +1,115 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+/// Compiler settings every Swift target shares: Swift 6 language mode (strict concurrency) plus
+/// the upcoming features the house style asks for.
+let strictSettings: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+    // Nonisolated async functions run on the caller's actor (SE-0461): closures and non-Sendable
+    // helpers (a COPY writer, a transaction body) can be used from any isolation without hopping.
+    .enableUpcomingFeature("NonisolatedNonsendingByDefault"),
+]
+
+let package = Package(
+    name: "cognito-reset",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "cognito-reset", targets: ["cognito-reset"]),
+        .library(name: "Postgres", targets: ["Postgres"]),
+        .library(name: "CognitoClient", targets: ["CognitoClient"]),
+        .library(name: "ResetQueue", targets: ["ResetQueue"]),
+        .library(name: "PostgresTesting", targets: ["PostgresTesting"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        // 3.x and 4.x expose the same API we use; allowing both lets one copy serve every package.
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
+    ],
+    targets: [
+        // libpq's C API. Debian keeps libpq-fe.h in /usr/include/postgresql: only pkg-config knows.
+        .systemLibrary(
+            name: "CLibPQ",
+            pkgConfig: "libpq",
+            providers: [.apt(["libpq-dev"])]
+        ),
+        .target(
+            name: "Postgres",
+            dependencies: [
+                "CLibPQ",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "CognitoClient",
+            dependencies: [],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "ResetQueue",
+            dependencies: [
+                "Postgres",
+                "CognitoClient",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings,
+            plugins: ["EmbedMigrations"]
+        ),
+        .executableTarget(
+            name: "cognito-reset",
+            dependencies: [
+                "Postgres",
+                "CognitoClient",
+                "ResetQueue",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // Test support shipped as a product: isolated throw-away databases on a real server.
+        .target(
+            name: "PostgresTesting",
+            dependencies: ["Postgres"],
+            swiftSettings: strictSettings
+        ),
+
+        // Build-time embedding of migrations/*.sql into the ResetQueue module, so a built binary
+        // carries its schema and needs no source tree next to it.
+        .executableTarget(
+            name: "migration-embedder",
+            swiftSettings: strictSettings
+        ),
+        .plugin(
+            name: "EmbedMigrations",
+            capability: .buildTool(),
+            dependencies: ["migration-embedder"]
+        ),
+
+        .testTarget(
+            name: "PostgresTests",
+            dependencies: ["Postgres", "PostgresTesting"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "CognitoClientTests",
+            dependencies: ["CognitoClient"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "ResetQueueTests",
+            dependencies: ["ResetQueue", "Postgres", "PostgresTesting"],
+            swiftSettings: strictSettings
+        ),
+        // Runs the built `cognito-reset` binary as a subprocess: exit codes, messages, real effects.
+        .testTarget(
+            name: "CLITests",
+            dependencies: ["Postgres", "PostgresTesting"],
+            swiftSettings: strictSettings
+        ),
+    ]
+)

@@ -1,0 +1,83 @@
+/// Why a value would be refused by Cognito's service model. Checked before any request is sent
+/// (and before anything is enqueued), so bad input fails fast with the field and the rule.
+public struct InvalidInput: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The field, as named on the command line or in the API (e.g. `UserPoolId`).
+    public let field: String
+    /// The rule that was broken, in words. Never contains the value itself (it may be secret).
+    public let rule: String
+
+    public init(field: String, rule: String) {
+        self.field = field
+        self.rule = rule
+    }
+
+    public var description: String { "\(field): \(rule)" }
+}
+
+/// A Cognito user pool id such as `eu-west-1_AbCdEf123`: the model's length 1–55 and pattern
+/// `[\w-]+_[0-9a-zA-Z]+`, where the part before the last `_` is the pool's region.
+public struct UserPoolID: Sendable, Hashable, CustomStringConvertible {
+    public let rawValue: String
+
+    public init(_ value: String) throws(InvalidInput) {
+        let rule = "must look like REGION_ID (e.g. eu-west-1_AbC123): 1-55 characters, letters, digits, "
+            + "'-' and '_', with an '_' followed by letters or digits"
+        guard (1...55).contains(value.utf16.count),
+            let separator = value.lastIndex(of: "_"),
+            separator != value.startIndex,
+            value[..<separator].allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") }),
+            case let suffix = value[value.index(after: separator)...],
+            !suffix.isEmpty,
+            suffix.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber) })
+        else { throw InvalidInput(field: "UserPoolId", rule: rule) }
+        self.rawValue = value
+    }
+
+    /// The region encoded in the id, e.g. `eu-west-1` for `eu-west-1_AbC123`.
+    public var region: String { String(rawValue[..<rawValue.lastIndex(of: "_")!]) }
+
+    public var description: String { rawValue }
+}
+
+/// A Cognito username: the model's length 1–128 and pattern `[\p{L}\p{M}\p{S}\p{N}\p{P}]+`
+/// (letters, marks, symbols, numbers, punctuation: no spaces, separators or control characters).
+public struct Username: Sendable, Hashable {
+    public let rawValue: String
+
+    public init(_ value: String) throws(InvalidInput) {
+        guard (1...128).contains(value.utf16.count) else {  // the model counts UTF-16 units
+            throw InvalidInput(field: "Username", rule: "must be 1-128 characters")
+        }
+        let allowed = value.unicodeScalars.allSatisfy { scalar in
+            switch scalar.properties.generalCategory {
+            case .uppercaseLetter, .lowercaseLetter, .titlecaseLetter, .modifierLetter, .otherLetter,
+                .nonspacingMark, .spacingMark, .enclosingMark,
+                .mathSymbol, .currencySymbol, .modifierSymbol, .otherSymbol,
+                .decimalNumber, .letterNumber, .otherNumber,
+                .connectorPunctuation, .dashPunctuation, .openPunctuation, .closePunctuation,
+                .initialPunctuation, .finalPunctuation, .otherPunctuation:
+                true
+            default:
+                false
+            }
+        }
+        guard allowed else {
+            throw InvalidInput(
+                field: "Username", rule: "may hold only letters, marks, symbols, numbers and punctuation "
+                    + "(no spaces or control characters)")
+        }
+        self.rawValue = value
+    }
+}
+
+/// Cognito's `ClientMetadata`: string keys and values passed to the pool's Lambda triggers.
+public struct ClientMetadata: Sendable, Hashable {
+    public let values: [String: String]
+
+    public init(_ values: [String: String]) throws(InvalidInput) {
+        for key in values.keys where key.isEmpty {
+            throw InvalidInput(field: "ClientMetadata", rule: "keys must not be empty")
+        }
+        self.values = values
+    }
+}

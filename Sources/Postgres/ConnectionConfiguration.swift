@@ -1,0 +1,113 @@
+import CLibPQ
+import Foundation
+
+/// Where and how to connect: a libpq connection string (`key=value ...`) or URI
+/// (`postgresql://...`), exactly as psql takes it.
+///
+/// Everything libpq resolves itself keeps working: the `PG*` environment variables, `~/.pgpass`,
+/// service files, `sslmode=verify-full` and so on. The value is never printed: `description` shows
+/// the parsed settings with the password removed.
+public struct ConnectionConfiguration: Sendable, CustomStringConvertible {
+    /// The connection string as given (may be empty: then libpq uses the environment and defaults).
+    public let connectionString: String
+    /// Settings that override the connection string (applied after it), e.g. `dbname` in tests.
+    public private(set) var overrides: [(key: String, value: String)] = []
+    /// Default for libpq's `connect_timeout` when neither the string nor `PGCONNECT_TIMEOUT` sets one:
+    /// libpq's own default is to wait forever, which a daemon must not do.
+    public var defaultConnectTimeoutSeconds = 10
+    /// `application_name` unless the string or `PGAPPNAME` sets one.
+    public var fallbackApplicationName = "cognito-reset"
+
+    /// Parses the connection string now, so a malformed one fails at start-up with a clear error.
+    public init(_ connectionString: String) throws(PostgresError) {
+        self.connectionString = connectionString
+        _ = try Self.parse(connectionString)
+    }
+
+    /// From `DATABASE_URL` if set, otherwise empty (libpq then reads `PG*` variables and defaults).
+    public static func fromEnvironment(_ environment: [String: String]? = nil) throws(PostgresError)
+        -> ConnectionConfiguration
+    {
+        try ConnectionConfiguration((environment ?? ProcessInfo.processInfo.environment)["DATABASE_URL"] ?? "")
+    }
+
+    /// A copy with `key` set to `value`, overriding the connection string (e.g. another `dbname`).
+    public func setting(_ key: String, to value: String) -> ConnectionConfiguration {
+        var copy = self
+        copy.overrides.removeAll { $0.key == key }
+        copy.overrides.append((key, value))
+        return copy
+    }
+
+    /// The value libpq will use for `key` from the string and overrides (not the environment).
+    public func value(for key: String) -> String? {
+        if let override = overrides.last(where: { $0.key == key }) { return override.value }
+        return (try? Self.parse(connectionString))?[key]
+    }
+
+    /// The password given in the string or overrides, used only to scrub it from error messages.
+    var passwordForRedaction: String? {
+        guard let password = value(for: "password"), !password.isEmpty else { return nil }
+        return password
+    }
+
+    /// The settings, password removed, for logs and error messages.
+    public var description: String {
+        var settings = (try? Self.parse(connectionString)) ?? [:]
+        for (key, value) in overrides { settings[key] = value }
+        return settings.keys.sorted()
+            .map { key in key == "password" ? "password=<redacted>" : "\(key)=\(settings[key]!)" }
+            .joined(separator: " ")
+    }
+
+    /// Keyword/value pairs for `PQconnectdbParams` with `expand_dbname = 1`. Entries before the
+    /// expanded `dbname` are defaults the string may override; entries after it override the string.
+    func connectParameters(
+        environment: [String: String] = ProcessInfo.processInfo.environment
+    ) -> [(String, String)] {
+        var parameters: [(String, String)] = [("fallback_application_name", fallbackApplicationName)]
+        if environment["PGCONNECT_TIMEOUT"] == nil {
+            parameters.append(("connect_timeout", String(defaultConnectTimeoutSeconds)))
+        }
+        parameters.append(("dbname", connectionString))
+        parameters += overrides.map { ($0.key, $0.value) }
+        // Text results and parameters are decoded as UTF-8; another client encoding would garble them.
+        parameters.append(("client_encoding", "UTF8"))
+        return parameters
+    }
+
+    /// The explicit settings of a connection string, via libpq's own parser.
+    static func parse(_ connectionString: String) throws(PostgresError) -> [String: String] {
+        var errorMessage: UnsafeMutablePointer<CChar>?
+        // A plain database name (no `=`, no URI scheme) is what libpq treats as `dbname`.
+        let looksLikeConninfo =
+            connectionString.contains("=") || connectionString.hasPrefix("postgresql://")
+            || connectionString.hasPrefix("postgres://")
+        guard looksLikeConninfo else {
+            return connectionString.isEmpty ? [:] : ["dbname": connectionString]
+        }
+        guard let options = PQconninfoParse(connectionString, &errorMessage) else {
+            let message = errorMessage.map { String(cString: $0) } ?? "out of memory"
+            if let errorMessage { PQfreemem(errorMessage) }
+            throw PostgresError(
+                code: .invalidConfiguration,
+                message: "invalid connection string: \(Self.removingQuotedFragments(message))")
+        }
+        defer { PQconninfoFree(options) }
+        var settings: [String: String] = [:]
+        var option = options
+        while let keyword = option.pointee.keyword {
+            if let value = option.pointee.val {
+                settings[String(cString: keyword)] = String(cString: value)
+            }
+            option += 1
+        }
+        return settings
+    }
+
+    /// libpq quotes the offending fragment of a malformed string, which may be part of a password.
+    static func removingQuotedFragments(_ message: String) -> String {
+        message.replacingOccurrences(of: #""[^"]*""#, with: "\"…\"", options: .regularExpression)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+}

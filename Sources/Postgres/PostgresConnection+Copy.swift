@@ -1,0 +1,116 @@
+import CLibPQ
+
+extension PostgresConnection {
+    /// Streams rows into `COPY … FROM STDIN` (`PQputCopyData` / `PQputCopyEnd`).
+    ///
+    /// `body` writes through the `CopyInWriter`; data is sent in large chunks as it is written, so
+    /// memory stays flat whatever the size. If `body` throws, the COPY is aborted (nothing from it
+    /// is kept) and the error rethrown. Returns the number of rows the server stored.
+    ///
+    /// - Parameter sql: a constant `COPY table (columns) FROM STDIN` statement; it takes no parameters.
+    public nonisolated func copyIn(
+        _ sql: String, _ body: (CopyInWriter) async throws -> Void
+    ) async throws -> Int {
+        try await startCopy(sql)
+        let writer = CopyInWriter(connection: self)
+        do {
+            try await body(writer)
+            try await writer.flush()
+        } catch {
+            _ = try? await endCopy(failure: "aborted by client: \(type(of: error))")
+            throw error
+        }
+        return try await endCopy(failure: nil)
+    }
+
+    func startCopy(_ sql: String) throws(PostgresError) {
+        let connection = try liveHandle()
+        guard let result = PQexec(connection, sql) else {
+            throw LibPQ.statementError(nil, connection: connection, password: configuration.passwordForRedaction)
+        }
+        defer { PQclear(result) }
+        guard PQresultStatus(result) == PGRES_COPY_IN else {
+            throw PQresultStatus(result) == PGRES_FATAL_ERROR
+                ? LibPQ.statementError(result, connection: connection, password: configuration.passwordForRedaction)
+                : PostgresError(code: .unexpectedResult, message: "statement did not start COPY FROM STDIN")
+        }
+    }
+
+    func putCopyData(_ bytes: [UInt8]) throws(PostgresError) {
+        let connection = try liveHandle()
+        let sent = bytes.withUnsafeBufferPointer { buffer in
+            buffer.withMemoryRebound(to: CChar.self) { PQputCopyData(connection, $0.baseAddress, Int32($0.count)) }
+        }
+        guard sent == 1 else {
+            throw LibPQ.statementError(nil, connection: connection, password: configuration.passwordForRedaction)
+        }
+    }
+
+    /// Ends the COPY (or aborts it with `failure`) and returns the row count the server reports.
+    func endCopy(failure: String?) throws(PostgresError) -> Int {
+        let connection = try liveHandle()
+        guard PQputCopyEnd(connection, failure) == 1 else {
+            throw LibPQ.statementError(nil, connection: connection, password: configuration.passwordForRedaction)
+        }
+        var outcome: Result<PostgresResult, PostgresError> = .failure(
+            PostgresError(code: .unexpectedResult, message: "COPY returned no result"))
+        while let result = PQgetResult(connection) {  // drain every result so the connection is idle
+            do throws(PostgresError) {
+                outcome = .success(try consume(result, connection: connection))
+            } catch {
+                outcome = .failure(error)
+            }
+        }
+        return try outcome.get().affectedRows ?? 0
+    }
+}
+
+/// Writes `COPY … FROM STDIN` data for `PostgresConnection.copyIn`. Buffers into chunks of
+/// `chunkSize` bytes before sending. Used by one task at a time.
+public final class CopyInWriter {
+    private let connection: PostgresConnection
+    private var buffer: [UInt8] = []
+    /// Bytes gathered before a chunk is sent to the server.
+    public let chunkSize = 256 * 1024
+
+    init(connection: PostgresConnection) {
+        self.connection = connection
+        buffer.reserveCapacity(chunkSize)
+    }
+
+    /// Appends raw COPY data (already in the statement's format).
+    public func write(_ bytes: some Sequence<UInt8>) async throws {
+        buffer.append(contentsOf: bytes)
+        if buffer.count >= chunkSize { try await flush() }
+    }
+
+    /// Appends one row in COPY's text format: fields separated by tabs, NULL as `\N`, and
+    /// backslash, tab, newline and carriage return escaped, so any text value arrives verbatim.
+    public func writeRow(_ fields: [String?]) async throws {
+        for (index, field) in fields.enumerated() {
+            if index > 0 { buffer.append(UInt8(ascii: "\t")) }
+            guard let field else {
+                buffer.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "N")])
+                continue
+            }
+            for byte in field.utf8 {
+                switch byte {
+                case UInt8(ascii: "\\"): buffer.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\\")])
+                case UInt8(ascii: "\t"): buffer.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "t")])
+                case UInt8(ascii: "\n"): buffer.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "n")])
+                case UInt8(ascii: "\r"): buffer.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "r")])
+                default: buffer.append(byte)
+                }
+            }
+        }
+        buffer.append(UInt8(ascii: "\n"))
+        if buffer.count >= chunkSize { try await flush() }
+    }
+
+    func flush() async throws {
+        guard !buffer.isEmpty else { return }
+        let chunk = buffer
+        buffer.removeAll(keepingCapacity: true)
+        try await connection.putCopyData(chunk)
+    }
+}

@@ -1,0 +1,56 @@
+import CognitoClient
+public import Foundation
+public import Postgres
+
+/// The outcome of enqueueing a reset.
+public struct EnqueueResult: Sendable, Equatable {
+    public let jobID: Int64
+    /// False when the user already had an active job (or the idempotency key a job): no new
+    /// job was created and no second email will be sent.
+    public let created: Bool
+    public let state: JobState
+    public let runAt: Date
+}
+
+/// The queue's SQL, on a connection pool. Statements are named constants with bound parameters.
+public struct PostgresJobStore: Sendable {
+    public let pool: ConnectionPool
+
+    public init(pool: ConnectionPool) {
+        self.pool = pool
+    }
+
+    enum SQL {
+        static let enqueue = """
+            SELECT cognito_reset.enqueue_reset(
+                user_pool_id => $1, username => $2, run_at => coalesce($3, now()), priority => $4,
+                client_metadata => $5, idempotency_key => $6, max_attempts => $7,
+                requested_by => coalesce($8, current_user::text))
+            """
+        /// A job created by this transaction has `created_at = now()` (the transaction's start);
+        /// an existing one was created by an earlier transaction.
+        static let enqueuedJob = """
+            SELECT id, state, run_at, created_at = now() AS created FROM cognito_reset.jobs WHERE id = $1
+            """
+    }
+
+    /// Enqueues `request` through `cognito_reset.enqueue_reset`, which returns the user's
+    /// existing active job instead of creating a second one.
+    public func enqueue(_ request: ResetRequest) async throws -> EnqueueResult {
+        let metadata = try request.clientMetadata.map { try PostgresJSON(encoding: $0.values) }
+        return try await pool.transaction { connection in
+            let id = try await connection.query(
+                PostgresQuery(SQL.enqueue, [
+                    request.userPoolID.rawValue, request.username.rawValue, request.runAt,
+                    request.priority, metadata, request.idempotencyKey, request.maxAttempts, request.requestedBy,
+                ]))[0].decode(Int64.self, at: 0)
+            let row = try await connection.query(PostgresQuery(SQL.enqueuedJob, [id]))[0]
+            guard let state = JobState(rawValue: try row.decode(String.self, at: 1)) else {
+                throw PostgresError(code: .decoding, message: "unknown job state")
+            }
+            return EnqueueResult(
+                jobID: id, created: try row.decode(Bool.self, at: 3), state: state,
+                runAt: try row.decode(Date.self, at: 2))
+        }
+    }
+}

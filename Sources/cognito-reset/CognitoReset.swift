@@ -1,0 +1,58 @@
+import ArgumentParser
+import Foundation
+import ResetQueue
+
+/// The `cognito-reset` command line. Thin: parses, wires the libraries, maps errors to exit codes.
+@main
+struct CognitoReset: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cognito-reset",
+        abstract: "Amazon Cognito password resets from a PostgreSQL job queue.",
+        discussion: """
+            Exit codes: 0 ok, 1 failure, 2 usage or bad input, 3 cannot reach a dependency.
+            Database: DATABASE_URL (libpq URI or conninfo; PG* variables, ~/.pgpass and sslmode work as in psql).
+            """,
+        version: CognitoResetVersion.current,
+        subcommands: [MigrateCommand.self, EnqueueCommand.self]
+    )
+
+    /// Parses and runs the command, turning every error into one line on stderr and an exit code.
+    static func main() async {
+        let code: Int32
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+            code = 0
+        } catch {
+            code = report(error)
+        }
+        Foundation.exit(code)
+    }
+
+    /// Prints `error` for a person and returns the exit code it maps to.
+    static func report(_ error: any Error) -> Int32 {
+        if let error = error as? CLIError {
+            printError(error.message)
+            return error.exitCode
+        }
+        let exitCode = exitCode(for: error)
+        if exitCode == .success {  // --help, --version
+            print(fullMessage(for: error))
+            return 0
+        }
+        if let code = error as? ExitCode { return code.rawValue }
+        // Usage errors: ArgumentParser's one-line message, with our exit code for bad input.
+        printError(message(for: error).replacingOccurrences(of: "Error: ", with: ""))
+        return CLIError.badInputCode
+    }
+}
+
+/// Writes one line to standard error.
+func printError(_ message: String) {
+    let line = "error: " + message.split(whereSeparator: \.isNewline).joined(separator: " ") + "\n"
+    FileHandle.standardError.write(Data(line.utf8))
+}

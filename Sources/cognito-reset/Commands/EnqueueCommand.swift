@@ -1,0 +1,86 @@
+import ArgumentParser
+import CognitoClient
+import Foundation
+import Postgres
+import ResetQueue
+
+/// `cognito-reset enqueue --pool ID --user NAME ...`: queue one reset.
+struct EnqueueCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "enqueue",
+        abstract: "Queue a password reset for one user.",
+        discussion: """
+            Prints the job id. If the user already has an active (pending, running or retrying) job, \
+            that job's id is printed and nothing new is queued, so the user gets one email.
+            """
+    )
+
+    @OptionGroup var database: DatabaseOptions
+
+    @Option(name: .customLong("pool"), help: ArgumentHelp("User pool id, e.g. eu-west-1_AbC123.", valueName: "ID"))
+    var pool: String
+
+    @Option(name: .customLong("user"), help: ArgumentHelp("Username in the pool.", valueName: "NAME"))
+    var user: String
+
+    @Option(help: ArgumentHelp("When to run: now, RFC 3339 with a zone, or +30m/+2h/+1d.", valueName: "TIME"))
+    var runAt: String?
+
+    @Option(help: ArgumentHelp("0 (most urgent) to 1000; lower runs first.", valueName: "P"))
+    var priority: Int = ResetRequest.defaultPriority
+
+    @Option(help: ArgumentHelp("Attempts before the job fails (1-100).", valueName: "N"))
+    var maxAttempts: Int = ResetRequest.defaultMaxAttempts
+
+    @Option(help: ArgumentHelp("Your key for this request: enqueueing again with it returns the same job.", valueName: "K"))
+    var idempotencyKey: String?
+
+    @Option(help: ArgumentHelp("Passed to the pool's Lambda triggers as ClientMetadata (repeatable).", valueName: "KEY=VALUE"))
+    var metadata: [String] = []
+
+    @Option(help: ArgumentHelp("Who asked, for the audit (default: the database role).", valueName: "WHO"))
+    var requestedBy: String?
+
+    @Flag(help: "Print JSON for machines.")
+    var json = false
+
+    func run() async throws {
+        let logger = try database.logger()
+        let request = try await mappingErrors { try makeRequest(now: Date()) }
+        let configuration = try database.configuration()
+        let pool = ConnectionPool(
+            configuration: configuration, options: .init(maximumConnections: 1, connectDeadline: .seconds(5)),
+            logger: logger)
+        let result = try await mappingErrors { try await PostgresJobStore(pool: pool).enqueue(request) }
+        await pool.close()
+        if json {
+            let runAt = result.runAt.formatted(.iso8601)
+            print(#"{"created":\#(result.created),"job_id":\#(result.jobID),"run_at":"\#(runAt)","state":"\#(result.state.rawValue)"}"#)
+        } else if result.created {
+            print("Enqueued job \(result.jobID) (\(result.state.rawValue), runs at \(result.runAt.formatted(.iso8601))).")
+        } else {
+            print("Job \(result.jobID) is already active for this user (\(result.state.rawValue)); nothing new enqueued.")
+        }
+    }
+
+    func makeRequest(now: Date) throws -> ResetRequest {
+        var values: [String: String] = [:]
+        for pair in metadata {
+            guard let equals = pair.firstIndex(of: "="), equals != pair.startIndex else {
+                throw InvalidInput(field: "metadata", rule: "must be KEY=VALUE with a non-empty key")
+            }
+            let key = String(pair[..<equals])
+            guard values[key] == nil else {
+                throw InvalidInput(field: "metadata", rule: "each key may be given once")
+            }
+            values[key] = String(pair[pair.index(after: equals)...])
+        }
+        return try ResetRequest(
+            userPoolID: relabel("pool") { () throws(InvalidInput) in try UserPoolID(pool) },
+            username: relabel("user") { () throws(InvalidInput) in try Username(user) },
+            runAt: try runAt.map { try ScheduleTime.parse($0, field: "run-at", now: now) },
+            priority: priority, maxAttempts: maxAttempts,
+            clientMetadata: values.isEmpty ? nil : try ClientMetadata(values),
+            idempotencyKey: idempotencyKey, requestedBy: requestedBy)
+    }
+}

@@ -1,0 +1,61 @@
+import CognitoClient
+import Postgres
+
+/// An error the command line reports as one line and an exit code (see DESIGN.md).
+struct CLIError: Error {
+    static let failureCode: Int32 = 1
+    static let badInputCode: Int32 = 2
+    static let unavailableCode: Int32 = 3
+
+    let message: String
+    let exitCode: Int32
+
+    static func badInput(_ message: String) -> CLIError { CLIError(message: message, exitCode: badInputCode) }
+    static func failure(_ message: String) -> CLIError { CLIError(message: message, exitCode: failureCode) }
+    static func unavailable(_ message: String) -> CLIError { CLIError(message: message, exitCode: unavailableCode) }
+
+    /// Bad input named by field and rule.
+    init(_ invalid: InvalidInput) {
+        self.init(message: "--\(invalid.field): \(invalid.rule)", exitCode: Self.badInputCode)
+    }
+
+    init(message: String, exitCode: Int32) {
+        self.message = message
+        self.exitCode = exitCode
+    }
+
+    /// Maps a database error: unreachable → 3; a row the schema refuses (constraint, bad value) → 2
+    /// naming the constraint; anything else → 1.
+    init(_ error: PostgresError) {
+        if error.isConnectionError || error.code == .timedOut {
+            self = .unavailable("cannot reach the database: \(error)")
+        } else if error.code == .invalidConfiguration {
+            self = .badInput("DATABASE_URL: \(error.message)")
+        } else if let state = error.sqlState, state.hasPrefix("23") || state.hasPrefix("22") {
+            let constraint = error.constraintName.map { " (constraint \($0))" } ?? ""
+            self = .badInput("the database refused the values: \(error.message)\(constraint)")
+        } else {
+            self = .failure("database error: \(error)")
+        }
+    }
+}
+
+/// Runs `body`, converting library errors into `CLIError`s.
+func mappingErrors<T>(_ body: () async throws -> T) async throws -> T {
+    do {
+        return try await body()
+    } catch let error as InvalidInput {
+        throw CLIError(error)
+    } catch let error as PostgresError {
+        throw CLIError(error)
+    }
+}
+
+/// Runs `body`, naming the command-line option in its error instead of the API field.
+func relabel<T>(_ option: String, _ body: () throws(InvalidInput) -> T) throws(InvalidInput) -> T {
+    do {
+        return try body()
+    } catch {
+        throw InvalidInput(field: option, rule: error.rule)
+    }
+}

@@ -1,0 +1,84 @@
+# Shared helpers for scripts/*.sh. Source it; it defines functions and changes nothing by itself.
+# Works on a fresh Debian 12 machine as root: what is missing is installed, nothing is assumed.
+
+log() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# The newest installed PostgreSQL server's bin folder (Debian keeps it off PATH).
+pg_bindir() {
+    ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1
+}
+
+# Installs the Debian packages the build and the tests need, if any is missing.
+ensure_system_packages() {
+    local missing=()
+    [ -n "$(pg_bindir)" ] && [ -x "$(pg_bindir)/initdb" ] || missing+=(postgresql)
+    command -v psql >/dev/null 2>&1 || missing+=(postgresql-client)
+    [ -f /usr/include/postgresql/libpq-fe.h ] || missing+=(libpq-dev)
+    command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
+    command -v runuser >/dev/null 2>&1 || missing+=(util-linux)
+    command -v python3 >/dev/null 2>&1 || missing+=(python3 python3-pip)
+    if [ ${#missing[@]} -gt 0 ]; then
+        [ "$(id -u)" = 0 ] || die "missing packages (${missing[*]}); run as root to install them"
+        log "installing ${missing[*]} (apt)"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    fi
+    id postgres >/dev/null 2>&1 || die "the postgres system user is missing (it comes with the postgresql package)"
+}
+
+# Installs the Python packages given (pip names) unless importable already. Usage:
+#   ensure_python_packages module:pip-spec ...
+ensure_python_packages() {
+    local spec module package
+    for spec in "$@"; do
+        module=${spec%%:*}
+        package=${spec#*:}
+        if ! python3 -c "import $module" >/dev/null 2>&1; then
+            log "installing $package (pip)"
+            python3 -m pip install --quiet --disable-pip-version-check "$package" \
+                || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages "$package"
+        fi
+    done
+}
+
+# A TCP port nobody listens on right now.
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+# pg_start DIR: a private PostgreSQL in DIR (data, socket and log together, owned by the
+# postgres user, which initdb and postgres require), on a free port, password auth over TCP.
+# Exports DATABASE_URL (superuser), PG_RUN_DIR, PG_PORT.
+pg_start() {
+    local dir=$1 bindir port password
+    bindir=$(pg_bindir)
+    [ -x "$bindir/initdb" ] || die "PostgreSQL server binaries not found under /usr/lib/postgresql"
+    mkdir -p "$dir"
+    chown postgres:postgres "$dir"
+    chmod 700 "$dir"
+    password=$(python3 -c 'import secrets; print(secrets.token_hex(16))')
+    printf '%s\n' "$password" > "$dir/pwfile"
+    chown postgres:postgres "$dir/pwfile"
+    chmod 600 "$dir/pwfile"
+    runuser -u postgres -- "$bindir/initdb" -D "$dir/data" -U postgres --pwfile="$dir/pwfile" \
+        --auth-local=peer --auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 \
+        || { cat "$dir/initdb.log" >&2; die "initdb failed"; }
+    rm -f "$dir/pwfile"
+    port=$(free_port)
+    # Throw-away servers: durability settings off for speed. Never use these settings for real data.
+    runuser -u postgres -- "$bindir/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 \
+        -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+        start >/dev/null || { cat "$dir/postgres.log" >&2; die "PostgreSQL did not start"; }
+    export PG_RUN_DIR=$dir PG_PORT=$port
+    export DATABASE_URL="postgresql://postgres:$password@127.0.0.1:$port/postgres"
+    log "private PostgreSQL $("$bindir/postgres" --version | awk '{print $3}') on 127.0.0.1:$port ($dir)"
+}
+
+# pg_stop DIR: stops the server pg_start started there (quietly if it is not running).
+pg_stop() {
+    local dir=$1
+    [ -f "$dir/data/postmaster.pid" ] || return 0
+    runuser -u postgres -- "$(pg_bindir)/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1 || true
+}
