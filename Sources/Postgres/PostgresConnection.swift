@@ -180,9 +180,15 @@ public actor PostgresConnection {
     /// `pg_terminate_backend`): its socket turns readable and reading it fails.
     func isAliveWhileIdle() -> Bool {
         guard let handle, PQstatus(handle) == CONNECTION_OK else { return false }
-        var descriptor = pollfd(fd: PQsocket(handle), events: Int16(POLLIN), revents: 0)
-        guard poll(&descriptor, 1, 0) > 0 else { return true }  // nothing pending: still fine
-        return PQconsumeInput(handle) == 1 && PQstatus(handle) == CONNECTION_OK
+        // A killed backend sends a FATAL message and then closes: the first read consumes the
+        // message, a later one meets the end of the stream. Read until nothing is pending.
+        for _ in 0..<4 {
+            var descriptor = pollfd(fd: PQsocket(handle), events: Int16(POLLIN), revents: 0)
+            guard poll(&descriptor, 1, 0) > 0 else { return PQstatus(handle) == CONNECTION_OK }
+            guard PQconsumeInput(handle) == 1, PQstatus(handle) == CONNECTION_OK else { return false }
+        }
+        // Still readable after several reads while idle: something is wrong with this session.
+        return false
     }
 }
 

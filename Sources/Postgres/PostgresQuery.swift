@@ -49,6 +49,12 @@ public struct PostgresQuery: Sendable, ExpressibleByStringInterpolation, CustomS
             sql += "$\(parameters.count)"
         }
 
+        /// Binds `value`, or NULL when it is nil.
+        public mutating func appendInterpolation<Value: PostgresEncodable>(_ value: Value?) {
+            parameters.append(value.postgresParameter)
+            sql += "$\(parameters.count)"
+        }
+
         /// Inserts trusted SQL text (an identifier known at compile time), never user data.
         public mutating func appendInterpolation(unescaped text: String) { sql += text }
     }
