@@ -51,6 +51,18 @@ public struct ConnectionConfiguration: Sendable, CustomStringConvertible {
         return password
     }
 
+    /// The settings (string and overrides) as one `key='value'` connection string, password
+    /// included: for handing to a child process, never for printing.
+    public func resolvedConnectionString() -> String {
+        var settings = (try? Self.parse(connectionString)) ?? [:]
+        for (key, value) in overrides { settings[key] = value }
+        return settings.keys.sorted().map { key in
+            let value = settings[key]!.replacingOccurrences(of: "\\", with: "\\\\")
+                .replacingOccurrences(of: "'", with: "\\'")
+            return "\(key)='\(value)'"
+        }.joined(separator: " ")
+    }
+
     /// The settings, password removed, for logs and error messages.
     public var description: String {
         var settings = (try? Self.parse(connectionString)) ?? [:]
