@@ -56,6 +56,8 @@ pg_start() {
     bindir=$(pg_bindir)
     [ -x "$bindir/initdb" ] || die "PostgreSQL server binaries not found under /usr/lib/postgresql"
     mkdir -p "$dir"
+    # The postgres user must be able to reach DIR (mktemp makes private 0700 parents).
+    chmod a+x "$(dirname "$dir")"
     chown postgres:postgres "$dir"
     chmod 700 "$dir"
     password=$(python3 -c 'import secrets; print(secrets.token_hex(16))')
