@@ -22,12 +22,15 @@ let package = Package(
         .library(name: "CognitoClient", targets: ["CognitoClient"]),
         .library(name: "ResetQueue", targets: ["ResetQueue"]),
         .library(name: "PostgresTesting", targets: ["PostgresTesting"]),
+        .library(name: "CognitoTesting", targets: ["CognitoTesting"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         // 3.x and 4.x expose the same API we use; allowing both lets one copy serve every package.
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
     ],
     targets: [
         // libpq's C API. Debian keeps libpq-fe.h in /usr/include/postgresql: only pkg-config knows.
@@ -47,7 +50,23 @@ let package = Package(
         ),
         .target(
             name: "CognitoClient",
-            dependencies: [],
+            dependencies: [
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // A scriptable fake HTTP server for fault tests (throttling, 5xx, resets, timeouts...).
+        .target(
+            name: "CognitoTesting",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
             swiftSettings: strictSettings
         ),
         .target(
@@ -97,7 +116,8 @@ let package = Package(
         ),
         .testTarget(
             name: "CognitoClientTests",
-            dependencies: ["CognitoClient"],
+            dependencies: ["CognitoClient", "CognitoTesting"],
+            resources: [.copy("Fixtures")],
             swiftSettings: strictSettings
         ),
         .testTarget(

@@ -1,0 +1,92 @@
+import Foundation
+import Logging
+
+extension CognitoIdentityProviderClient {
+    /// One operation: sign (if asked), send, retry transient failures within the policy and the
+    /// quota, refresh credentials once if the service rejects them, and decode the outcome.
+    func call(
+        _ operation: String, region: String, body: [UInt8], signed: Bool, secrets: [String]
+    ) async throws(CognitoError) -> CognitoResponse {
+        let url = endpoints.url(region: region)
+        var attempt = 0
+        var retryCost = 0
+        var refreshedCredentials = false
+        while true {
+            attempt += 1
+            let outcome = await send(operation, url: url, region: region, body: body, signed: signed, secrets: secrets)
+            switch outcome {
+            case .success(let requestID):
+                retryQuota.release(retryCost: retryCost)
+                return CognitoResponse(requestID: requestID, attempts: attempt)
+            case .failure(let error):
+                logger.debug(
+                    "cognito call failed",
+                    metadata: ["operation": "\(operation)", "attempt": "\(attempt)", "error.code": "\(error.code)",
+                               "error.class": "\(error.errorClass)", "request_id": "\(error.requestID ?? "")"])
+                if error.errorClass == .credentials, signed, !refreshedCredentials {
+                    // Keys may have rotated under us: fetch them again, once.
+                    refreshedCredentials = true
+                    await credentials.invalidate()
+                    continue
+                }
+                guard error.errorClass == .transient, attempt < retryPolicy.maxAttempts,
+                    let cost = retryQuota.acquire(afterTimeout: error.code == "Timeout")
+                else { throw error }
+                retryCost += cost
+                let delay = retryPolicy.delay(beforeRetry: attempt, unitRandom: dependencies.random())
+                do {
+                    try await dependencies.sleep(delay)
+                } catch {
+                    throw CognitoError(code: "Cancelled", message: "the call was cancelled", errorClass: .transient, operation: operation)
+                }
+            }
+        }
+    }
+
+    private func send(
+        _ operation: String, url: URL, region: String, body: [UInt8], signed: Bool, secrets: [String]
+    ) async -> Result<String?, CognitoError> {
+        var headers: [(name: String, value: String)] = [
+            ("Content-Type", "application/x-amz-json-1.1"),
+            ("X-Amz-Target", Self.targetPrefix + operation),
+            ("Host", Self.hostHeader(url)),
+        ]
+        var allSecrets = secrets
+        if signed {
+            let found: AWSCredentials
+            do {
+                found = try await credentials.credentials()
+            } catch {
+                return .failure(CognitoError(code: "NoCredentials", message: error.description, errorClass: .credentials, operation: operation))
+            }
+            allSecrets += [found.secretAccessKey] + (found.sessionToken.map { [$0] } ?? [])
+            let signer = SigV4Signer(region: region, service: "cognito-idp")
+            let request = SigningRequest(method: "POST", path: url.path.isEmpty ? "/" : url.path, headers: headers, body: body)
+            headers += signer.sign(request, credentials: found, date: dependencies.now()).addedHeaders
+        }
+        let response: HTTPResponseData
+        do {
+            response = try await transport.send(method: "POST", url: url, headers: headers, body: body)
+        } catch {
+            let code = error.kind == .timeout ? "Timeout" : "NetworkError"
+            return .failure(CognitoError(
+                code: code, message: "\(error.kind.rawValue) talking to \(url.host ?? "the endpoint")",
+                errorClass: .transient, operation: operation))
+        }
+        let requestID = ErrorResponse.header("x-amzn-requestid", in: response.headers)
+        guard (200..<300).contains(response.status) else {
+            return .failure(ErrorResponse.error(
+                status: response.status, headers: response.headers, body: response.body, operation: operation,
+                secrets: allSecrets))
+        }
+        return .success(requestID)
+    }
+
+    /// `host[:port]`, as signed and sent (the port only when it is not the scheme's default).
+    static func hostHeader(_ url: URL) -> String {
+        let host = url.host ?? ""
+        guard let port = url.port else { return host }
+        let isDefault = (url.scheme == "https" && port == 443) || (url.scheme == "http" && port == 80)
+        return isDefault ? host : "\(host):\(port)"
+    }
+}

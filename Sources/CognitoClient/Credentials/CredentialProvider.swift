@@ -1,0 +1,80 @@
+public import Foundation
+
+/// A source of AWS credentials. Returns nil when it is not configured at all (so the chain moves
+/// on to the next source) and throws when it is configured but broken (so a typo is not silently
+/// replaced by other credentials).
+public protocol CredentialProvider: Sendable {
+    /// A short name for logs and errors, e.g. "environment".
+    var name: String { get }
+    func credentials() async throws(CredentialError) -> AWSCredentials?
+}
+
+/// Why credentials could not be had. Never contains a secret.
+public struct CredentialError: Error, Sendable, CustomStringConvertible {
+    public let provider: String
+    public let message: String
+
+    public init(provider: String, message: String) {
+        self.provider = provider
+        self.message = message
+    }
+
+    public var description: String { "\(provider) credentials: \(message)" }
+}
+
+/// The SDKs' default chain: environment; systemd `LoadCredential=`; web identity (STS);
+/// shared credentials and config files; container; EC2 instance metadata (IMDSv2). The first
+/// source that is configured answers.
+public struct CredentialChain: CredentialProvider {
+    public let providers: [any CredentialProvider]
+    public var name: String { "chain" }
+
+    public init(providers: [any CredentialProvider]) {
+        self.providers = providers
+    }
+
+    /// The default chain for `environment`, using `transport` for STS, container and IMDS calls.
+    public static func standard(
+        environment: [String: String], transport: HTTPTransport, region: String?,
+        now: @escaping @Sendable () -> Date = Date.init
+    ) -> CredentialChain {
+        CredentialChain(providers: [
+            EnvironmentCredentialProvider(environment: environment),
+            SystemdCredentialProvider(environment: environment),
+            WebIdentityCredentialProvider(environment: environment, transport: transport, region: region, now: now),
+            SharedFilesCredentialProvider(environment: environment),
+            ContainerCredentialProvider(environment: environment, transport: transport),
+            InstanceMetadataCredentialProvider(environment: environment, transport: transport),
+        ])
+    }
+
+    public func credentials() async throws(CredentialError) -> AWSCredentials? {
+        for provider in providers {
+            if let found = try await provider.credentials() { return found }
+        }
+        return nil
+    }
+}
+
+/// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and optional `AWS_SESSION_TOKEN`.
+public struct EnvironmentCredentialProvider: CredentialProvider {
+    let environment: [String: String]
+    public var name: String { "environment" }
+
+    public init(environment: [String: String]) { self.environment = environment }
+
+    public func credentials() async throws(CredentialError) -> AWSCredentials? {
+        let key = environment["AWS_ACCESS_KEY_ID"].flatMap { $0.isEmpty ? nil : $0 }
+        let secret = environment["AWS_SECRET_ACCESS_KEY"].flatMap { $0.isEmpty ? nil : $0 }
+        switch (key, secret) {
+        case (nil, nil):
+            return nil
+        case (let key?, let secret?):
+            return AWSCredentials(
+                accessKeyID: key, secretAccessKey: secret, sessionToken: environment["AWS_SESSION_TOKEN"], source: name)
+        default:
+            throw CredentialError(
+                provider: name, message: "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set together")
+        }
+    }
+}

@@ -1,0 +1,59 @@
+import Foundation
+
+/// EC2 instance metadata, IMDSv2: a session token from `PUT /latest/api/token`, then the role name
+/// and its credentials under `/latest/meta-data/iam/security-credentials/`. One-second timeouts;
+/// no answer means "not on EC2" (nil), so the chain ends cleanly elsewhere.
+/// `AWS_EC2_METADATA_DISABLED=true` turns it off; `AWS_EC2_METADATA_SERVICE_ENDPOINT` moves it.
+public struct InstanceMetadataCredentialProvider: CredentialProvider {
+    let environment: [String: String]
+    let transport: HTTPTransport
+    public var name: String { "imds" }
+
+    public init(environment: [String: String], transport: HTTPTransport) {
+        self.environment = environment
+        self.transport = transport
+    }
+
+    var base: String {
+        let configured = environment["AWS_EC2_METADATA_SERVICE_ENDPOINT"].flatMap { $0.isEmpty ? nil : $0 }
+        return (configured ?? "http://169.254.169.254").trimmingCharacters(in: CharacterSet(charactersIn: "/"))
+    }
+
+    public func credentials() async throws(CredentialError) -> AWSCredentials? {
+        if environment["AWS_EC2_METADATA_DISABLED"]?.lowercased() == "true" { return nil }
+        let timeout = Duration.seconds(1)
+        guard let tokenResponse = try? await transport.send(
+            method: "PUT", url: URL(string: base + "/latest/api/token")!,
+            headers: [("x-aws-ec2-metadata-token-ttl-seconds", "21600")], timeout: timeout),
+            tokenResponse.status == 200
+        else { return nil }  // no IMDS here
+        let token = String(decoding: tokenResponse.body, as: UTF8.self)
+        let headers = [(name: "x-aws-ec2-metadata-token", value: token)]
+        let listing: HTTPResponseData
+        do {
+            listing = try await transport.send(
+                method: "GET", url: URL(string: base + "/latest/meta-data/iam/security-credentials/")!,
+                headers: headers, timeout: timeout)
+        } catch {
+            throw CredentialError(provider: name, message: "instance metadata stopped answering: \(error.kind.rawValue)")
+        }
+        guard listing.status == 200,
+            let role = String(decoding: listing.body, as: UTF8.self).split(whereSeparator: \.isNewline).first
+        else {
+            if listing.status == 404 { return nil }  // an instance without a role
+            throw CredentialError(provider: name, message: "instance metadata answered HTTP \(listing.status)")
+        }
+        let document: HTTPResponseData
+        do {
+            document = try await transport.send(
+                method: "GET", url: URL(string: base + "/latest/meta-data/iam/security-credentials/\(role)")!,
+                headers: headers, timeout: timeout)
+        } catch {
+            throw CredentialError(provider: name, message: "instance metadata stopped answering: \(error.kind.rawValue)")
+        }
+        guard document.status == 200 else {
+            throw CredentialError(provider: name, message: "instance metadata answered HTTP \(document.status) for the role")
+        }
+        return try JSONCredentials.decode(document.body, tokenKey: "Token", provider: name)
+    }
+}

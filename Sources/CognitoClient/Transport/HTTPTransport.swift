@@ -1,0 +1,113 @@
+import AsyncHTTPClient
+public import Foundation
+import NIOCore
+import NIOHTTP1
+
+/// A response read in full (bodies of the calls we make are small; larger ones are cut off).
+public struct HTTPResponseData: Sendable {
+    public let status: Int
+    public let headers: [(name: String, value: String)]
+    public let body: [UInt8]
+}
+
+/// Why no HTTP response arrived. All of these are transient for Cognito calls.
+public struct TransportError: Error, Sendable, CustomStringConvertible {
+    public enum Kind: String, Sendable {
+        case timeout, connectionFailed, connectionClosed, tls, other
+    }
+    public let kind: Kind
+    public let detail: String
+    public var description: String { "\(kind.rawValue): \(detail)" }
+}
+
+/// HTTP for every AWS call of this module, over one shared async-http-client connection pool,
+/// with connect and read timeouts and an overall deadline per request.
+public final class HTTPTransport: Sendable {
+    public struct Timeouts: Sendable {
+        public var connect: Duration
+        /// Longest wait for the next bytes of a response.
+        public var read: Duration
+        /// Longest a whole request may take.
+        public var total: Duration
+
+        public init(connect: Duration = .seconds(3), read: Duration = .seconds(10), total: Duration = .seconds(15)) {
+            self.connect = connect
+            self.read = read
+            self.total = total
+        }
+    }
+
+    /// Bodies larger than this are not read (Cognito's replies are tiny).
+    static let maximumBodySize = 1 << 20
+
+    let client: HTTPClient
+    public let timeouts: Timeouts
+
+    public init(timeouts: Timeouts = Timeouts()) {
+        var configuration = HTTPClient.Configuration(
+            timeout: .init(connect: .init(timeouts.connect), read: .init(timeouts.read)))
+        configuration.connectionPool = .init(idleTimeout: .seconds(60))
+        configuration.decompression = .disabled
+        self.client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        self.timeouts = timeouts
+    }
+
+    /// Closes pooled connections. Call once, before the process exits.
+    public func shutdown() async {
+        try? await client.shutdown()
+    }
+
+    /// Sends a request and reads the whole response, or throws a `TransportError`.
+    public func send(
+        method: String, url: URL, headers: [(name: String, value: String)], body: [UInt8] = [],
+        timeout: Duration? = nil
+    ) async throws(TransportError) -> HTTPResponseData {
+        var request = HTTPClientRequest(url: url.absoluteString)
+        request.method = HTTPMethod(rawValue: method)
+        for (name, value) in headers { request.headers.add(name: name, value: value) }
+        if !body.isEmpty || method == "POST" || method == "PUT" { request.body = .bytes(ByteBuffer(bytes: body)) }
+        do {
+            let response = try await client.execute(request, timeout: .init(timeout ?? timeouts.total))
+            let bytes = try await response.body.collect(upTo: Self.maximumBodySize)
+            return HTTPResponseData(
+                status: Int(response.status.code),
+                headers: response.headers.map { ($0.name, $0.value) },
+                body: Array(buffer: bytes))
+        } catch {
+            throw Self.classify(error)
+        }
+    }
+
+    static func classify(_ error: any Error) -> TransportError {
+        if let error = error as? HTTPClientError {
+            switch error {
+            case .connectTimeout, .readTimeout, .deadlineExceeded, .writeTimeout:
+                return TransportError(kind: .timeout, detail: "\(error)")
+            case .remoteConnectionClosed, .cancelled:
+                return TransportError(kind: .connectionClosed, detail: "\(error)")
+            default:
+                return TransportError(kind: .other, detail: "\(error)")
+            }
+        }
+        let text = "\(error)"
+        if text.localizedCaseInsensitiveContains("connect") || text.localizedCaseInsensitiveContains("refused") {
+            return TransportError(kind: .connectionFailed, detail: text)
+        }
+        if text.localizedCaseInsensitiveContains("ssl") || text.localizedCaseInsensitiveContains("tls")
+            || text.localizedCaseInsensitiveContains("certificate")
+        {
+            return TransportError(kind: .tls, detail: text)
+        }
+        if text.localizedCaseInsensitiveContains("reset") || text.localizedCaseInsensitiveContains("eof") {
+            return TransportError(kind: .connectionClosed, detail: text)
+        }
+        return TransportError(kind: .other, detail: text)
+    }
+}
+
+extension TimeAmount {
+    init(_ duration: Duration) {
+        let (seconds, attoseconds) = duration.components
+        self = .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+    }
+}

@@ -1,0 +1,186 @@
+public import Foundation
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Synchronization
+
+/// A scriptable HTTP server on loopback for fault tests: each request takes the next scripted
+/// `Reply` (or the default one), and every request is recorded for assertions.
+public final class FakeHTTPServer: Sendable {
+    /// What the server does with one request.
+    public indirect enum Reply: Sendable {
+        /// A complete response.
+        case respond(status: Int, headers: [(String, String)] = [], body: String = "")
+        /// Close the connection without answering (a reset as the client sees it).
+        case closeConnection
+        /// Never answer (the client's timeout must fire).
+        case hang
+        /// Wait, then do `then`.
+        case delay(Duration, then: Reply)
+        /// Send the status and headers, then the body in pieces with a pause before each.
+        case slowBody(status: Int, headers: [(String, String)], chunks: [String], pause: Duration)
+
+        /// A JSON error as Cognito sends it.
+        public static func cognitoError(_ status: Int, type: String, message: String, requestID: String = "req-err") -> Reply {
+            .respond(
+                status: status,
+                headers: [("Content-Type", "application/x-amz-json-1.1"), ("x-amzn-requestid", requestID), ("X-Amzn-ErrorType", type)],
+                body: #"{"__type":"\#(type)","message":"\#(message)"}"#)
+        }
+
+        /// Cognito's empty success.
+        public static func cognitoSuccess(requestID: String = "req-ok") -> Reply {
+            .respond(status: 200, headers: [("Content-Type", "application/x-amz-json-1.1"), ("x-amzn-requestid", requestID)], body: "{}")
+        }
+    }
+
+    /// A request as received.
+    public struct RecordedRequest: Sendable {
+        public let method: String
+        public let uri: String
+        public let headers: [(name: String, value: String)]
+        public let body: String
+
+        public func header(_ name: String) -> String? {
+            headers.first { $0.name.lowercased() == name.lowercased() }?.value
+        }
+    }
+
+    struct State {
+        var script: [Reply] = []
+        var fallback: Reply
+        var requests: [RecordedRequest] = []
+        var waiters: [(count: Int, continuation: CheckedContinuation<Void, Never>)] = []
+    }
+
+    private let box: StateBox
+    private let channel: any Channel
+    /// `http://127.0.0.1:PORT`
+    public let url: URL
+
+    /// Starts a server on a free loopback port; `fallback` answers once the script is used up.
+    public static func start(fallback: Reply = .cognitoSuccess()) async throws -> FakeHTTPServer {
+        let box = StateBox(fallback: fallback)
+        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.pipeline.configureHTTPServerPipeline().flatMap {
+                    channel.pipeline.addHandler(ScriptedHandler(box: box))
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        return FakeHTTPServer(box: box, channel: channel)
+    }
+
+    private init(box: StateBox, channel: any Channel) {
+        self.box = box
+        self.channel = channel
+        self.url = URL(string: "http://127.0.0.1:\(channel.localAddress!.port!)")!
+    }
+
+    /// Appends replies to the script, used in order by the next requests.
+    public func enqueue(_ replies: Reply...) {
+        box.state.withLock { $0.script += replies }
+    }
+
+    /// Every request received so far.
+    public var requests: [RecordedRequest] { box.state.withLock { $0.requests } }
+
+    /// Waits until at least `count` requests have arrived.
+    public func waitForRequests(_ count: Int) async {
+        await withCheckedContinuation { continuation in
+            let ready = box.state.withLock { state -> Bool in
+                if state.requests.count >= count { return true }
+                state.waiters.append((count, continuation))
+                return false
+            }
+            if ready { continuation.resume() }
+        }
+    }
+
+    public func shutdown() async {
+        try? await channel.close()
+    }
+
+    /// Lets the NIO handler reach the shared state.
+    final class StateBox: Sendable {
+        let state: Mutex<State>
+        init(fallback: Reply) { self.state = Mutex(State(fallback: fallback)) }
+
+        func record(_ request: RecordedRequest) -> Reply {
+            let (reply, ready) = state.withLock { state -> (Reply, [CheckedContinuation<Void, Never>]) in
+                state.requests.append(request)
+                let reply = state.script.isEmpty ? state.fallback : state.script.removeFirst()
+                let ready = state.waiters.filter { $0.count <= state.requests.count }.map(\.continuation)
+                state.waiters.removeAll { $0.count <= state.requests.count }
+                return (reply, ready)
+            }
+            ready.forEach { $0.resume() }
+            return reply
+        }
+    }
+}
+
+/// Collects one request, then plays the scripted reply.
+private final class ScriptedHandler: ChannelInboundHandler, @unchecked Sendable {
+    // @unchecked: NIO confines a handler to its channel's event loop; its mutable fields are only
+    // touched from `channelRead` and tasks scheduled on that same loop.
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    let box: FakeHTTPServer.StateBox
+    private var head: HTTPRequestHead?
+    private var body = ByteBuffer()
+
+    init(box: FakeHTTPServer.StateBox) { self.box = box }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            self.head = head
+            body.clear()
+        case .body(var chunk):
+            body.writeBuffer(&chunk)
+        case .end:
+            guard let head else { return }
+            let request = FakeHTTPServer.RecordedRequest(
+                method: head.method.rawValue, uri: head.uri, headers: head.headers.map { ($0.name, $0.value) },
+                body: body.readString(length: body.readableBytes) ?? "")
+            play(box.record(request), context: context)
+        }
+    }
+
+    private func play(_ reply: FakeHTTPServer.Reply, context: ChannelHandlerContext) {
+        let loop = context.eventLoop
+        switch reply {
+        case .respond(let status, let headers, let body):
+            var responseHeaders = HTTPHeaders(headers)
+            responseHeaders.replaceOrAdd(name: "Content-Length", value: String(body.utf8.count))
+            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .init(statusCode: status), headers: responseHeaders))), promise: nil)
+            context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: body)))), promise: nil)
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        case .closeConnection:
+            context.close(promise: nil)
+        case .hang:
+            break
+        case .delay(let duration, let then):
+            let contextBox = NIOLoopBound(context, eventLoop: loop)
+            loop.scheduleTask(in: .nanoseconds(Int64(duration.components.seconds) * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000)) {
+                self.play(then, context: contextBox.value)
+            }
+        case .slowBody(let status, let headers, let chunks, let pause):
+            var responseHeaders = HTTPHeaders(headers)
+            responseHeaders.replaceOrAdd(name: "Content-Length", value: String(chunks.joined().utf8.count))
+            context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .init(statusCode: status), headers: responseHeaders))), promise: nil)
+            let contextBox = NIOLoopBound(context, eventLoop: loop)
+            let nanos = Int64(pause.components.seconds) * 1_000_000_000 + pause.components.attoseconds / 1_000_000_000
+            for (index, chunk) in chunks.enumerated() {
+                loop.scheduleTask(in: .nanoseconds(nanos * Int64(index + 1))) {
+                    let context = contextBox.value
+                    context.writeAndFlush(self.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: chunk)))), promise: nil)
+                    if index == chunks.count - 1 { context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil) }
+                }
+            }
+        }
+    }
+}
