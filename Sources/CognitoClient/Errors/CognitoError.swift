@@ -39,7 +39,7 @@ public struct CognitoError: Error, Sendable, CustomStringConvertible {
 
     public var description: String {
         var context: [String] = []
-        if let httpStatus { context.append("HTTP \(httpStatus)") }
+        if let httpStatus, code != "HTTP \(httpStatus)" { context.append("HTTP \(httpStatus)") }
         if let requestID { context.append("request id \(requestID)") }
         let suffix = context.isEmpty ? "" : " (\(context.joined(separator: ", ")))"
         let text = message.isEmpty ? code : "\(code): \(message)"
