@@ -128,7 +128,7 @@ let package = Package(
         // Runs the built `cognito-reset` binary as a subprocess: exit codes, messages, real effects.
         .testTarget(
             name: "CLITests",
-            dependencies: ["Postgres", "PostgresTesting"],
+            dependencies: ["Postgres", "PostgresTesting", "CognitoTesting"],
             swiftSettings: strictSettings
         ),
     ]

@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
-# Runs every test against real parts: installs what is missing, starts a private PostgreSQL,
-# builds, runs `swift test`, and always stops the server. Exit code: the tests'.
+# Runs every test against real parts: installs what is missing, starts a private PostgreSQL and
+# moto (the Cognito emulator), builds, runs `swift test`, and always stops both. Exit code: the tests'.
 #   scripts/test.sh [swift test arguments, e.g. --filter PostgresTests]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/common.sh
 
 ensure_system_packages
+# moto (Cognito emulator, with Flask for its server mode) and boto3 for the test fixtures.
+ensure_python_packages "moto.server:moto[server]" "flask:moto[server]" "boto3:boto3"
 
 run_dir=$(mktemp -d /tmp/cognito-reset-test.XXXXXX)
 cleanup() {
+    moto_stop "$run_dir/moto"
     pg_stop "$run_dir/pg"
     rm -rf "$run_dir"
 }
@@ -17,6 +20,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 pg_start "$run_dir/pg"
+moto_start "$run_dir/moto"
 
 log "swift build"
 swift build

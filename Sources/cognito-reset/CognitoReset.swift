@@ -13,7 +13,7 @@ struct CognitoReset: AsyncParsableCommand {
             Database: DATABASE_URL (libpq URI or conninfo; PG* variables, ~/.pgpass and sslmode work as in psql).
             """,
         version: CognitoResetVersion.current,
-        subcommands: [MigrateCommand.self, EnqueueCommand.self]
+        subcommands: [MigrateCommand.self, EnqueueCommand.self, AdminResetCommand.self, ChangePasswordCommand.self]
     )
 
     /// Parses and runs the command, turning every error into one line on stderr and an exit code.

@@ -14,6 +14,8 @@ struct ErrorClassTests {
         let errorClass: CognitoError.ErrorClass
         /// Requests the server should see (1 = not retried).
         let requests: Int
+        /// Only the scenarios about timing out use short timeouts.
+        var timeouts = ClientFixture.patient
     }
 
     static let failures: [Scenario] = [
@@ -31,10 +33,10 @@ struct ErrorClassTests {
         .init(testDescription: "connection reset", replies: Array(repeating: .closeConnection, count: 3),
               code: "NetworkError", errorClass: .transient, requests: 3),
         .init(testDescription: "no answer times out", replies: Array(repeating: .hang, count: 3),
-              code: "Timeout", errorClass: .transient, requests: 3),
+              code: "Timeout", errorClass: .transient, requests: 3, timeouts: ClientFixture.impatient),
         .init(testDescription: "a body slower than the read timeout",
               replies: Array(repeating: .slowBody(status: 200, headers: [], chunks: ["{", "}"], pause: .seconds(2)), count: 3),
-              code: "Timeout", errorClass: .transient, requests: 3),
+              code: "Timeout", errorClass: .transient, requests: 3, timeouts: ClientFixture.impatient),
         .init(testDescription: "a non-JSON 502 body", replies: Array(repeating: .respond(status: 502, body: "<html>Bad Gateway</html>"), count: 3),
               code: "HTTP 502", errorClass: .transient, requests: 3),
         .init(testDescription: "a truncated JSON body", replies: [.respond(status: 400, body: #"{"__type":"UserNotFo"#)],
@@ -54,7 +56,7 @@ struct ErrorClassTests {
 
     @Test(arguments: failures)
     func classifies(_ scenario: Scenario) async throws {
-        try await ClientFixture.with { fixture in
+        try await ClientFixture.with(timeouts: scenario.timeouts) { fixture in
             fixture.server.enqueue(contentsOf: scenario.replies)
             let error = try await #require(throws: CognitoError.self) { try await fixture.reset() }
             #expect(error.code == scenario.code)

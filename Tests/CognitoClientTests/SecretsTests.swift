@@ -39,7 +39,7 @@ struct SecretsTests {
         .hang,
     ])
     func noErrorPathLeaksASecret(_ reply: FakeHTTPServer.Reply) async throws {
-        try await ClientFixture.with { fixture in
+        try await ClientFixture.with(timeouts: ClientFixture.impatient) { fixture in
             for _ in 0..<4 { fixture.server.enqueue(reply) }
             do {
                 _ = try await fixture.reset()

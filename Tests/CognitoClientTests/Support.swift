@@ -23,6 +23,11 @@ final class RecordedSleeps: Sendable {
 
 /// A client pointed at a fake server, with deterministic time, jitter and sleeping.
 struct ClientFixture {
+    /// Generous timeouts, so a busy test machine never turns a scripted reply into a timeout.
+    static let patient = HTTPTransport.Timeouts(connect: .seconds(5), read: .seconds(10), total: .seconds(20))
+    /// Short timeouts for the scenarios that are about timing out.
+    static let impatient = HTTPTransport.Timeouts(connect: .seconds(5), read: .milliseconds(300), total: .seconds(20))
+
     let server: FakeHTTPServer
     let transport: HTTPTransport
     let client: CognitoIdentityProviderClient
@@ -30,7 +35,7 @@ struct ClientFixture {
     let credentials: CachingCredentialProvider
 
     static func make(
-        timeouts: HTTPTransport.Timeouts = .init(connect: .seconds(2), read: .milliseconds(400), total: .seconds(3)),
+        timeouts: HTTPTransport.Timeouts = ClientFixture.patient,
         quota: RetryQuota = RetryQuota(), credentials base: any CredentialProvider = StaticCredentials(TestSecrets.credentials)
     ) async throws -> ClientFixture {
         let server = try await FakeHTTPServer.start()
@@ -46,7 +51,7 @@ struct ClientFixture {
 
     /// Runs `body` with a fresh fixture and always shuts it down (async-http-client insists).
     static func with(
-        timeouts: HTTPTransport.Timeouts = .init(connect: .seconds(2), read: .milliseconds(400), total: .seconds(3)),
+        timeouts: HTTPTransport.Timeouts = ClientFixture.patient,
         quota: RetryQuota = RetryQuota(), credentials: any CredentialProvider = StaticCredentials(TestSecrets.credentials),
         _ body: (ClientFixture) async throws -> Void
     ) async throws {

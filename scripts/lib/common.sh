@@ -84,3 +84,32 @@ pg_stop() {
     [ -f "$dir/data/postmaster.pid" ] || return 0
     runuser -u postgres -- "$(pg_bindir)/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1 || true
 }
+
+# moto_start DIR: moto (the open-source AWS emulator) on a free loopback port, log in DIR.
+# Exports MOTO_ENDPOINT.
+moto_start() {
+    local dir=$1 port i
+    mkdir -p "$dir"
+    port=$(free_port)
+    python3 -m moto.server -H 127.0.0.1 -p "$port" >"$dir/moto.log" 2>&1 &
+    echo $! >"$dir/moto.pid"
+    for i in $(seq 1 300); do
+        if python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 0.2)" 2>/dev/null; then
+            export MOTO_ENDPOINT="http://127.0.0.1:$port"
+            log "moto on $MOTO_ENDPOINT"
+            return 0
+        fi
+        kill -0 "$(cat "$dir/moto.pid")" 2>/dev/null || break
+        sleep 0.1
+    done
+    cat "$dir/moto.log" >&2
+    die "moto did not start"
+}
+
+# moto_stop DIR: stops the moto moto_start started there.
+moto_stop() {
+    local dir=$1
+    [ -f "$dir/moto.pid" ] || return 0
+    kill "$(cat "$dir/moto.pid")" 2>/dev/null || true
+    rm -f "$dir/moto.pid"
+}

@@ -9,9 +9,12 @@ enum ErrorResponse {
     ) -> CognitoError {
         let requestID = header("x-amzn-requestid", in: headers) ?? header("x-amz-request-id", in: headers)
         let object = (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any]
-        let rawType = (object?["__type"] as? String) ?? header("x-amzn-errortype", in: headers)
+        // Signature and authorization failures can come as XML from the AWS front end.
+        let xml = object == nil && body.first == UInt8(ascii: "<")
+            ? SimpleXML.fields(in: body, named: ["Code", "Message"]) : [:]
+        let rawType = (object?["__type"] as? String) ?? header("x-amzn-errortype", in: headers) ?? xml["Code"]
         let code = rawType.map(normalise) ?? "HTTP \(status)"
-        var message = (object?["message"] as? String) ?? (object?["Message"] as? String) ?? ""
+        var message = (object?["message"] as? String) ?? (object?["Message"] as? String) ?? xml["Message"] ?? ""
         if object == nil, rawType == nil, !body.isEmpty {
             message = "unreadable error response (\(body.count) bytes, not JSON)"
         }

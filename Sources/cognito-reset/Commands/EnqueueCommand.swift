@@ -64,23 +64,12 @@ struct EnqueueCommand: AsyncParsableCommand {
     }
 
     func makeRequest(now: Date) throws -> ResetRequest {
-        var values: [String: String] = [:]
-        for pair in metadata {
-            guard let equals = pair.firstIndex(of: "="), equals != pair.startIndex else {
-                throw InvalidInput(field: "metadata", rule: "must be KEY=VALUE with a non-empty key")
-            }
-            let key = String(pair[..<equals])
-            guard values[key] == nil else {
-                throw InvalidInput(field: "metadata", rule: "each key may be given once")
-            }
-            values[key] = String(pair[pair.index(after: equals)...])
-        }
         return try ResetRequest(
             userPoolID: relabel("pool") { () throws(InvalidInput) in try UserPoolID(pool) },
             username: relabel("user") { () throws(InvalidInput) in try Username(user) },
             runAt: try runAt.map { try ScheduleTime.parse($0, field: "run-at", now: now) },
             priority: priority, maxAttempts: maxAttempts,
-            clientMetadata: values.isEmpty ? nil : try ClientMetadata(values),
+            clientMetadata: try MetadataArguments.parse(metadata),
             idempotencyKey: idempotencyKey, requestedBy: requestedBy)
     }
 }

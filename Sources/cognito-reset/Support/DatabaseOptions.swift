@@ -25,16 +25,7 @@ struct DatabaseOptions: ParsableArguments {
 
     /// Sets up logging to stderr once per process and returns the command's logger.
     func logger() throws -> Logger {
-        let name = logLevel ?? ProcessInfo.processInfo.environment["COGNITO_RESET_LOG_LEVEL"] ?? "warning"
-        guard let level = Logger.Level(rawValue: name.lowercased()) else {
-            throw CLIError.badInput("--log-level: must be one of trace, debug, info, notice, warning, error, critical")
-        }
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
-        return Logger(label: "cognito-reset")
+        try LogSetup.bootstrap(level: logLevel)
     }
 
     /// A single connection for a one-shot command; unreachable → exit 3.
@@ -45,5 +36,21 @@ struct DatabaseOptions: ParsableArguments {
         } catch {
             throw CLIError(error)
         }
+    }
+}
+
+/// Logging for the command line: stderr, level from `--log-level` or `COGNITO_RESET_LOG_LEVEL`.
+enum LogSetup {
+    static func bootstrap(level name: String?) throws -> Logger {
+        let name = name ?? ProcessInfo.processInfo.environment["COGNITO_RESET_LOG_LEVEL"] ?? "warning"
+        guard let level = Logger.Level(rawValue: name.lowercased()) else {
+            throw CLIError.badInput("--log-level: must be one of trace, debug, info, notice, warning, error, critical")
+        }
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        return Logger(label: "cognito-reset")
     }
 }

@@ -1,0 +1,81 @@
+import ArgumentParser
+import CognitoClient
+import Foundation
+
+/// `cognito-reset change-password --access-token-file FILE`: Cognito ChangePassword for the
+/// user the access token belongs to. Passwords are read from the terminal without echo, or as
+/// two lines on stdin when it is not a terminal; never from arguments or the environment.
+struct ChangePasswordCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "change-password",
+        abstract: "Change a user's password with their access token (Cognito ChangePassword).",
+        discussion: """
+            On a terminal, asks for the current and the new password without echoing them. \
+            Otherwise reads two lines from stdin: the current password (empty if the user has none) \
+            and the new one.
+            """
+    )
+
+    @Option(help: ArgumentHelp("File holding the user's access token.", valueName: "FILE"))
+    var accessTokenFile: String
+
+    @Option(help: ArgumentHelp("Log level: trace ... critical.", valueName: "LEVEL"))
+    var logLevel: String?
+
+    func run() async throws {
+        let logger = try LogSetup.bootstrap(level: logLevel)
+        guard let data = FileManager.default.contents(atPath: accessTokenFile),
+            let text = String(data: data, encoding: .utf8)
+        else {
+            throw CLIError.badInput("--access-token-file: cannot read \(accessTokenFile)")
+        }
+        let token = Secret(text.trimmingCharacters(in: .whitespacesAndNewlines))
+        let (previous, proposed) = try PasswordInput.read()
+        do {
+            let response = try await CognitoSetup.with(logger: logger) { client in
+                try await client.changePassword(accessToken: token, previousPassword: previous, proposedPassword: proposed)
+            }
+            print("Password changed (request id \(response.requestID ?? "none")).")
+        } catch let error as CognitoError {
+            throw CLIError(error)
+        } catch let error as InvalidInput {
+            throw CLIError.badInput("\(error.field): \(error.rule)")
+        }
+    }
+}
+
+/// Reads the two passwords: from the terminal without echo, or two lines of stdin.
+enum PasswordInput {
+    static func read() throws -> (previous: Secret?, proposed: Secret) {
+        if isatty(STDIN_FILENO) == 1 {
+            let previous = try prompt("Current password (empty if none): ")
+            let proposed = try prompt("New password: ")
+            guard try prompt("Repeat the new password: ") == proposed else {
+                throw CLIError.badInput("new password: the two entries differ")
+            }
+            return (previous.isEmpty ? nil : Secret(previous), Secret(proposed))
+        }
+        guard let previous = readLine(strippingNewline: true), let proposed = readLine(strippingNewline: true) else {
+            throw CLIError.badInput("stdin: expected two lines, the current password (may be empty) and the new one")
+        }
+        return (previous.isEmpty ? nil : Secret(previous), Secret(proposed))
+    }
+
+    /// Prompts on stderr and reads one line with the terminal's echo turned off.
+    private static func prompt(_ text: String) throws -> String {
+        FileHandle.standardError.write(Data(text.utf8))
+        var original = termios()
+        tcgetattr(STDIN_FILENO, &original)
+        var silent = original
+        silent.c_lflag &= ~tcflag_t(ECHO)
+        tcsetattr(STDIN_FILENO, TCSAFLUSH, &silent)
+        defer {
+            tcsetattr(STDIN_FILENO, TCSAFLUSH, &original)
+            FileHandle.standardError.write(Data("\n".utf8))
+        }
+        guard let line = readLine(strippingNewline: true) else {
+            throw CLIError.badInput("password: no input")
+        }
+        return line
+    }
+}

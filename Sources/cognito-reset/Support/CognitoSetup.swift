@@ -1,0 +1,54 @@
+import CognitoClient
+import Foundation
+import Logging
+
+/// Builds the Cognito client from the standard AWS environment (region, endpoint override,
+/// credential chain), as every AWS SDK would.
+struct CognitoSetup {
+    let client: CognitoIdentityProviderClient
+    let transport: HTTPTransport
+
+    init(environment: [String: String] = ProcessInfo.processInfo.environment, logger: Logger) throws {
+        let profileRegion = SharedFilesCredentialProvider(environment: environment).region()
+        let endpoints: CognitoEndpointResolver
+        do {
+            endpoints = try CognitoEndpointResolver.fromEnvironment(environment, profileRegion: profileRegion)
+        } catch {
+            throw CLIError.badInput("\(error.field): \(error.rule)")
+        }
+        let transport = HTTPTransport()
+        let chain = CredentialChain.standard(environment: environment, transport: transport, region: endpoints.configuredRegion)
+        self.transport = transport
+        self.client = CognitoIdentityProviderClient(
+            endpoints: endpoints, credentials: CachingCredentialProvider(base: chain), transport: transport, logger: logger)
+    }
+
+    /// Runs `body` and always closes the HTTP connection pool.
+    static func with<T>(logger: Logger, _ body: (CognitoIdentityProviderClient) async throws -> T) async throws -> T {
+        let setup = try CognitoSetup(logger: logger)
+        do {
+            let value = try await body(setup.client)
+            await setup.transport.shutdown()
+            return value
+        } catch {
+            await setup.transport.shutdown()
+            throw error
+        }
+    }
+}
+
+extension CLIError {
+    /// Maps a failed Cognito call to the exit codes of DESIGN.md: missing credentials or a pool in
+    /// another region are bad input (2); an unreachable or failing service after retries is an
+    /// unavailable dependency (3); everything the service refused is a failure (1).
+    init(_ error: CognitoError) {
+        switch (error.code, error.errorClass) {
+        case ("NoCredentials", _), ("RegionMismatch", _):
+            self = .badInput(error.message)
+        case (_, .transient):
+            self = .unavailable("cannot reach Cognito: \(error)")
+        default:
+            self = .failure("\(error)")
+        }
+    }
+}
