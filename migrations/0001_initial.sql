@@ -4,8 +4,9 @@
 -- cognito_reset.enqueue_reset) in their own transactions. Change it only through new migration
 -- files; never edit this one after release (its checksum is recorded when applied).
 --
--- The database itself rejects invalid rows: every rule the Swift code checks is also a named
--- constraint here, so a plain INSERT from another system cannot put a bad job in the queue.
+-- The database itself rejects invalid rows with named constraints, so a plain INSERT from another
+-- system cannot put a malformed job in the queue. (The Swift code checks the same rules first, and
+-- Cognito's exact username pattern and UTF-16 length on top.)
 
 CREATE SCHEMA IF NOT EXISTS cognito_reset;
 REVOKE ALL ON SCHEMA cognito_reset FROM PUBLIC;
@@ -70,7 +71,7 @@ CREATE TABLE cognito_reset.jobs (
     client_metadata    jsonb
         CONSTRAINT jobs_client_metadata_string_map
         CHECK (client_metadata IS NULL OR (jsonb_typeof(client_metadata) = 'object'
-               AND NOT jsonb_path_exists(client_metadata, '$.* ? (@.type() != "string")'))),
+               AND NOT jsonb_path_exists(client_metadata, 'strict $.* ? (@.type() != "string")'))),
     state              text NOT NULL DEFAULT 'pending'
         CONSTRAINT jobs_state_known
         CHECK (state IN ('pending', 'running', 'retrying', 'succeeded', 'failed', 'cancelled')),
@@ -94,9 +95,12 @@ CREATE TABLE cognito_reset.jobs (
     idempotency_key    text
         CONSTRAINT jobs_idempotency_key_length CHECK (char_length(idempotency_key) BETWEEN 1 AND 255)
         CONSTRAINT jobs_idempotency_key_unique UNIQUE,
-    -- Who asked: defaults to the database role that inserted the row.
+    -- Who asked, free text for the audit (e.g. "helpdesk:T-42"): defaults to the inserting role.
     requested_by       text DEFAULT current_user
         CONSTRAINT jobs_requested_by_length CHECK (char_length(requested_by) <= 255),
+    -- The database role that inserted the row; enqueuers see only their own jobs (row security).
+    enqueued_by        text NOT NULL DEFAULT current_user
+        CONSTRAINT jobs_enqueued_by_length CHECK (char_length(enqueued_by) BETWEEN 1 AND 255),
 
     CONSTRAINT jobs_attempt_within_max CHECK (attempt <= max_attempts),
     -- Finished (and only finished) jobs have finished_at.
@@ -205,8 +209,25 @@ $$;
 CREATE TRIGGER jobs_notify_insert AFTER INSERT ON cognito_reset.jobs
     FOR EACH STATEMENT EXECUTE FUNCTION cognito_reset.notify_jobs_inserted();
 
+-- Lookups enqueue_reset needs across all enqueuers' jobs, which row security hides from each of
+-- them: they run as the schema owner and reveal only a job id (and the key's user).
+CREATE FUNCTION cognito_reset.active_job_id(user_pool_id text, username text) RETURNS bigint
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT j.id FROM cognito_reset.jobs j
+    WHERE j.user_pool_id = $1 AND j.username = $2 AND j.state IN ('pending', 'running', 'retrying')
+$$;
+
+CREATE FUNCTION cognito_reset.idempotency_key_job(idempotency_key text,
+    OUT job_id bigint, OUT user_pool_id text, OUT username text)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT j.id, j.user_pool_id, j.username FROM cognito_reset.jobs j WHERE j.idempotency_key = $1
+$$;
+
 -- Enqueue one reset. Returns the new job's id, or the id of the job that already exists for the
--- same idempotency key or the same user's active (pending/running/retrying) job.
+-- same idempotency key or the same user's active (pending/running/retrying) job, whoever
+-- enqueued it: a user gets one reset email however many systems ask at once.
 CREATE FUNCTION cognito_reset.enqueue_reset(
     user_pool_id    text,
     username        text,
@@ -238,21 +259,17 @@ BEGIN
         END IF;
 
         IF idempotency_key IS NOT NULL THEN
-            SELECT j.id, j.user_pool_id, j.username INTO existing
-            FROM cognito_reset.jobs j WHERE j.idempotency_key = enqueue_reset.idempotency_key;
-            IF FOUND THEN
+            SELECT * INTO existing FROM cognito_reset.idempotency_key_job(idempotency_key);
+            IF existing.job_id IS NOT NULL THEN
                 IF existing.user_pool_id <> user_pool_id OR existing.username <> username THEN
                     RAISE EXCEPTION 'idempotency key already used for another user'
                         USING ERRCODE = 'unique_violation', CONSTRAINT = 'jobs_idempotency_key_unique';
                 END IF;
-                RETURN existing.id;
+                RETURN existing.job_id;
             END IF;
         END IF;
 
-        SELECT j.id INTO job_id
-        FROM cognito_reset.jobs j
-        WHERE j.user_pool_id = enqueue_reset.user_pool_id AND j.username = enqueue_reset.username
-          AND j.state IN ('pending', 'running', 'retrying');
+        job_id := cognito_reset.active_job_id(user_pool_id, username);
         IF job_id IS NOT NULL THEN
             RETURN job_id;
         END IF;
@@ -293,12 +310,24 @@ FROM (
     WHERE state IN ('pending', 'retrying') AND run_at <= now()
 ) AS runnable;
 
+-- Row security on jobs: each enqueuer (each login role in cognito_reset_enqueuer) reads only the
+-- jobs it inserted and cannot insert in another's name; workers see and work every job. The
+-- schema owner and the views it owns are not subject to these policies.
+ALTER TABLE cognito_reset.jobs ENABLE ROW LEVEL SECURITY;
+CREATE POLICY jobs_enqueuer_reads_own ON cognito_reset.jobs FOR SELECT TO cognito_reset_enqueuer
+    USING (enqueued_by = current_user);
+CREATE POLICY jobs_enqueuer_inserts_own ON cognito_reset.jobs FOR INSERT TO cognito_reset_enqueuer
+    WITH CHECK (enqueued_by = current_user);
+CREATE POLICY jobs_worker_all ON cognito_reset.jobs FOR ALL TO cognito_reset_worker
+    USING (true) WITH CHECK (true);
+
 -- Least-privilege grants. Functions are executable by PUBLIC unless revoked.
 REVOKE ALL ON ALL TABLES IN SCHEMA cognito_reset FROM PUBLIC;
 REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA cognito_reset FROM PUBLIC;
 
 -- Enqueuer: other systems and operators asking for resets. Inserts only the request's columns
--- (never state, attempt or lease), reads jobs to follow them, and records CSV imports.
+-- (never state, attempt, lease or enqueued_by), reads its own jobs to follow them (row security
+-- above), and records CSV imports.
 GRANT USAGE ON SCHEMA cognito_reset TO cognito_reset_enqueuer;
 GRANT SELECT ON cognito_reset.jobs, cognito_reset.queue_status, cognito_reset.imports,
     cognito_reset.import_rejections TO cognito_reset_enqueuer;
@@ -307,11 +336,13 @@ GRANT INSERT (user_pool_id, username, client_metadata, priority, max_attempts, r
 GRANT INSERT ON cognito_reset.imports, cognito_reset.import_rejections TO cognito_reset_enqueuer;
 GRANT UPDATE (rows_read, rows_accepted, rows_duplicate, rows_rejected) ON cognito_reset.imports
     TO cognito_reset_enqueuer;
-GRANT EXECUTE ON FUNCTION cognito_reset.enqueue_reset(text, text, timestamptz, integer, jsonb, text, integer, text)
+GRANT EXECUTE ON FUNCTION cognito_reset.enqueue_reset(text, text, timestamptz, integer, jsonb, text, integer, text),
+    cognito_reset.active_job_id(text, text), cognito_reset.idempotency_key_job(text)
     TO cognito_reset_enqueuer;
 
 -- Worker: claims and records jobs, appends to the audit, keeps its status row and the shared
--- rate buckets, and prunes finished rows. No DDL, no UPDATE of the audit.
+-- rate buckets, and prunes finished rows (with their audit rows, after the retention period).
+-- No DDL, no UPDATE of the audit.
 GRANT USAGE ON SCHEMA cognito_reset TO cognito_reset_worker;
 GRANT SELECT, UPDATE, DELETE ON cognito_reset.jobs TO cognito_reset_worker;
 GRANT SELECT, INSERT, DELETE ON cognito_reset.attempts TO cognito_reset_worker;

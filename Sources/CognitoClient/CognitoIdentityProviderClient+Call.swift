@@ -57,7 +57,10 @@ extension CognitoIdentityProviderClient {
             do {
                 found = try await credentials.credentials()
             } catch {
-                return .failure(CognitoError(code: "NoCredentials", message: error.description, errorClass: .credentials, operation: operation))
+                // Unreachable sources (STS, IMDS) are transient; missing or broken ones are not.
+                return .failure(CognitoError(
+                    code: error.isUnreachable ? "CredentialsUnavailable" : "NoCredentials", message: error.description,
+                    errorClass: error.isUnreachable ? .transient : .credentials, operation: operation))
             }
             allSecrets += [found.secretAccessKey] + (found.sessionToken.map { [$0] } ?? [])
             let signer = SigV4Signer(region: region, service: "cognito-idp")

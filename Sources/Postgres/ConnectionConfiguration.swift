@@ -45,17 +45,25 @@ public struct ConnectionConfiguration: Sendable, CustomStringConvertible {
         return (try? Self.parse(connectionString))?[key]
     }
 
-    /// The password given in the string or overrides, used only to scrub it from error messages.
-    var passwordForRedaction: String? {
-        guard let password = value(for: "password"), !password.isEmpty else { return nil }
-        return password
+    /// Settings whose values are secret: never shown, and scrubbed from libpq's messages.
+    static let secretKeys: Set<String> = ["password", "sslpassword"]
+
+    /// The secrets given in the string or overrides, used only to scrub them from error messages.
+    var secretsForRedaction: [String] {
+        Self.secretKeys.compactMap { value(for: $0) }.filter { !$0.isEmpty }
+    }
+
+    /// The string's settings with the overrides applied.
+    private var mergedSettings: [String: String] {
+        var settings = (try? Self.parse(connectionString)) ?? [:]
+        for (key, value) in overrides { settings[key] = value }
+        return settings
     }
 
     /// The settings (string and overrides) as one `key='value'` connection string, password
     /// included: for handing to a child process, never for printing.
     public func resolvedConnectionString() -> String {
-        var settings = (try? Self.parse(connectionString)) ?? [:]
-        for (key, value) in overrides { settings[key] = value }
+        let settings = mergedSettings
         return settings.keys.sorted().map { key in
             let value = settings[key]!.replacingOccurrences(of: "\\", with: "\\\\")
                 .replacingOccurrences(of: "'", with: "\\'")
@@ -65,10 +73,9 @@ public struct ConnectionConfiguration: Sendable, CustomStringConvertible {
 
     /// The settings, password removed, for logs and error messages.
     public var description: String {
-        var settings = (try? Self.parse(connectionString)) ?? [:]
-        for (key, value) in overrides { settings[key] = value }
+        let settings = mergedSettings
         return settings.keys.sorted()
-            .map { key in key == "password" ? "password=<redacted>" : "\(key)=\(settings[key]!)" }
+            .map { key in Self.secretKeys.contains(key) ? "\(key)=<redacted>" : "\(key)=\(settings[key]!)" }
             .joined(separator: " ")
     }
 
@@ -81,6 +88,12 @@ public struct ConnectionConfiguration: Sendable, CustomStringConvertible {
         if environment["PGCONNECT_TIMEOUT"] == nil {
             parameters.append(("connect_timeout", String(defaultConnectTimeoutSeconds)))
         }
+        // Notice a silently vanished server (no FIN, no RST) within about a minute instead of
+        // TCP's retransmission timeout of a quarter of an hour. The string may override these.
+        parameters += [
+            ("keepalives", "1"), ("keepalives_idle", "30"), ("keepalives_interval", "10"),
+            ("keepalives_count", "3"), ("tcp_user_timeout", "60000"),
+        ]
         parameters.append(("dbname", connectionString))
         parameters += overrides.map { ($0.key, $0.value) }
         // Text results and parameters are decoded as UTF-8; another client encoding would garble them.

@@ -2,7 +2,8 @@ public import Logging
 
 /// A small pool of connections shared by concurrent tasks.
 ///
-/// - Connections open lazily, up to `maximumConnections`; callers beyond that wait in FIFO order.
+/// - Connections open lazily, up to `maximumConnections`; callers beyond that wait for one to be
+///   returned (first come, first served when a connection is handed back).
 /// - A connection handed out is checked first: an idle connection the server closed (restart,
 ///   `pg_terminate_backend`) is noticed without a round trip and replaced.
 /// - A connection that broke during use, or comes back inside a transaction that cannot be rolled
@@ -79,7 +80,7 @@ public actor ConnectionPool {
 
     /// Runs `body` in a transaction on a pooled connection (see `PostgresConnection.transaction`).
     public nonisolated func transaction<T>(
-        isolationLevel: String? = nil, _ body: (PostgresConnection) async throws -> T
+        isolationLevel: IsolationLevel? = nil, _ body: (PostgresConnection) async throws -> T
     ) async throws -> T {
         try await withConnection { try await $0.transaction(isolationLevel: isolationLevel, body) }
     }

@@ -127,11 +127,13 @@ private struct ListenLoop: Sendable {
                 deliverNotifications(open)
             case .quiet:
                 // Nothing for a while: make sure the server is still there.
-                guard let result = PQexec(open, "SELECT 1"), PQresultStatus(result) == PGRES_TUPLES_OK else {
+                let result = PQexec(open, "SELECT 1")
+                let healthy = result.map { PQresultStatus($0) == PGRES_TUPLES_OK } ?? false
+                if let result { PQclear(result) }
+                guard healthy else {
                     connection = drop(open)
                     continue
                 }
-                PQclear(result)
                 deliverNotifications(open)
             }
         }
@@ -145,7 +147,7 @@ private struct ListenLoop: Sendable {
             defer { if let result { PQclear(result) } }
             guard let result, PQresultStatus(result) == PGRES_COMMAND_OK else {
                 let error = LibPQ.statementError(
-                    result, connection: connection, password: configuration.passwordForRedaction)
+                    result, connection: connection, password: configuration.secretsForRedaction)
                 PQfinish(connection)
                 throw error
             }
@@ -154,7 +156,7 @@ private struct ListenLoop: Sendable {
     }
 
     private func drop(_ connection: OpaquePointer) -> OpaquePointer? {
-        let error = LibPQ.statementError(nil, connection: connection, password: configuration.passwordForRedaction)
+        let error = LibPQ.statementError(nil, connection: connection, password: configuration.secretsForRedaction)
         PQfinish(connection)
         logger.warning("listener lost its connection, reconnecting", metadata: ["error": "\(error)"])
         continuation.yield(.disconnected(PostgresError(code: .connectionLost, message: error.message)))

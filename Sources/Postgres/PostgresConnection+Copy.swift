@@ -26,12 +26,12 @@ extension PostgresConnection {
     func startCopy(_ sql: String) throws(PostgresError) {
         let connection = try liveHandle()
         guard let result = PQexec(connection, sql) else {
-            throw LibPQ.statementError(nil, connection: connection, password: configuration.passwordForRedaction)
+            throw statementError(nil, connection)
         }
         defer { PQclear(result) }
         guard PQresultStatus(result) == PGRES_COPY_IN else {
             throw PQresultStatus(result) == PGRES_FATAL_ERROR
-                ? LibPQ.statementError(result, connection: connection, password: configuration.passwordForRedaction)
+                ? statementError(result, connection)
                 : PostgresError(code: .unexpectedResult, message: "statement did not start COPY FROM STDIN")
         }
     }
@@ -42,7 +42,7 @@ extension PostgresConnection {
             buffer.withMemoryRebound(to: CChar.self) { PQputCopyData(connection, $0.baseAddress, Int32($0.count)) }
         }
         guard sent == 1 else {
-            throw LibPQ.statementError(nil, connection: connection, password: configuration.passwordForRedaction)
+            throw statementError(nil, connection)
         }
     }
 
@@ -50,7 +50,7 @@ extension PostgresConnection {
     func endCopy(failure: String?) throws(PostgresError) -> Int {
         let connection = try liveHandle()
         guard PQputCopyEnd(connection, failure) == 1 else {
-            throw LibPQ.statementError(nil, connection: connection, password: configuration.passwordForRedaction)
+            throw statementError(nil, connection)
         }
         var outcome: Result<PostgresResult, PostgresError> = .failure(
             PostgresError(code: .unexpectedResult, message: "COPY returned no result"))

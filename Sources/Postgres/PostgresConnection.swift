@@ -91,7 +91,9 @@ public actor PostgresConnection {
         return try await withTaskCancellationHandler {
             try run(query)
         } onCancel: {
-            canceller.cancel()
+            // PQcancel opens a connection of its own and may block: never on the cooperative pool.
+            let canceller = self.canceller
+            Thread.detachNewThread { canceller.cancel() }
         }
     }
 
@@ -144,16 +146,19 @@ public actor PostgresConnection {
         _ = try consume(PQexec(connection, sql), connection: connection)
     }
 
+    /// The error of the last failed libpq call on this connection (password scrubbed).
+    func statementError(_ result: OpaquePointer?, _ connection: OpaquePointer) -> PostgresError {
+        LibPQ.statementError(result, connection: connection, password: configuration.secretsForRedaction)
+    }
+
     func consume(_ result: OpaquePointer?, connection: OpaquePointer) throws(PostgresError) -> PostgresResult {
         defer { if let result { PQclear(result) } }
-        guard let result else {
-            throw LibPQ.statementError(nil, connection: connection, password: configuration.passwordForRedaction)
-        }
+        guard let result else { throw statementError(nil, connection) }
         switch PQresultStatus(result) {
         case PGRES_TUPLES_OK, PGRES_COMMAND_OK, PGRES_EMPTY_QUERY:
             return LibPQ.makeResult(result)
         case PGRES_FATAL_ERROR, PGRES_NONFATAL_ERROR, PGRES_BAD_RESPONSE:
-            throw LibPQ.statementError(result, connection: connection, password: configuration.passwordForRedaction)
+            throw statementError(result, connection)
         default:
             let status = String(cString: PQresStatus(PQresultStatus(result)))
             throw PostgresError(code: .unexpectedResult, message: "unexpected result status \(status)")

@@ -26,8 +26,6 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible {
         public static let closed = Code(name: "closed")
         /// libpq returned something this layer does not expect (a protocol-level surprise).
         public static let unexpectedResult = Code(name: "unexpectedResult")
-        /// No connection became available in time.
-        public static let timedOut = Code(name: "timedOut")
     }
 
     public var code: Code

@@ -45,9 +45,9 @@ struct CognitoReset: AsyncParsableCommand {
             return 0
         }
         if let code = error as? ExitCode { return code.rawValue }
-        // Usage errors: ArgumentParser's one-line message, with our exit code for bad input.
         printError(message(for: error).replacingOccurrences(of: "Error: ", with: ""))
-        return CLIError.badInputCode
+        // Usage errors get our exit code for bad input; anything unexpected is a failure.
+        return exitCode == .validationFailure ? CLIError.badInputCode : CLIError.failureCode
     }
 }
 

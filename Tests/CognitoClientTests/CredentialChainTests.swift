@@ -74,8 +74,15 @@ struct CredentialChainTests {
             #expect(ops.region() == "eu-west-1")
             let configOnly = SharedFilesCredentialProvider(environment: base.merging(["AWS_PROFILE": "config-only"]) { $1 })
             #expect(try await configOnly.credentials()?.accessKeyID == "AKIDCONFIGONLY")
+            // A profile named explicitly must exist, and one needing unsupported machinery is refused:
+            // the chain must not fall through to some other identity.
             let missing = SharedFilesCredentialProvider(environment: base.merging(["AWS_PROFILE": "nope"]) { $1 })
-            #expect(try await missing.credentials() == nil)
+            await #expect(throws: CredentialError.self) { try await missing.credentials() }
+            try (try String(contentsOf: config, encoding: .utf8) + "\n[profile assume]\nrole_arn = arn:aws:iam::1:role/x\nsource_profile = default\n")
+                .write(to: config, atomically: true, encoding: .utf8)
+            let assume = SharedFilesCredentialProvider(environment: base.merging(["AWS_PROFILE": "assume"]) { $1 })
+            let error = try await #require(throws: CredentialError.self) { try await assume.credentials() }
+            #expect(error.message.contains("role_arn"))
         }
     }
 

@@ -39,7 +39,7 @@ struct TransactionTests {
     @Test func isolationLevelIsApplied() async throws {
         try await TemporaryDatabase.with { database in
             let connection = try await database.connect()
-            let level = try await connection.transaction(isolationLevel: "REPEATABLE READ") { connection in
+            let level = try await connection.transaction(isolationLevel: .repeatableRead) { connection in
                 try await connection.query("SHOW transaction_isolation")[0].decode(String.self, at: 0)
             }
             #expect(level == "repeatable read")

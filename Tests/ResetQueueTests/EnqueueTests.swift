@@ -100,7 +100,7 @@ struct EnqueueTests {
             let created = try await store.enqueue(request)
             #expect(created.created)
             #expect(created.state == .pending)
-            #expect(abs(created.runAt.timeIntervalSince(later)) < 0.001)
+            #expect(abs(try #require(created.runAt).timeIntervalSince(later)) < 0.001)
             let again = try await store.enqueue(request)
             #expect(!again.created)
             #expect(again.jobID == created.jobID)

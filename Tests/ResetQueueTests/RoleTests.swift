@@ -1,3 +1,4 @@
+import Foundation
 import Postgres
 import Testing
 
@@ -33,6 +34,7 @@ struct RoleTests {
             #expect(try await sqlState(as: role, "INSERT INTO cognito_reset.jobs (user_pool_id, username) VALUES ('eu-west-1_a1', 'u2')", on: connection) == nil)
             #expect(try await sqlState(as: role, "SELECT count(*) FROM cognito_reset.jobs", on: connection) == nil)
             #expect(try await sqlState(as: role, "SELECT * FROM cognito_reset.queue_status", on: connection) == nil)
+            #expect(try await sqlState(as: role, "INSERT INTO cognito_reset.jobs (user_pool_id, username, enqueued_by) VALUES ('eu-west-1_a1', 'u4', 'x')", on: connection) == SQLState.insufficientPrivilege)
             let denied = SQLState.insufficientPrivilege
             #expect(try await sqlState(as: role, "INSERT INTO cognito_reset.jobs (user_pool_id, username, state) VALUES ('eu-west-1_a1', 'u3', 'succeeded')", on: connection) == denied)
             #expect(try await sqlState(as: role, "UPDATE cognito_reset.jobs SET state = 'running'", on: connection) == denied)
@@ -69,6 +71,40 @@ struct RoleTests {
             #expect(try await sqlState(as: role, "CREATE TABLE cognito_reset.x (n int)", on: connection) == denied)
             #expect(try await sqlState(as: role, "DROP TABLE cognito_reset.jobs", on: connection) == denied)
             #expect(try await sqlState(as: role, "INSERT INTO cognito_reset.jobs (user_pool_id, username) VALUES ('eu-west-1_a1', 'new')", on: connection) == denied)
+        }
+    }
+}
+
+/// Row security: each system that enqueues sees only its own jobs, yet one user never gets two
+/// active jobs however many systems ask.
+@Suite("Row security for enqueuers")
+struct EnqueuerIsolationTests {
+    @Test func enqueuersSeeOnlyTheirOwnJobsButShareTheDedupe() async throws {
+        try await withMigratedConnection { connection in
+            let suffix = UUID().uuidString.prefix(8).lowercased()
+            let (a, b) = ("app_a_\(suffix)", "app_b_\(suffix)")
+            for role in [a, b] {
+                try await connection.execute("CREATE ROLE \(unescaped: role) NOLOGIN IN ROLE cognito_reset_enqueuer")
+            }
+            func asRole<T: PostgresDecodable>(_ role: String, _ sql: String, as type: T.Type) async throws -> T {
+                try await connection.transaction { connection in
+                    try await connection.execute("SET LOCAL ROLE \(unescaped: role)")
+                    return try await connection.query(PostgresQuery(sql))[0].decode(T.self, at: 0)
+                }
+            }
+            let first = try await asRole(a, "SELECT cognito_reset.enqueue_reset('eu-west-1_a1', 'alice')", as: Int64.self)
+            #expect(try await asRole(a, "SELECT count(*) FROM cognito_reset.jobs", as: Int.self) == 1)
+            #expect(try await asRole(b, "SELECT count(*) FROM cognito_reset.jobs", as: Int.self) == 0)
+            // B asks for the same user: A's active job is returned, nothing new is created.
+            #expect(try await asRole(b, "SELECT cognito_reset.enqueue_reset('eu-west-1_a1', 'alice')", as: Int64.self) == first)
+            #expect(try await connection.scalar("SELECT count(*) FROM cognito_reset.jobs", as: Int.self) == 1)
+            #expect(try await connection.scalar("SELECT enqueued_by FROM cognito_reset.jobs", as: String.self) == a)
+            // Nobody can enqueue in another's name.
+            let forged = try await #require(throws: PostgresError.self) {
+                try await asRole(b, "INSERT INTO cognito_reset.jobs (user_pool_id, username, enqueued_by) VALUES ('eu-west-1_a1', 'bob', '\(a)') RETURNING 1", as: Int.self)
+            }
+            #expect(forged.sqlState == SQLState.insufficientPrivilege)
+            for role in [a, b] { try await connection.execute("DROP ROLE \(unescaped: role)") }
         }
     }
 }

@@ -42,6 +42,7 @@ struct SchemaConstraintTests {
         .init(testDescription: "succeeded without any attempt", sql: job("state, finished_at", "'succeeded', now()"), constraint: "jobs_succeeded_was_attempted"),
         .init(testDescription: "metadata that is an array", sql: job("client_metadata", "'[1]'"), constraint: "jobs_client_metadata_string_map"),
         .init(testDescription: "metadata with a number value", sql: job("client_metadata", #"'{"a": 1}'"#), constraint: "jobs_client_metadata_string_map"),
+        .init(testDescription: "metadata with an array of strings", sql: job("client_metadata", #"'{"a": ["x"]}'"#), constraint: "jobs_client_metadata_string_map"),
         .init(testDescription: "empty idempotency key", sql: job("idempotency_key", "''"), constraint: "jobs_idempotency_key_length"),
         .init(testDescription: "second active job for the same user",
               sql: "INSERT INTO cognito_reset.jobs (user_pool_id, username) VALUES ('\(pool)', 'bob'), ('\(pool)', 'bob')",

@@ -68,6 +68,6 @@ public actor CachingCredentialProvider {
     }
 
     private static func credentialError(_ error: any Error) -> CredentialError {
-        error as? CredentialError ?? CredentialError(provider: "chain", message: "\(type(of: error))")
+        error as? CredentialError ?? CredentialError(provider: "chain", message: "\(type(of: error))", isUnreachable: true)
     }
 }

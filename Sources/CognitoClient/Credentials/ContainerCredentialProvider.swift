@@ -44,7 +44,7 @@ public struct ContainerCredentialProvider: CredentialProvider {
         do {
             response = try await transport.send(method: "GET", url: url, headers: headers, timeout: .seconds(5))
         } catch {
-            throw CredentialError(provider: name, message: "credentials endpoint unreachable: \(error.kind.rawValue)")
+            throw .unreachable(name, "credentials endpoint", error)
         }
         guard response.status == 200 else {
             throw CredentialError(provider: name, message: "credentials endpoint answered HTTP \(response.status)")

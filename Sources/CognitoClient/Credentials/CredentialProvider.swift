@@ -13,10 +13,19 @@ public protocol CredentialProvider: Sendable {
 public struct CredentialError: Error, Sendable, CustomStringConvertible {
     public let provider: String
     public let message: String
+    /// True when the source is configured but could not be reached (STS, container endpoint,
+    /// instance metadata): a dependency is down, not a configuration mistake.
+    public let isUnreachable: Bool
 
-    public init(provider: String, message: String) {
+    public init(provider: String, message: String, isUnreachable: Bool = false) {
         self.provider = provider
         self.message = message
+        self.isUnreachable = isUnreachable
+    }
+
+    /// A configured source that did not answer.
+    static func unreachable(_ provider: String, _ what: String, _ error: TransportError) -> CredentialError {
+        CredentialError(provider: provider, message: "\(what) unreachable: \(error.kind.rawValue)", isUnreachable: true)
     }
 
     public var description: String { "\(provider) credentials: \(message)" }

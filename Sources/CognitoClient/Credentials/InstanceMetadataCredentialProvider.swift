@@ -35,7 +35,7 @@ public struct InstanceMetadataCredentialProvider: CredentialProvider {
                 method: "GET", url: URL(string: base + "/latest/meta-data/iam/security-credentials/")!,
                 headers: headers, timeout: timeout)
         } catch {
-            throw CredentialError(provider: name, message: "instance metadata stopped answering: \(error.kind.rawValue)")
+            throw .unreachable(name, "instance metadata", error)
         }
         guard listing.status == 200,
             let role = String(decoding: listing.body, as: UTF8.self).split(whereSeparator: \.isNewline).first
@@ -49,7 +49,7 @@ public struct InstanceMetadataCredentialProvider: CredentialProvider {
                 method: "GET", url: URL(string: base + "/latest/meta-data/iam/security-credentials/\(role)")!,
                 headers: headers, timeout: timeout)
         } catch {
-            throw CredentialError(provider: name, message: "instance metadata stopped answering: \(error.kind.rawValue)")
+            throw .unreachable(name, "instance metadata", error)
         }
         guard document.status == 200 else {
             throw CredentialError(provider: name, message: "instance metadata answered HTTP \(document.status) for the role")

@@ -9,7 +9,16 @@ public struct SharedFilesCredentialProvider: CredentialProvider {
 
     public init(environment: [String: String]) { self.environment = environment }
 
-    var profile: String { environment["AWS_PROFILE"].flatMap { $0.isEmpty ? nil : $0 } ?? "default" }
+    /// The profile named by `AWS_PROFILE`, if any.
+    var namedProfile: String? { environment["AWS_PROFILE"].flatMap { $0.isEmpty ? nil : $0 } }
+    var profile: String { namedProfile ?? "default" }
+
+    /// Profile settings that need machinery this project does not have. A profile using them is
+    /// refused rather than skipped, so the chain never silently falls through to another identity.
+    static let unsupportedSettings = [
+        "role_arn", "source_profile", "credential_source", "credential_process", "sso_session", "sso_start_url",
+        "web_identity_token_file",
+    ]
 
     var home: String { environment["HOME"] ?? NSHomeDirectory() }
 
@@ -35,6 +44,9 @@ public struct SharedFilesCredentialProvider: CredentialProvider {
         // The credentials file wins over the config file, as in the SDKs.
         let candidates = [try INIFile.load(path: credentialsPath)?.sections[profile], try configSection()]
         for case let section? in candidates {
+            if let setting = Self.unsupportedSettings.first(where: { section[$0] != nil }) {
+                throw CredentialError(provider: name, message: "profile \(profile) uses \(setting), which is not supported; use keys, web identity or instance credentials")
+            }
             let key = section["aws_access_key_id"]
             let secret = section["aws_secret_access_key"]
             if key == nil, secret == nil { continue }
@@ -44,6 +56,9 @@ public struct SharedFilesCredentialProvider: CredentialProvider {
             return AWSCredentials(
                 accessKeyID: key, secretAccessKey: secret, sessionToken: section["aws_session_token"],
                 source: "profile \(profile)")
+        }
+        if let namedProfile, candidates.allSatisfy({ $0 == nil }) {
+            throw CredentialError(provider: name, message: "AWS_PROFILE names profile \(namedProfile), which neither file defines")
         }
         return nil
     }

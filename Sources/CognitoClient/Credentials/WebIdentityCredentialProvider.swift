@@ -48,7 +48,7 @@ public struct WebIdentityCredentialProvider: CredentialProvider {
                 headers: [("Content-Type", "application/x-www-form-urlencoded; charset=utf-8"), ("Accept", "application/xml")],
                 body: Array(form.utf8))
         } catch {
-            throw CredentialError(provider: name, message: "STS unreachable: \(error.kind.rawValue)")
+            throw .unreachable(name, "STS", error)
         }
         let fields = SimpleXML.fields(in: response.body, named: ["AccessKeyId", "SecretAccessKey", "SessionToken", "Expiration", "Code", "Message"])
         guard response.status == 200 else {

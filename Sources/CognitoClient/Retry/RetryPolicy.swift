@@ -31,9 +31,12 @@ public final class RetryQuota: Sendable {
     public static let noRetryIncrement = 1
 
     private let available: Mutex<Int>
+    /// This bucket's size (the default, or what `init` was given).
+    public let size: Int
 
     public init(capacity: Int = RetryQuota.capacity) {
         available = Mutex(capacity)
+        size = capacity
     }
 
     public var tokens: Int { available.withLock { $0 } }
@@ -51,7 +54,7 @@ public final class RetryQuota: Sendable {
     /// A call succeeded: refund what its retries took, or add the small no-retry increment.
     func release(retryCost: Int) {
         available.withLock { tokens in
-            tokens = min(Self.capacity, tokens + (retryCost > 0 ? retryCost : Self.noRetryIncrement))
+            tokens = min(size, tokens + (retryCost > 0 ? retryCost : Self.noRetryIncrement))
         }
     }
 }

@@ -21,7 +21,7 @@ enum LibPQ {
         guard PQstatus(connection) == CONNECTION_OK else {
             var error = PostgresError(
                 code: .connectionFailed,
-                message: connectionMessage(connection, redacting: configuration.passwordForRedaction))
+                message: connectionMessage(connection, redacting: configuration.secretsForRedaction))
             error.host = PQhost(connection).map { String(cString: $0) }
             error.port = PQport(connection).map { String(cString: $0) }
             PQfinish(connection)
@@ -31,31 +31,31 @@ enum LibPQ {
     }
 
     /// libpq's last error message, one line, with the password (if libpq ever echoed it) removed.
-    static func connectionMessage(_ connection: OpaquePointer, redacting password: String?) -> String {
+    static func connectionMessage(_ connection: OpaquePointer, redacting secrets: [String]) -> String {
         var message = String(cString: PQerrorMessage(connection))
             .split(whereSeparator: \.isNewline)
             .map { $0.trimmingCharacters(in: .whitespaces) }
             .filter { !$0.isEmpty }
             .joined(separator: "; ")
-        if let password { message = message.replacingOccurrences(of: password, with: "<redacted>") }
+        for secret in secrets { message = message.replacingOccurrences(of: secret, with: "<redacted>") }
         return message.isEmpty ? "connection failed" : message
     }
 
     /// The error of a failed statement, with the server's fields. A connection that broke while
     /// the statement ran gives `.connectionLost` (keeping the server's SQLSTATE, e.g. 57P01).
     static func statementError(
-        _ result: OpaquePointer?, connection: OpaquePointer, password: String?
+        _ result: OpaquePointer?, connection: OpaquePointer, password secrets: [String]
     ) -> PostgresError {
         let broken = PQstatus(connection) == CONNECTION_BAD
         guard let result else {
             return PostgresError(
                 code: broken ? .connectionLost : .unexpectedResult,
-                message: connectionMessage(connection, redacting: password))
+                message: connectionMessage(connection, redacting: secrets))
         }
         func field(_ code: Character) -> String? {
             PQresultErrorField(result, Int32(code.asciiValue!)).map { String(cString: $0) }
         }
-        let primary = field("M") ?? connectionMessage(connection, redacting: password)
+        let primary = field("M") ?? connectionMessage(connection, redacting: secrets)
         var error = PostgresError(code: broken ? .connectionLost : .server, message: primary, sqlState: field("C"))
         error.severity = field("V")
         error.detail = field("D")

@@ -10,7 +10,9 @@ public struct Migration: Sendable, Hashable {
     /// Hex SHA-256 of the file's bytes, recorded when applied; a later change is refused.
     public let checksum: String
     /// False when the file starts with `-- migrate:no-transaction` (needed for statements such as
-    /// `CREATE INDEX CONCURRENTLY`, which cannot run inside a transaction).
+    /// `CREATE INDEX CONCURRENTLY`, which cannot run inside a transaction). Such a file must hold
+    /// one statement (several would run in one implicit transaction) and should be idempotent
+    /// (`IF NOT EXISTS`): if recording it fails after it ran, the next run repeats it.
     public let runsInTransaction: Bool
 
     /// The marker line that makes a migration run outside a transaction.

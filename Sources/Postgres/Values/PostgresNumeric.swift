@@ -27,7 +27,13 @@ enum PostgresNumeric {
         case positive, negative: break
         default: throw PostgresError(code: .decoding, message: "column \(cell.column.name): bad numeric sign")
         }
+        guard count >= 0, scale >= 0, bytes.count == 8 + 2 * count else {
+            throw PostgresError(code: .decoding, message: "column \(cell.column.name): malformed numeric")
+        }
         let digits = try (0..<count).map { Int(try int16(at: 8 + 2 * $0)) }
+        guard digits.allSatisfy({ (0...9999).contains($0) }) else {
+            throw PostgresError(code: .decoding, message: "column \(cell.column.name): malformed numeric")
+        }
         func group(_ index: Int) -> Int { index >= 0 && index < digits.count ? digits[index] : 0 }
         func padded(_ value: Int) -> String {
             let text = String(value)

@@ -8,8 +8,10 @@ public struct EnqueueResult: Sendable, Equatable {
     /// False when the user already had an active job (or the idempotency key a job): no new
     /// job was created and no second email will be sent.
     public let created: Bool
-    public let state: JobState
-    public let runAt: Date
+    /// The job's state and schedule; nil when the existing job belongs to another enqueuer,
+    /// whose jobs this role may not read (row security).
+    public let state: JobState?
+    public let runAt: Date?
 }
 
 /// The queue's SQL, on a connection pool. Statements are named constants with bound parameters.
@@ -44,7 +46,10 @@ public struct PostgresJobStore: Sendable {
                     request.userPoolID.rawValue, request.username.rawValue, request.runAt,
                     request.priority, metadata, request.idempotencyKey, request.maxAttempts, request.requestedBy,
                 ]))[0].decode(Int64.self, at: 0)
-            let row = try await connection.query(PostgresQuery(SQL.enqueuedJob, [id]))[0]
+            // Our own new job is always visible; an invisible one was enqueued by another system.
+            guard let row = try await connection.query(PostgresQuery(SQL.enqueuedJob, [id])).first else {
+                return EnqueueResult(jobID: id, created: false, state: nil, runAt: nil)
+            }
             guard let state = JobState(rawValue: try row.decode(String.self, at: 1)) else {
                 throw PostgresError(code: .decoding, message: "unknown job state")
             }

@@ -23,14 +23,13 @@ struct AdminResetCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("ClientMetadata for the pool's Lambda triggers (repeatable).", valueName: "KEY=VALUE"))
     var metadata: [String] = []
 
-    @Option(help: ArgumentHelp("Log level: trace ... critical.", valueName: "LEVEL"))
-    var logLevel: String?
+    @OptionGroup var logging: LoggingOptions
 
     @Flag(help: "Print JSON for machines.")
     var json = false
 
     func run() async throws {
-        let logger = try LogSetup.bootstrap(level: logLevel)
+        let logger = try logging.bootstrap()
         let (poolID, username, clientMetadata) = try await mappingErrors {
             (
                 try relabel("pool") { () throws(InvalidInput) in try UserPoolID(pool) },
@@ -38,17 +37,14 @@ struct AdminResetCommand: AsyncParsableCommand {
                 try MetadataArguments.parse(metadata)
             )
         }
-        let response: CognitoResponse
-        do {
-            response = try await CognitoSetup.with(logger: logger) { client in
+        let response = try await mappingErrors {
+            try await CognitoSetup.with(logger: logger) { client in
                 try await client.adminResetUserPassword(userPoolID: poolID, username: username, clientMetadata: clientMetadata)
             }
-        } catch let error as CognitoError {
-            throw CLIError(error)
         }
         let requestID = response.requestID ?? "none"
         if json {
-            print(#"{"outcome":"succeeded","request_id":"\#(requestID)","attempts":\#(response.attempts)}"#)
+            try printJSON(["outcome": "succeeded", "request_id": response.requestID ?? NSNull(), "attempts": response.attempts])
         } else {
             print("Password reset started: the user must set a new password with the code Cognito sends (request id \(requestID)).")
         }

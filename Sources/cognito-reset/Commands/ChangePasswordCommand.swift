@@ -19,11 +19,10 @@ struct ChangePasswordCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("File holding the user's access token.", valueName: "FILE"))
     var accessTokenFile: String
 
-    @Option(help: ArgumentHelp("Log level: trace ... critical.", valueName: "LEVEL"))
-    var logLevel: String?
+    @OptionGroup var logging: LoggingOptions
 
     func run() async throws {
-        let logger = try LogSetup.bootstrap(level: logLevel)
+        let logger = try logging.bootstrap()
         guard let data = FileManager.default.contents(atPath: accessTokenFile),
             let text = String(data: data, encoding: .utf8)
         else {
@@ -31,16 +30,12 @@ struct ChangePasswordCommand: AsyncParsableCommand {
         }
         let token = Secret(text.trimmingCharacters(in: .whitespacesAndNewlines))
         let (previous, proposed) = try PasswordInput.read()
-        do {
-            let response = try await CognitoSetup.with(logger: logger) { client in
+        let response = try await mappingErrors {
+            try await CognitoSetup.with(logger: logger) { client in
                 try await client.changePassword(accessToken: token, previousPassword: previous, proposedPassword: proposed)
             }
-            print("Password changed (request id \(response.requestID ?? "none")).")
-        } catch let error as CognitoError {
-            throw CLIError(error)
-        } catch let error as InvalidInput {
-            throw CLIError.badInput("\(error.field): \(error.rule)")
         }
+        print("Password changed (request id \(response.requestID ?? "none")).")
     }
 }
 

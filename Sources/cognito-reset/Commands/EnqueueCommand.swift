@@ -54,12 +54,16 @@ struct EnqueueCommand: AsyncParsableCommand {
         let result = try await mappingErrors { try await PostgresJobStore(pool: pool).enqueue(request) }
         await pool.close()
         if json {
-            let runAt = result.runAt.formatted(.iso8601)
-            print(#"{"created":\#(result.created),"job_id":\#(result.jobID),"run_at":"\#(runAt)","state":"\#(result.state.rawValue)"}"#)
+            try printJSON([
+                "created": result.created, "job_id": result.jobID,
+                "run_at": result.runAt.map { $0.formatted(.iso8601) } ?? NSNull(),
+                "state": result.state?.rawValue ?? NSNull(),
+            ])
         } else if result.created {
-            print("Enqueued job \(result.jobID) (\(result.state.rawValue), runs at \(result.runAt.formatted(.iso8601))).")
+            print("Enqueued job \(result.jobID) (runs at \(result.runAt?.formatted(.iso8601) ?? "now")).")
         } else {
-            print("Job \(result.jobID) is already active for this user (\(result.state.rawValue)); nothing new enqueued.")
+            let state = result.state.map { "(\($0.rawValue))" } ?? "(enqueued by another system)"
+            print("Job \(result.jobID) is already active for this user \(state); nothing new enqueued.")
         }
     }
 

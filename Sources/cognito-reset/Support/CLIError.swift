@@ -1,4 +1,5 @@
 import CognitoClient
+import Foundation
 import Postgres
 
 /// An error the command line reports as one line and an exit code (see DESIGN.md).
@@ -16,7 +17,9 @@ struct CLIError: Error {
 
     /// Bad input named by field and rule.
     init(_ invalid: InvalidInput) {
-        self.init(message: "--\(invalid.field): \(invalid.rule)", exitCode: Self.badInputCode)
+        // Command-line options are lower-case (`--pool`); API fields (`ProposedPassword`) are not.
+        let field = invalid.field.first?.isLowercase == true ? "--\(invalid.field)" : invalid.field
+        self.init(message: "\(field): \(invalid.rule)", exitCode: Self.badInputCode)
     }
 
     init(message: String, exitCode: Int32) {
@@ -27,7 +30,7 @@ struct CLIError: Error {
     /// Maps a database error: unreachable → 3; a row the schema refuses (constraint, bad value) → 2
     /// naming the constraint; anything else → 1.
     init(_ error: PostgresError) {
-        if error.isConnectionError || error.code == .timedOut {
+        if error.isConnectionError {
             self = .unavailable("cannot reach the database: \(error)")
         } else if error.code == .invalidConfiguration {
             self = .badInput("DATABASE_URL: \(error.message)")
@@ -48,7 +51,15 @@ func mappingErrors<T>(_ body: () async throws -> T) async throws -> T {
         throw CLIError(error)
     } catch let error as PostgresError {
         throw CLIError(error)
+    } catch let error as CognitoError {
+        throw CLIError(error)
     }
+}
+
+/// Prints one JSON object on stdout (keys sorted), for `--json` output.
+func printJSON(_ object: [String: Any]) throws {
+    let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
+    print(String(decoding: data, as: UTF8.self))
 }
 
 /// Runs `body`, naming the command-line option in its error instead of the API field.

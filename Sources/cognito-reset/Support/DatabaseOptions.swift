@@ -10,8 +10,7 @@ struct DatabaseOptions: ParsableArguments {
         help: ArgumentHelp("libpq URI or conninfo (default: $DATABASE_URL, then PG* variables).", valueName: "URL"))
     var databaseURL: String?
 
-    @Option(help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error, critical.", valueName: "LEVEL"))
-    var logLevel: String?
+    @OptionGroup var logging: LoggingOptions
 
     /// The connection settings; a malformed string is bad input (exit 2).
     func configuration() throws -> ConnectionConfiguration {
@@ -25,7 +24,7 @@ struct DatabaseOptions: ParsableArguments {
 
     /// Sets up logging to stderr once per process and returns the command's logger.
     func logger() throws -> Logger {
-        try LogSetup.bootstrap(level: logLevel)
+        try logging.bootstrap()
     }
 
     /// A single connection for a one-shot command; unreachable → exit 3.
@@ -40,9 +39,13 @@ struct DatabaseOptions: ParsableArguments {
 }
 
 /// Logging for the command line: stderr, level from `--log-level` or `COGNITO_RESET_LOG_LEVEL`.
-enum LogSetup {
-    static func bootstrap(level name: String?) throws -> Logger {
-        let name = name ?? ProcessInfo.processInfo.environment["COGNITO_RESET_LOG_LEVEL"] ?? "warning"
+struct LoggingOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error, critical.", valueName: "LEVEL"))
+    var logLevel: String?
+
+    /// Sets up logging to stderr once per process and returns the command's logger.
+    func bootstrap() throws -> Logger {
+        let name = logLevel ?? ProcessInfo.processInfo.environment["COGNITO_RESET_LOG_LEVEL"] ?? "warning"
         guard let level = Logger.Level(rawValue: name.lowercased()) else {
             throw CLIError.badInput("--log-level: must be one of trace, debug, info, notice, warning, error, critical")
         }
