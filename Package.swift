@@ -31,6 +31,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     ],
     targets: [
         // libpq's C API. Debian keeps libpq-fe.h in /usr/include/postgresql: only pkg-config knows.
@@ -75,6 +76,7 @@ let package = Package(
                 "Postgres",
                 "CognitoClient",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strictSettings,
             plugins: ["EmbedMigrations"]
@@ -87,6 +89,8 @@ let package = Package(
                 "ResetQueue",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strictSettings
         ),
@@ -122,7 +126,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ResetQueueTests",
-            dependencies: ["ResetQueue", "Postgres", "PostgresTesting"],
+            dependencies: ["ResetQueue", "Postgres", "PostgresTesting", "CognitoClient", "CognitoTesting"],
             swiftSettings: strictSettings
         ),
         // Runs the built `cognito-reset` binary as a subprocess: exit codes, messages, real effects.

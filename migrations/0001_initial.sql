@@ -120,6 +120,8 @@ CREATE INDEX jobs_claimable ON cognito_reset.jobs (priority, run_at, id)
 -- At most one active job per user: a second request returns the first (no second email).
 CREATE UNIQUE INDEX jobs_one_active_per_user ON cognito_reset.jobs (user_pool_id, username)
     WHERE state IN ('pending', 'running', 'retrying');
+-- The earliest future run_at, for an idle worker's wake-up timer.
+CREATE INDEX jobs_waiting_run_at ON cognito_reset.jobs (run_at) WHERE state IN ('pending', 'retrying');
 -- Lease renewal and rescue.
 CREATE INDEX jobs_running_leases ON cognito_reset.jobs (lease_expires_at) WHERE state = 'running';
 CREATE INDEX jobs_running_by_worker ON cognito_reset.jobs (locked_by) WHERE state = 'running';

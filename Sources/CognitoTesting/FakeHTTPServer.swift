@@ -44,11 +44,19 @@ public final class FakeHTTPServer: Sendable {
         public func header(_ name: String) -> String? {
             headers.first { $0.name.lowercased() == name.lowercased() }?.value
         }
+
+        /// The `Username` of a Cognito JSON body, if any.
+        public var username: String? {
+            (try? JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any])?["Username"] as? String
+        }
     }
+
+    /// Decides the reply for a request once the script is used up (request, 1-based request number).
+    public typealias Responder = @Sendable (RecordedRequest, Int) -> Reply
 
     struct State {
         var script: [Reply] = []
-        var fallback: Reply
+        var fallback: Responder
         var requests: [RecordedRequest] = []
         var waiters: [(count: Int, continuation: CheckedContinuation<Void, Never>)] = []
     }
@@ -60,7 +68,12 @@ public final class FakeHTTPServer: Sendable {
 
     /// Starts a server on a free loopback port; `fallback` answers once the script is used up.
     public static func start(fallback: Reply = .cognitoSuccess()) async throws -> FakeHTTPServer {
-        let box = StateBox(fallback: fallback)
+        try await start(responder: { _, _ in fallback })
+    }
+
+    /// Starts a server whose unscripted replies `responder` decides.
+    public static func start(responder: @escaping Responder) async throws -> FakeHTTPServer {
+        let box = StateBox(fallback: responder)
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
@@ -105,12 +118,12 @@ public final class FakeHTTPServer: Sendable {
     /// Lets the NIO handler reach the shared state.
     final class StateBox: Sendable {
         let state: Mutex<State>
-        init(fallback: Reply) { self.state = Mutex(State(fallback: fallback)) }
+        init(fallback: @escaping Responder) { self.state = Mutex(State(fallback: fallback)) }
 
         func record(_ request: RecordedRequest) -> Reply {
             let (reply, ready) = state.withLock { state -> (Reply, [CheckedContinuation<Void, Never>]) in
                 state.requests.append(request)
-                let reply = state.script.isEmpty ? state.fallback : state.script.removeFirst()
+                let reply = state.script.isEmpty ? state.fallback(request, state.requests.count) : state.script.removeFirst()
                 let ready = state.waiters.filter { $0.count <= state.requests.count }.map(\.continuation)
                 state.waiters.removeAll { $0.count <= state.requests.count }
                 return (reply, ready)

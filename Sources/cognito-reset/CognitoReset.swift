@@ -13,11 +13,14 @@ struct CognitoReset: AsyncParsableCommand {
             Database: DATABASE_URL (libpq URI or conninfo; PG* variables, ~/.pgpass and sslmode work as in psql).
             """,
         version: CognitoResetVersion.current,
-        subcommands: [MigrateCommand.self, EnqueueCommand.self, AdminResetCommand.self, ChangePasswordCommand.self]
+        subcommands: [
+            MigrateCommand.self, WorkerCommand.self, EnqueueCommand.self, AdminResetCommand.self, ChangePasswordCommand.self,
+        ]
     )
 
     /// Parses and runs the command, turning every error into one line on stderr and an exit code.
     static func main() async {
+        ProcessSignals.unblockTermination()
         let code: Int32
         do {
             var command = try parseAsRoot()
@@ -55,4 +58,17 @@ struct CognitoReset: AsyncParsableCommand {
 func printError(_ message: String) {
     let line = "error: " + message.split(whereSeparator: \.isNewline).joined(separator: " ") + "\n"
     FileHandle.standardError.write(Data(line.utf8))
+}
+
+/// Signal set-up before anything else runs.
+enum ProcessSignals {
+    /// A parent may start us with SIGTERM/SIGINT blocked (the mask is inherited); a daemon that
+    /// cannot see SIGTERM cannot shut down gracefully. Unblock them while this is the only thread.
+    static func unblockTermination() {
+        var signals = sigset_t()
+        sigemptyset(&signals)
+        sigaddset(&signals, SIGTERM)
+        sigaddset(&signals, SIGINT)
+        sigprocmask(SIG_UNBLOCK, &signals, nil)
+    }
 }

@@ -147,3 +147,29 @@ struct ValueRoundTripTests {
         }
     }
 }
+
+@Suite("Array parameters")
+struct ArrayParameterTests {
+    @Test func batchesTravelAsArraysWithAwkwardTextAndNulls() async throws {
+        try await TemporaryDatabase.with { database in
+            let connection = try await database.connect()
+            let ids: [Int64] = [1, 2, 3, 4]
+            let texts: [String?] = [#"quote " and \ backslash"#, nil, "comma, {brace}", "東京 🙂"]
+            let dates: [Date] = [Date(timeIntervalSince1970: 1_764_384_978.123456), .init(timeIntervalSince1970: 0),
+                                 .init(timeIntervalSince1970: 946_684_799.5), .init(timeIntervalSince1970: 4_102_444_800)]
+            let rows = try await connection.query("""
+                SELECT id, text, at FROM unnest(\(ids)::bigint[], \(texts)::text[], \(dates)::timestamptz[]) AS t(id, text, at)
+                ORDER BY id
+                """)
+            #expect(rows.count == 4)
+            for (index, row) in rows.enumerated() {
+                #expect(try row.decode(Int64.self, at: 0) == ids[index])
+                #expect(try row.decode(String?.self, at: 1) == texts[index])
+                let back = try row.decode(Date.self, at: 2)
+                #expect(abs(back.timeIntervalSince1970 - dates[index].timeIntervalSince1970) < 0.000_001)
+            }
+            #expect(try await connection.query("SELECT cardinality(\([Int64]())::bigint[])")[0].decode(Int.self, at: 0) == 0)
+            await connection.close()
+        }
+    }
+}

@@ -1,0 +1,227 @@
+import Foundation
+import Postgres
+
+/// The worker's statements: each is one short, autocommitted statement, so no transaction is
+/// ever open while Cognito is called, and every write is guarded by `locked_by`.
+extension PostgresJobStore {
+    enum WorkerSQL {
+        /// Claims up to $2 runnable jobs in claim order, skipping rows other workers hold.
+        static let claim = """
+            WITH next AS (
+                SELECT id FROM cognito_reset.jobs
+                WHERE state IN ('pending', 'retrying') AND run_at <= now() AND attempt < max_attempts
+                ORDER BY priority, run_at, id
+                LIMIT $2
+                FOR UPDATE SKIP LOCKED
+            )
+            UPDATE cognito_reset.jobs AS j
+            SET state = 'running', locked_by = $1, attempt = j.attempt + 1, started_at = now(),
+                lease_expires_at = now() + make_interval(secs => $3)
+            FROM next WHERE j.id = next.id
+            RETURNING j.id, j.user_pool_id, j.username, j.client_metadata, j.attempt, j.max_attempts,
+                      j.priority, j.run_at
+            """
+
+        /// Writes a batch of outcomes: every call is appended to the audit (if its job still
+        /// exists), and the job moves on only if it is still ours and still this attempt — a late
+        /// result never overwrites a cancel, a rescue or a newer claim.
+        static let record = """
+            WITH input AS (
+                SELECT * FROM unnest($2::bigint[], $3::int[], $4::text[], $5::text[], $6::double precision[],
+                                     $7::boolean[], $8::text[], $9::text[], $10::text[], $11::timestamptz[],
+                                     $12::timestamptz[])
+                    AS t(job_id, attempt, outcome, new_state, delay_seconds, gives_back, error_code,
+                         error_message, request_id, started_at, finished_at)
+            ), audit AS (
+                INSERT INTO cognito_reset.attempts
+                    (job_id, attempt, worker_id, started_at, finished_at, outcome, error_code, error_message,
+                     request_id, latency_ms)
+                SELECT i.job_id, i.attempt, $1, i.started_at, greatest(i.finished_at, i.started_at), i.outcome,
+                       i.error_code, i.error_message, i.request_id,
+                       greatest(0, round(extract(epoch FROM i.finished_at - i.started_at) * 1000))::int
+                FROM input i WHERE EXISTS (SELECT 1 FROM cognito_reset.jobs j WHERE j.id = i.job_id)
+            )
+            UPDATE cognito_reset.jobs AS j
+            SET state = i.new_state,
+                attempt = CASE WHEN i.gives_back THEN j.attempt - 1 ELSE j.attempt END,
+                run_at = CASE WHEN i.new_state = 'retrying'
+                              THEN now() + make_interval(secs => i.delay_seconds) ELSE j.run_at END,
+                finished_at = CASE WHEN i.new_state IN ('succeeded', 'failed') THEN now() END,
+                locked_by = NULL, lease_expires_at = NULL,
+                last_error_code = i.error_code, last_error_message = i.error_message,
+                cognito_request_id = coalesce(i.request_id, j.cognito_request_id)
+            FROM input i
+            WHERE j.id = i.job_id AND j.state = 'running' AND j.locked_by = $1 AND j.attempt = i.attempt
+            RETURNING j.id
+            """
+
+        /// Gives back jobs claimed but never called (shutdown): the attempt is returned too.
+        static let release = """
+            UPDATE cognito_reset.jobs AS j
+            SET state = CASE WHEN j.attempt - 1 = 0 THEN 'pending' ELSE 'retrying' END,
+                attempt = j.attempt - 1, locked_by = NULL, lease_expires_at = NULL
+            FROM unnest($2::bigint[], $3::int[]) AS i(job_id, attempt)
+            WHERE j.id = i.job_id AND j.state = 'running' AND j.locked_by = $1 AND j.attempt = i.attempt
+            RETURNING j.id
+            """
+
+        /// Registers (or re-registers) this worker.
+        static let register = """
+            INSERT INTO cognito_reset.workers (id, host, pid, version, concurrency)
+            VALUES ($1, $2, $3, $4, $5)
+            ON CONFLICT (id) DO UPDATE
+            SET heartbeat_at = now(), state = 'running', stopped_at = NULL, concurrency = excluded.concurrency
+            """
+
+        /// Renews every lease this worker holds and its status row, in one statement.
+        static let heartbeat = """
+            WITH renewed AS (
+                UPDATE cognito_reset.jobs SET lease_expires_at = now() + make_interval(secs => $2)
+                WHERE state = 'running' AND locked_by = $1
+                RETURNING 1
+            )
+            UPDATE cognito_reset.workers
+            SET heartbeat_at = now(), state = $3, in_flight = $4, jobs_succeeded = $5, jobs_failed = $6,
+                jobs_retried = $7, stopped_at = NULL
+            WHERE id = $1
+            RETURNING (SELECT count(*) FROM renewed)
+            """
+
+        /// Returns jobs whose lease expired (their worker died or lost the database) to
+        /// `retrying`, or `failed` if that was the last attempt, recording the lost call.
+        static let rescue = """
+            WITH expired AS (
+                SELECT id FROM cognito_reset.jobs
+                WHERE state = 'running' AND lease_expires_at < now()
+                ORDER BY lease_expires_at
+                LIMIT 1000
+                FOR UPDATE SKIP LOCKED
+            ), audit AS (
+                INSERT INTO cognito_reset.attempts
+                    (job_id, attempt, worker_id, started_at, finished_at, outcome, error_code, error_message)
+                SELECT j.id, j.attempt, j.locked_by, least(j.started_at, now()), now(), 'lease_expired',
+                       'LeaseExpired', 'worker ' || j.locked_by || ' stopped renewing its lease'
+                FROM cognito_reset.jobs j JOIN expired USING (id)
+            )
+            UPDATE cognito_reset.jobs AS j
+            SET state = CASE WHEN j.attempt >= j.max_attempts THEN 'failed' ELSE 'retrying' END,
+                finished_at = CASE WHEN j.attempt >= j.max_attempts THEN now() END,
+                run_at = now(), locked_by = NULL, lease_expires_at = NULL,
+                last_error_code = 'LeaseExpired', last_error_message = 'the worker stopped renewing its lease'
+            FROM expired WHERE j.id = expired.id
+            RETURNING j.id
+            """
+
+        /// Workers that stopped heart-beating long ago (killed) are marked stopped.
+        static let markSilentWorkersStopped = """
+            UPDATE cognito_reset.workers SET state = 'stopped', stopped_at = now(), in_flight = 0
+            WHERE state <> 'stopped' AND heartbeat_at < now() - make_interval(secs => $1)
+            """
+
+        static let markStopped = """
+            UPDATE cognito_reset.workers SET state = 'stopped', stopped_at = now(), in_flight = 0,
+                heartbeat_at = now(), jobs_succeeded = $2, jobs_failed = $3, jobs_retried = $4
+            WHERE id = $1
+            """
+
+        /// Seconds until the earliest job that is waiting for its run_at (nil: none waiting).
+        static let nextRunAt = """
+            SELECT extract(epoch FROM min(run_at) - now())::double precision FROM cognito_reset.jobs
+            WHERE state IN ('pending', 'retrying') AND run_at > now()
+            """
+
+        /// Whether anything is runnable now (for --drain).
+        static let anyRunnable = """
+            SELECT EXISTS (SELECT 1 FROM cognito_reset.jobs
+                           WHERE state IN ('pending', 'retrying') AND run_at <= now() AND attempt < max_attempts)
+            """
+    }
+
+    /// Claims up to `limit` runnable jobs for `workerID`, returned in claim order.
+    public func claim(workerID: String, limit: Int, lease: Duration) async throws -> [ClaimedJob] {
+        let rows = try await pool.query(PostgresQuery(WorkerSQL.claim, [workerID, limit, lease.seconds]))
+        let jobs = try rows.map { row in
+            ClaimedJob(
+                id: try row.decode(Int64.self, at: 0), userPoolID: try row.decode(String.self, at: 1),
+                username: try row.decode(String.self, at: 2),
+                clientMetadata: try row.decode(PostgresJSON?.self, at: 3).map { try $0.decode([String: String].self) },
+                attempt: try row.decode(Int.self, at: 4), maxAttempts: try row.decode(Int.self, at: 5),
+                priority: try row.decode(Int.self, at: 6), runAt: try row.decode(Date.self, at: 7))
+        }
+        return jobs.sorted { ($0.priority, $0.runAt, $0.id) < ($1.priority, $1.runAt, $1.id) }
+    }
+
+    /// Writes outcomes; returns the ids whose job was still ours and moved on.
+    @discardableResult
+    public func record(_ records: [JobRecord], workerID: String) async throws -> Set<Int64> {
+        guard !records.isEmpty else { return [] }
+        let query = PostgresQuery(WorkerSQL.record, [
+            workerID, records.map(\.job.id), records.map(\.job.attempt), records.map(\.outcome.rawValue),
+            records.map(\.newState.rawValue), records.map(\.retryDelay.seconds), records.map(\.givesBackAttempt),
+            records.map(\.errorCode), records.map(\.errorMessage), records.map(\.requestID),
+            records.map(\.startedAt), records.map(\.finishedAt),
+        ])
+        return Set(try await pool.query(query).map { try $0.decode(Int64.self, at: 0) })
+    }
+
+    /// Gives back claimed jobs that were never called.
+    @discardableResult
+    public func release(_ jobs: [ClaimedJob], workerID: String) async throws -> Int {
+        guard !jobs.isEmpty else { return 0 }
+        return try await pool.query(PostgresQuery(WorkerSQL.release, [workerID, jobs.map(\.id), jobs.map(\.attempt)])).count
+    }
+
+    public func registerWorker(id: String, host: String, pid: Int32, version: String, concurrency: Int) async throws {
+        try await pool.query(PostgresQuery(WorkerSQL.register, [id, host, Int(pid), version, concurrency]))
+    }
+
+    /// Renews leases and the status row; returns how many leases were renewed.
+    @discardableResult
+    public func heartbeat(workerID: String, lease: Duration, status: WorkerStatus) async throws -> Int {
+        let rows = try await pool.query(PostgresQuery(WorkerSQL.heartbeat, [
+            workerID, lease.seconds, status.state, status.inFlight, status.succeeded, status.failed, status.retried,
+        ]))
+        return try rows.first?.decode(Int.self, at: 0) ?? 0
+    }
+
+    /// Returns expired-lease jobs to the queue; returns how many.
+    @discardableResult
+    public func rescueExpiredLeases() async throws -> Int {
+        try await pool.query(PostgresQuery(WorkerSQL.rescue)).count
+    }
+
+    public func markSilentWorkersStopped(after silence: Duration) async throws {
+        try await pool.query(PostgresQuery(WorkerSQL.markSilentWorkersStopped, [silence.seconds]))
+    }
+
+    public func markWorkerStopped(id: String, status: WorkerStatus) async throws {
+        try await pool.query(PostgresQuery(WorkerSQL.markStopped, [id, status.succeeded, status.failed, status.retried]))
+    }
+
+    /// Time until the earliest waiting job may run, or nil if none is waiting.
+    public func nextRunAt() async throws -> Duration? {
+        try await pool.query(PostgresQuery(WorkerSQL.nextRunAt))[0].decode(Double?.self, at: 0).map { .seconds($0) }
+    }
+
+    public func anyRunnable() async throws -> Bool {
+        try await pool.query(PostgresQuery(WorkerSQL.anyRunnable))[0].decode(Bool.self, at: 0)
+    }
+}
+
+/// What a worker reports in its `workers` row.
+public struct WorkerStatus: Sendable {
+    public var state = "running"
+    public var inFlight = 0
+    public var succeeded = 0
+    public var failed = 0
+    public var retried = 0
+
+    public init() {}
+}
+
+extension Duration {
+    /// The duration in (fractional) seconds.
+    var seconds: Double {
+        Double(components.seconds) + Double(components.attoseconds) / 1e18
+    }
+}

@@ -1,0 +1,99 @@
+import CognitoClient
+import Foundation
+import Logging
+
+extension QueueWorker {
+    /// One claimed job: wait for the rate limiter, call Cognito, hand the outcome to the recorder.
+    /// A job that never got to its call (shutdown) is given back.
+    func process(_ job: ClaimedJob, recorder: OutcomeRecorder) async {
+        let wait = await limiter.reserve()
+        if wait > .zero { await state.pause(for: wait) }
+        guard await !state.isStopping, !Task.isCancelled else {
+            await giveBack(job, recorder: recorder)
+            return
+        }
+        let startedAt = Date()
+        let result = await call(job)
+        if case .failure(let error) = result, error.code == "Cancelled" || Task.isCancelled {
+            // The grace period ended mid-call: the outcome is unknown; the lease rescues the job.
+            await state.finished(nil)
+            return
+        }
+        let record = Self.decide(job, result: result, policy: configuration.retryPolicy, random: random(),
+                                 startedAt: startedAt, finishedAt: Date())
+        switch record.outcome {
+        case .throttled: await limiter.recordThrottle()
+        case .succeeded: await limiter.recordSuccess()
+        default: break
+        }
+        logger.debug(
+            "call finished",
+            metadata: ["job.id": "\(job.id)", "outcome": "\(record.outcome.rawValue)", "state": "\(record.newState.rawValue)",
+                       "error.code": "\(record.errorCode ?? "")", "request_id": "\(record.requestID ?? "")"])
+        await recorder.add(record)
+        await state.finished(record.newState)
+    }
+
+    private func giveBack(_ job: ClaimedJob, recorder: OutcomeRecorder) async {
+        await recorder.release(job)
+        await state.finished(nil)
+    }
+
+    /// The Cognito call. Data another system inserted that Cognito would refuse anyway (the
+    /// database's checks are looser than the service model) fails without a call.
+    private func call(_ job: ClaimedJob) async -> Result<CognitoResponse, CognitoError> {
+        let pool: UserPoolID
+        let username: Username
+        let metadata: ClientMetadata?
+        do {
+            pool = try UserPoolID(job.userPoolID)
+            username = try Username(job.username)
+            metadata = try job.clientMetadata.map { try ClientMetadata($0) }
+        } catch {
+            return .failure(CognitoError(
+                code: "InvalidInput", message: "\(error)", errorClass: .permanent, operation: "AdminResetUserPassword"))
+        }
+        do {
+            return .success(try await cognito.adminResetUserPassword(userPoolID: pool, username: username, clientMetadata: metadata))
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    /// What a call's result means for its job (DESIGN.md, "Retry"; `JobRetryPolicy`).
+    static func decide(
+        _ job: ClaimedJob, result: Result<CognitoResponse, CognitoError>, policy: JobRetryPolicy, random: Double,
+        startedAt: Date, finishedAt: Date
+    ) -> JobRecord {
+        func record(_ outcome: AttemptOutcome, _ state: JobState, delay: Duration = .zero, givesBack: Bool = false,
+                    error: CognitoError? = nil, requestID: String? = nil) -> JobRecord {
+            JobRecord(
+                job: job, outcome: outcome, newState: state, retryDelay: delay, givesBackAttempt: givesBack,
+                errorCode: error.map { String($0.code.prefix(200)) }, errorMessage: error.map { String($0.message.prefix(2000)) },
+                requestID: requestID ?? error?.requestID, startedAt: startedAt, finishedAt: finishedAt)
+        }
+        let attemptsLeft = job.attempt < job.maxAttempts
+        switch result {
+        case .success(let response):
+            return record(.succeeded, .succeeded, requestID: response.requestID)
+        case .failure(let error):
+            switch error.errorClass {
+            case .throttled:
+                return record(.throttled, .retrying, delay: policy.throttleDelay(unitRandom: random), givesBack: true, error: error)
+            case .throttledLong:
+                return attemptsLeft
+                    ? record(.throttled, .retrying, delay: policy.limitExceededDelay(unitRandom: random), error: error)
+                    : record(.throttled, .failed, error: error)
+            case .transient, .credentials:
+                // Rejected credentials are retried like outages: a rotated or expired key must not
+                // fail the whole queue at once; attempts still bound it.
+                let outcome: AttemptOutcome = error.errorClass == .credentials ? .credentialsError : .transientError
+                return attemptsLeft
+                    ? record(outcome, .retrying, delay: policy.backoff(afterAttempt: job.attempt, unitRandom: random), error: error)
+                    : record(outcome, .failed, error: error)
+            default:
+                return record(.permanentError, .failed, error: error)
+            }
+        }
+    }
+}

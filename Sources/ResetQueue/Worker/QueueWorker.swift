@@ -1,0 +1,221 @@
+public import CognitoClient
+import Foundation
+public import Logging
+public import Postgres
+public import ServiceLifecycle
+
+/// Something a worker did, for tests (which wait on these instead of sleeping) and metrics.
+public enum WorkerEvent: Sendable {
+    case registered
+    case claimed([ClaimedJob])
+    /// Outcomes written; the ids whose job moved on (others had been cancelled or rescued).
+    case recorded(Set<Int64>)
+    /// Nothing runnable; waiting for a NOTIFY, the poll interval or the next run_at.
+    case idle
+    case rescued(Int)
+    case heartbeat(renewedLeases: Int)
+    case databaseUnavailable(PostgresError)
+    case stopping
+    case stopped
+}
+
+/// `cognito-reset worker`: claims runnable jobs, calls Cognito for each (through the rate
+/// limiter), records every outcome, and keeps its leases and status row fresh. See DESIGN.md's
+/// job lifecycle; defaults in `WorkerConfiguration`.
+///
+/// A `Service` for swift-service-lifecycle: on graceful shutdown (SIGTERM/SIGINT) it stops
+/// claiming, lets in-flight calls finish within the grace period, gives back claimed jobs that
+/// never started, marks itself `stopped` and returns.
+public final class QueueWorker: Service, Sendable {
+    public let configuration: WorkerConfiguration
+    let store: PostgresJobStore
+    let listenConfiguration: ConnectionConfiguration
+    let cognito: CognitoIdentityProviderClient
+    let limiter: any RateLimiter
+    let logger: Logger
+    let random: @Sendable () -> Double
+    let onEvent: @Sendable (WorkerEvent) -> Void
+    let state = WorkerRunState()
+
+    public init(
+        configuration: WorkerConfiguration, store: PostgresJobStore, listenConfiguration: ConnectionConfiguration,
+        cognito: CognitoIdentityProviderClient, limiter: any RateLimiter, logger: Logger,
+        random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) },
+        onEvent: @escaping @Sendable (WorkerEvent) -> Void = { _ in }
+    ) {
+        self.configuration = configuration
+        self.store = store
+        self.listenConfiguration = listenConfiguration
+        self.cognito = cognito
+        self.limiter = limiter
+        var logger = logger
+        logger[metadataKey: "worker"] = "\(configuration.workerID)"
+        self.logger = logger
+        self.random = random
+        self.onEvent = onEvent
+    }
+
+    /// Asks the worker to stop as on SIGTERM (for callers that run it without a ServiceGroup).
+    public func stop() async {
+        await state.requestStop()
+    }
+
+    public func run() async throws {
+        try await withGracefulShutdownHandler {
+            try await runUntilStopped()
+        } onGracefulShutdown: { [state] in
+            Task { await state.requestStop() }
+        }
+    }
+
+    private func runUntilStopped() async throws {
+        guard await register() else { return }
+        let recorder = OutcomeRecorder(
+            store: store, workerID: configuration.workerID, interval: configuration.flushInterval, logger: logger,
+            onWritten: { [onEvent] in onEvent(.recorded($0)) })
+        await withTaskGroup(of: Void.self) { background in
+            background.addTask { await recorder.run() }
+            background.addTask { await self.keepHeartbeat() }
+            background.addTask { await self.listenForInserts() }
+            await claimLoop(recorder: recorder)
+            onEvent(.stopping)
+            await recorder.drain(until: .now + configuration.gracePeriod)
+            await recorder.stopWaiting()
+            background.cancelAll()
+        }
+        do {
+            try await store.markWorkerStopped(id: configuration.workerID, status: await state.status)
+        } catch {
+            logger.warning("cannot mark the worker stopped", metadata: ["error": "\(error)"])
+        }
+        let final = await state.status
+        logger.info("worker stopped", metadata: ["succeeded": "\(final.succeeded)", "failed": "\(final.failed)"])
+        onEvent(.stopped)
+    }
+
+    /// Registers the worker row, retrying while the database is unreachable. False if asked to
+    /// stop before it worked.
+    private func register() async -> Bool {
+        var failures = 0
+        while !(await state.isStopping) {
+            do {
+                try await store.registerWorker(
+                    id: configuration.workerID, host: ProcessInfo.processInfo.hostName,
+                    pid: ProcessInfo.processInfo.processIdentifier, version: CognitoResetVersion.current,
+                    concurrency: configuration.concurrency)
+                logger.info("worker started", metadata: ["concurrency": "\(configuration.concurrency)"])
+                onEvent(.registered)
+                return true
+            } catch {
+                failures += 1
+                reportDatabaseError(error, while: "registering")
+                await state.wake.wait(timeout: backoff(failures))
+            }
+        }
+        return false
+    }
+
+    // MARK: Claiming
+
+    private func claimLoop(recorder: OutcomeRecorder) async {
+        await withDiscardingTaskGroup { jobs in
+            var failures = 0
+            while !(await state.isStopping) {
+                let free = configuration.concurrency - (await state.inFlight)
+                guard free > 0 else {
+                    await state.wake.wait(timeout: configuration.pollInterval)
+                    continue
+                }
+                do {
+                    let claimed = try await store.claim(
+                        workerID: configuration.workerID, limit: min(free, configuration.claimBatchSize),
+                        lease: configuration.lease)
+                    failures = 0
+                    if !claimed.isEmpty {
+                        await state.claimed(claimed.count)
+                        onEvent(.claimed(claimed))
+                        for job in claimed {
+                            jobs.addTask { await self.process(job, recorder: recorder) }
+                        }
+                        continue
+                    }
+                    if configuration.drain, await drained(recorder) { break }
+                    onEvent(.idle)
+                    let next = try await store.nextRunAt()
+                    await state.wake.wait(timeout: min(configuration.pollInterval, next ?? configuration.pollInterval))
+                } catch {
+                    failures += 1
+                    reportDatabaseError(error, while: "claiming")
+                    await state.wake.wait(timeout: backoff(failures))
+                }
+            }
+            // Stopping: unstarted jobs give themselves back; in-flight calls get the grace period.
+            if await !state.waitUntilIdle(timeout: configuration.gracePeriod) {
+                logger.warning("grace period over, abandoning in-flight calls to lease rescue")
+                jobs.cancelAll()
+            }
+        }
+    }
+
+    /// For --drain: nothing in flight, nothing left to write, nothing runnable.
+    private func drained(_ recorder: OutcomeRecorder) async -> Bool {
+        guard await state.inFlight == 0 else { return false }
+        guard await recorder.isEmpty else {
+            await recorder.flush()
+            return false
+        }
+        return (try? await store.anyRunnable()) == false
+    }
+
+    private func backoff(_ failures: Int) -> Duration {
+        let ceiling = min(10.0, 0.2 * Double(1 << min(failures, 8)))
+        return .seconds(ceiling * (0.5 + random() / 2))
+    }
+
+    private func reportDatabaseError(_ error: any Error, while activity: String) {
+        let postgresError = error as? PostgresError ?? PostgresError(code: .unexpectedResult, message: "\(error)")
+        logger.warning("database unavailable", metadata: ["activity": "\(activity)", "error": "\(postgresError)"])
+        onEvent(.databaseUnavailable(postgresError))
+    }
+
+    // MARK: Background
+
+    /// Renews leases and the status row, rescues expired leases, every heartbeat interval.
+    private func keepHeartbeat() async {
+        while !Task.isCancelled {
+            do {
+                try await Task.sleep(for: configuration.heartbeatInterval)
+            } catch {
+                return
+            }
+            do {
+                let renewed = try await store.heartbeat(
+                    workerID: configuration.workerID, lease: configuration.lease, status: await state.status)
+                onEvent(.heartbeat(renewedLeases: renewed))
+                let rescued = try await store.rescueExpiredLeases()
+                if rescued > 0 {
+                    logger.notice("rescued jobs whose worker stopped renewing its lease", metadata: ["jobs": "\(rescued)"])
+                    onEvent(.rescued(rescued))
+                    await state.wake.signal()
+                }
+                try await store.markSilentWorkersStopped(after: configuration.lease * 4)
+            } catch {
+                reportDatabaseError(error, while: "heartbeat")
+            }
+        }
+    }
+
+    /// LISTEN for inserts; every notification (and every reconnect) wakes the claim loop.
+    private func listenForInserts() async {
+        let events = NotificationListener.events(
+            configuration: listenConfiguration, channels: [CognitoResetSchema.jobsChannel], logger: logger)
+        for await event in events {
+            switch event {
+            case .notification, .listening:
+                await state.wake.signal()
+            case .disconnected:
+                break
+            }
+        }
+    }
+}

@@ -1,0 +1,35 @@
+import Foundation
+
+/// How a worker behaves. Defaults are DESIGN.md's and are documented in the README.
+public struct WorkerConfiguration: Sendable {
+    /// `host:pid:random`, unique per process; written to `locked_by` and `workers.id`.
+    public var workerID: String
+    /// Cognito calls in flight at most (`--concurrency`, default 16).
+    public var concurrency: Int = 16
+    /// How long a claim holds a job before any worker may rescue it (default 30 s).
+    public var lease: Duration = .seconds(30)
+    /// Leases and the `workers` row are renewed, and expired leases rescued, this often (default 10 s).
+    public var heartbeatInterval: Duration = .seconds(10)
+    /// An idle worker looks for work at least this often even without a NOTIFY (default 1 s).
+    public var pollInterval: Duration = .seconds(1)
+    /// At most this many jobs per claim statement.
+    public var claimBatchSize: Int = 100
+    /// Exit once nothing is runnable and nothing is in flight (`--drain`).
+    public var drain = false
+    /// On SIGTERM, in-flight calls get this long to finish (default 20 s; keep it below
+    /// systemd's TimeoutStopSec).
+    public var gracePeriod: Duration = .seconds(20)
+    /// Outcomes are written in batches at least this often (successes are batched).
+    public var flushInterval: Duration = .milliseconds(20)
+    public var retryPolicy = JobRetryPolicy()
+
+    public init(workerID: String = WorkerConfiguration.makeWorkerID()) {
+        self.workerID = workerID
+    }
+
+    /// `host:pid:xxxxxx`.
+    public static func makeWorkerID() -> String {
+        let suffix = String(UInt32.random(in: 0...UInt32.max), radix: 16)
+        return "\(ProcessInfo.processInfo.hostName):\(ProcessInfo.processInfo.processIdentifier):\(suffix)"
+    }
+}
