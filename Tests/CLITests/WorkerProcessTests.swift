@@ -1,0 +1,131 @@
+import CognitoTesting
+import Foundation
+import Postgres
+import PostgresTesting
+import Testing
+
+/// The worker as operators run it: a real process, killed or stopped by signals.
+@Suite("cognito-reset worker processes")
+struct WorkerProcessTests {
+    static let pool = "eu-west-1_Crash1"
+
+    func environment(_ database: TemporaryDatabase, _ server: FakeHTTPServer) -> [String: String] {
+        ["DATABASE_URL": database.configuration.resolvedConnectionString(), "AWS_REGION": "eu-west-1",
+         "AWS_ACCESS_KEY_ID": "AKIDTEST", "AWS_SECRET_ACCESS_KEY": "secret",
+         "AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER": server.url.absoluteString]
+    }
+
+    func startWorker(_ environment: [String: String], _ extra: [String] = []) throws -> ChildProcess {
+        var merged = ProcessInfo.processInfo.environment.filter { key, _ in
+            key != "DATABASE_URL" && !key.hasPrefix("PG") && !key.hasPrefix("AWS_")
+        }
+        merged["AWS_EC2_METADATA_DISABLED"] = "true"
+        merged.merge(environment) { $1 }
+        return try ChildProcess(
+            CognitoResetBinary.url,
+            ["worker", "--concurrency", "16", "--rate", "unlimited", "--lease", "2s", "--heartbeat", "500ms", "--poll", "200ms"] + extra,
+            environment: merged)
+    }
+
+    func waitUntilAllFinished(_ connection: PostgresConnection) async throws {
+        try await withDeadline(.seconds(90), "every job to finish") {
+            while try await connection.query(
+                "SELECT count(*) FROM cognito_reset.jobs WHERE state NOT IN ('succeeded', 'failed', 'cancelled')"
+            )[0].decode(Int.self, at: 0) > 0 {
+                try await Task.sleep(for: .milliseconds(100))  // polling a condition, bounded by the deadline
+            }
+        }
+    }
+
+    @Test func aWorkerKilledMidBatchLosesNothingAndRepeatsOnlyItsInFlightCalls() async throws {
+        let server = try await FakeHTTPServer.start(responder: { _, _ in .delay(.milliseconds(100), then: .cognitoSuccess()) })
+        try await TemporaryDatabase.with { database in
+            let env = environment(database, server)
+            #expect(try await CognitoResetBinary.run(["migrate"], environment: env).status == 0)
+            let connection = try await database.connect()
+            try await connection.execute("""
+                INSERT INTO cognito_reset.jobs (user_pool_id, username) SELECT \(Self.pool), 'user' || g FROM generate_series(1, 300) g
+                """)
+            let victim = try startWorker(env)
+            await server.waitForRequests(60)
+            kill(victim.pid, SIGKILL)
+            let result = await victim.wait()
+            #expect(result.status != 0)
+            let calledBeforeKill = Set(server.requests.compactMap(\.username))
+            let recordedBeforeKill = try await connection.query(
+                "SELECT username FROM cognito_reset.jobs WHERE state = 'succeeded'").map { try $0.decode(String.self, at: 0) }
+
+            let rescuer = try startWorker(env)
+            try await waitUntilAllFinished(connection)
+            rescuer.send(SIGTERM)
+            #expect(await rescuer.wait().status == 0)
+
+            #expect(try await connection.query("SELECT count(*) FROM cognito_reset.jobs WHERE state = 'succeeded'")[0].decode(Int.self, at: 0) == 300)
+            let calls = server.requests.reduce(into: [String: Int]()) { counts, request in
+                if let user = request.username { counts[user, default: 0] += 1 }
+            }
+            let repeated = Set(calls.filter { $0.value > 1 }.keys)
+            #expect(calls.count == 300)
+            #expect(repeated.isSubset(of: calledBeforeKill), "only calls the killed worker had made are repeated")
+            #expect(repeated.isDisjoint(with: recordedBeforeKill), "a recorded outcome is never repeated")
+            #expect(repeated.count <= 32, "at most the calls in flight or awaiting their write: \(repeated.count)")
+            // Every repeated job was rescued from the dead worker's lease (some rescued ones had
+            // not reached the server yet, so they ran once).
+            let rescued = Set(try await connection.query("""
+                SELECT j.username FROM cognito_reset.attempts a JOIN cognito_reset.jobs j ON j.id = a.job_id
+                WHERE a.outcome = 'lease_expired'
+                """).map { try $0.decode(String.self, at: 0) })
+            #expect(repeated.isSubset(of: rescued))
+            #expect(rescued.count <= 32, "claimed and not yet recorded: calls in flight plus outcomes awaiting their batched write")
+            await connection.close()
+        }
+        await server.shutdown()
+    }
+
+    @Test func sigtermStopsGracefullyWithExitZero() async throws {
+        let server = try await FakeHTTPServer.start(responder: { _, _ in .delay(.milliseconds(300), then: .cognitoSuccess()) })
+        try await TemporaryDatabase.with { database in
+            let env = environment(database, server)
+            #expect(try await CognitoResetBinary.run(["migrate"], environment: env).status == 0)
+            let connection = try await database.connect()
+            try await connection.execute("""
+                INSERT INTO cognito_reset.jobs (user_pool_id, username) SELECT \(Self.pool), 'user' || g FROM generate_series(1, 100) g
+                """)
+            let worker = try startWorker(env)
+            await server.waitForRequests(20)
+            worker.send(SIGTERM)
+            let result = await worker.wait()
+            #expect(result.status == 0, "\(result.stderr)")
+            // Every call that was made is recorded; nothing is left running.
+            let called = server.requests.count
+            #expect(try await connection.query("SELECT count(*) FROM cognito_reset.jobs WHERE state = 'succeeded'")[0].decode(Int.self, at: 0) == called)
+            #expect(try await connection.query("SELECT count(*) FROM cognito_reset.jobs WHERE state = 'running'")[0].decode(Int.self, at: 0) == 0)
+            #expect(try await connection.query("SELECT state FROM cognito_reset.workers")[0].decode(String.self, at: 0) == "stopped")
+            await connection.close()
+        }
+        await server.shutdown()
+    }
+
+    @Test func drainRunsToCompletionAndRefusesAnUnmigratedDatabase() async throws {
+        let server = try await FakeHTTPServer.start()
+        try await TemporaryDatabase.with { database in
+            let env = environment(database, server)
+            let unmigrated = try await CognitoResetBinary.run(["worker", "--drain"], environment: env)
+            #expect(unmigrated.status == 1)
+            #expect(unmigrated.stderr.contains("cognito-reset migrate"))
+            #expect(try await CognitoResetBinary.run(["migrate"], environment: env).status == 0)
+            let connection = try await database.connect()
+            try await connection.execute("""
+                INSERT INTO cognito_reset.jobs (user_pool_id, username) SELECT \(Self.pool), 'user' || g FROM generate_series(1, 20) g
+                """)
+            let drained = try await CognitoResetBinary.run(["worker", "--drain", "--rate", "unlimited"], environment: env)
+            #expect(drained.status == 0, "\(drained.stderr)")
+            #expect(try await connection.query("SELECT count(*) FROM cognito_reset.jobs WHERE state = 'succeeded'")[0].decode(Int.self, at: 0) == 20)
+            let badRate = try await CognitoResetBinary.run(["worker", "--rate", "fast"], environment: env)
+            #expect(badRate.status == 2)
+            #expect(badRate.stderr.hasPrefix("error: --rate:"))
+            await connection.close()
+        }
+        await server.shutdown()
+    }
+}
