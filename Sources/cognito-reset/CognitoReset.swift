@@ -14,7 +14,8 @@ struct CognitoReset: AsyncParsableCommand {
             """,
         version: CognitoResetVersion.current,
         subcommands: [
-            MigrateCommand.self, WorkerCommand.self, EnqueueCommand.self, AdminResetCommand.self, ChangePasswordCommand.self,
+            MigrateCommand.self, WorkerCommand.self, EnqueueCommand.self, StatusCommand.self, JobsCommand.self,
+            AdminResetCommand.self, ChangePasswordCommand.self,
         ]
     )
 

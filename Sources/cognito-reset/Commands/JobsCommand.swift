@@ -1,0 +1,144 @@
+import ArgumentParser
+import Foundation
+import Postgres
+import ResetQueue
+
+/// `cognito-reset jobs list|show|retry|cancel`.
+struct JobsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "jobs", abstract: "List, inspect, retry and cancel jobs.",
+        subcommands: [List.self, Show.self, Retry.self, Cancel.self])
+
+    /// Runs `body` with a store on a one-connection pool.
+    static func withStore<T>(_ database: DatabaseOptions, _ body: (PostgresJobStore) async throws -> T) async throws -> T {
+        let logger = try database.logger()
+        let pool = ConnectionPool(
+            configuration: try database.configuration(), options: .init(maximumConnections: 1, connectDeadline: .seconds(10)),
+            logger: logger)
+        do {
+            let value = try await mappingErrors { try await body(PostgresJobStore(pool: pool)) }
+            await pool.close()
+            return value
+        } catch {
+            await pool.close()
+            throw error
+        }
+    }
+
+    static func encoder() -> JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        encoder.dateEncodingStrategy = .iso8601
+        encoder.outputFormatting = [.sortedKeys]
+        return encoder
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List jobs, newest first.")
+        @OptionGroup var database: DatabaseOptions
+        @Option(help: ArgumentHelp("Only jobs in this state.", valueName: "STATE")) var state: String?
+        @Option(help: ArgumentHelp("Only jobs of this user pool.", valueName: "ID")) var pool: String?
+        @Option(help: ArgumentHelp("At most this many (default 50).", valueName: "N")) var limit = 50
+        @Flag(help: "Print JSON for machines.") var json = false
+
+        func run() async throws {
+            let state = try parseState(state)
+            guard (1...10_000).contains(limit) else { throw CLIError.badInput("--limit: must be from 1 to 10000") }
+            let jobs = try await JobsCommand.withStore(database) { try await $0.list(state: state, pool: pool, limit: limit) }
+            if json {
+                print(String(decoding: try JobsCommand.encoder().encode(jobs), as: UTF8.self))
+                return
+            }
+            print(["ID", "POOL", "USER", "STATE", "ATTEMPT", "PRIO", "RUN AT", "LAST ERROR"].joined(separator: "\t"))
+            for job in jobs {
+                print([String(job.id), job.userPoolID, job.username, job.state, "\(job.attempt)/\(job.maxAttempts)",
+                       String(job.priority), job.runAt.formatted(.iso8601), job.lastErrorCode ?? "-"].joined(separator: "\t"))
+            }
+        }
+    }
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show one job and every call made for it.")
+        @OptionGroup var database: DatabaseOptions
+        @Argument(help: "The job id.") var id: Int64
+        @Flag(help: "Print JSON for machines.") var json = false
+
+        func run() async throws {
+            guard let (job, attempts) = try await JobsCommand.withStore(database, { try await $0.job(id: id) }) else {
+                throw CLIError.failure("no job \(id)")
+            }
+            if json {
+                struct Both: Encodable { let job: JobSummary; let attempts: [AttemptSummary] }
+                print(String(decoding: try JobsCommand.encoder().encode(Both(job: job, attempts: attempts)), as: UTF8.self))
+                return
+            }
+            print("""
+                Job \(job.id)  \(job.state)  attempt \(job.attempt)/\(job.maxAttempts)  priority \(job.priority)
+                Pool \(job.userPoolID)  user \(job.username)
+                Created \(job.createdAt.formatted(.iso8601))  run at \(job.runAt.formatted(.iso8601))\(job.finishedAt.map { "  finished \($0.formatted(.iso8601))" } ?? "")
+                """)
+            if let code = job.lastErrorCode { print("Last error \(code): \(job.lastErrorMessage ?? "")") }
+            if let request = job.cognitoRequestID { print("Cognito request id \(request)") }
+            if let worker = job.lockedBy { print("Held by \(worker)") }
+            for attempt in attempts {
+                let error = attempt.errorCode.map { "  \($0): \(attempt.errorMessage ?? "")" } ?? ""
+                print("  #\(attempt.attempt) \(attempt.startedAt.formatted(.iso8601)) \(attempt.outcome) \(attempt.latencyMilliseconds.map { "\($0) ms" } ?? "") by \(attempt.workerID)\(error)")
+            }
+        }
+    }
+
+    struct Retry: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Queue failed or cancelled jobs again, with fresh attempts.",
+            discussion: "Give a job id, or --state failed|cancelled (optionally --pool) for each user's newest such job.")
+        @OptionGroup var database: DatabaseOptions
+        @Argument(help: "The job id.") var id: Int64?
+        @Option(help: ArgumentHelp("failed or cancelled.", valueName: "STATE")) var state: String?
+        @Option(help: ArgumentHelp("Only jobs of this user pool (with --state).", valueName: "ID")) var pool: String?
+
+        func run() async throws {
+            switch (id, try parseState(state)) {
+            case (let id?, nil):
+                do {
+                    let retried = try await JobsCommand.withStore(database) { try await $0.retry(id: id) }
+                    guard retried else { throw CLIError.failure("job \(id) is not failed or cancelled (or does not exist)") }
+                    print("Job \(id) queued again.")
+                } catch let error as CLIError where error.message.contains("jobs_one_active_per_user") {
+                    throw CLIError.failure("job \(id) not retried: the user already has an active job")
+                }
+            case (nil, let state?) where state == .failed || state == .cancelled:
+                let count = try await JobsCommand.withStore(database) { try await $0.retry(state: state, pool: pool) }
+                print("\(count) job(s) queued again.")
+            default:
+                throw CLIError.badInput("give a job id, or --state failed|cancelled (not both)")
+            }
+        }
+    }
+
+    struct Cancel: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Cancel active jobs: one by id, all of a pool, or all of an import.",
+            discussion: "A running job is cancelled too; its call's late outcome is audited but never overwrites the cancel.")
+        @OptionGroup var database: DatabaseOptions
+        @Argument(help: "The job id.") var id: Int64?
+        @Option(help: ArgumentHelp("Every active job of this user pool.", valueName: "ID")) var pool: String?
+        @Option(name: .customLong("import"), help: ArgumentHelp("Every active job of this CSV import.", valueName: "ID")) var importID: Int64?
+
+        func run() async throws {
+            guard [id != nil, pool != nil, importID != nil].filter({ $0 }).count == 1 else {
+                throw CLIError.badInput("give exactly one of: a job id, --pool ID, --import ID")
+            }
+            let count = try await JobsCommand.withStore(database) { try await $0.cancel(id: id, pool: pool, importID: importID) }
+            print("\(count) job(s) cancelled.")
+        }
+    }
+}
+
+/// `--state` values, checked.
+func parseState(_ text: String?) throws -> JobState? {
+    guard let text else { return nil }
+    guard let state = JobState(rawValue: text) else {
+        throw CLIError.badInput("--state: must be one of \(JobState.allCases.map(\.rawValue).joined(separator: ", "))")
+    }
+    return state
+}

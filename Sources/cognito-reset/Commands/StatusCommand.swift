@@ -1,0 +1,73 @@
+import ArgumentParser
+import Foundation
+import Postgres
+import ResetQueue
+
+/// `cognito-reset status [--json] [--watch]`.
+struct StatusCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status", abstract: "Show the queue: counts, throughput, failures, workers.")
+
+    @OptionGroup var database: DatabaseOptions
+
+    @Flag(help: "Print JSON for machines.")
+    var json = false
+
+    @Flag(help: "Refresh every 2 seconds, with a drain estimate, until interrupted.")
+    var watch = false
+
+    func run() async throws {
+        let logger = try database.logger()
+        let pool = ConnectionPool(
+            configuration: try database.configuration(), options: .init(maximumConnections: 1, connectDeadline: .seconds(10)),
+            logger: logger)
+        let store = PostgresJobStore(pool: pool)
+        repeat {
+            let status = try await mappingErrors { try await store.status() }
+            if json {
+                let encoder = JSONEncoder()
+                encoder.keyEncodingStrategy = .convertToSnakeCase
+                encoder.outputFormatting = [.sortedKeys]
+                print(String(decoding: try encoder.encode(status), as: UTF8.self))
+            } else {
+                if watch { print("\u{1B}[H\u{1B}[2J", terminator: "") }
+                print(Self.render(status, withETA: watch))
+            }
+            if watch { try await Task.sleep(for: .seconds(2)) }
+        } while watch
+        await pool.close()
+    }
+
+    static func render(_ status: QueueStatus, withETA: Bool) -> String {
+        let c = status.counts
+        var lines = [
+            "Jobs        pending \(c.pending)  running \(c.running)  retrying \(c.retrying)  succeeded \(c.succeeded)  failed \(c.failed)  cancelled \(c.cancelled)",
+            "Runnable    now \(status.runnableNow), scheduled later \(status.scheduledLater)"
+                + (status.oldestRunnableAgeSeconds.map { ", oldest waiting \(seconds($0))" } ?? ""),
+            "Throughput  last minute \(status.succeededLastMinute) ok / \(status.failedLastMinute) failed,"
+                + " last hour \(status.succeededLastHour) ok / \(status.failedLastHour) failed",
+        ]
+        if !status.failuresByCode.isEmpty {
+            let top = status.failuresByCode.sorted { $0.value > $1.value }.map { "\($0.key) \($0.value)" }
+            lines.append("Failures    (24 h) " + top.joined(separator: ", "))
+        }
+        lines.append("Workers     \(status.workersAlive) alive")
+        for worker in status.workers {
+            lines.append(
+                "  \(worker.id)  \(worker.state)  in flight \(worker.inFlight)  heartbeat \(seconds(worker.secondsSinceHeartbeat)) ago"
+                    + "  ok \(worker.succeeded)  failed \(worker.failed)  retried \(worker.retried)")
+        }
+        if withETA {
+            lines.append("Drain ETA   " + (status.drainETASeconds.map { "about \(seconds($0)) for \(status.remaining) job(s)" } ?? "unknown (nothing finished in the last minute)"))
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    static func seconds(_ value: Double) -> String {
+        switch value {
+        case ..<120: String(format: "%.0fs", value)
+        case ..<7200: String(format: "%.0fm", value / 60)
+        default: String(format: "%.1fh", value / 3600)
+        }
+    }
+}
