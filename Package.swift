@@ -101,6 +101,13 @@ let package = Package(
             swiftSettings: strictSettings
         ),
 
+        // scripts/bench.sh's driver: throughput, SQL ceiling, wake-up latency, worker memory.
+        .executableTarget(
+            name: "cognito-reset-bench",
+            dependencies: ["Postgres", "PostgresTesting", "CognitoTesting"],
+            swiftSettings: strictSettings
+        ),
+
         // Build-time embedding of migrations/*.sql into the ResetQueue module, so a built binary
         // carries its schema and needs no source tree next to it.
         .executableTarget(

@@ -65,7 +65,7 @@ extension CognitoIdentityProviderClient {
             allSecrets += [found.secretAccessKey] + (found.sessionToken.map { [$0] } ?? [])
             let signer = SigV4Signer(region: region, service: "cognito-idp")
             let request = SigningRequest(method: "POST", path: url.path.isEmpty ? "/" : url.path, headers: headers, body: body)
-            headers += signer.sign(request, credentials: found, date: dependencies.now()).addedHeaders
+            headers += signer.sign(request, credentials: found, date: dependencies.now(), keys: signingKeys).addedHeaders
         }
         let response: HTTPResponseData
         do {

@@ -40,6 +40,7 @@ public final class CognitoIdentityProviderClient: Sendable {
     public let transport: HTTPTransport
     public let retryPolicy: RetryPolicy
     public let retryQuota: RetryQuota
+    let signingKeys = SigningKeyCache()
     let dependencies: ClientDependencies
     let logger: Logger
 

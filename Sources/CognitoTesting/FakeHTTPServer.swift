@@ -40,6 +40,8 @@ public final class FakeHTTPServer: Sendable {
         public let uri: String
         public let headers: [(name: String, value: String)]
         public let body: String
+        /// When the request was complete at the server.
+        public let receivedAt: ContinuousClock.Instant
 
         public func header(_ name: String) -> String? {
             headers.first { $0.name.lowercased() == name.lowercased() }?.value
@@ -158,7 +160,7 @@ private final class ScriptedHandler: ChannelInboundHandler, @unchecked Sendable 
             guard let head else { return }
             let request = FakeHTTPServer.RecordedRequest(
                 method: head.method.rawValue, uri: head.uri, headers: head.headers.map { ($0.name, $0.value) },
-                body: body.readString(length: body.readableBytes) ?? "")
+                body: body.readString(length: body.readableBytes) ?? "", receivedAt: .now)
             play(box.record(request), context: context)
         }
     }

@@ -15,7 +15,7 @@ struct CredentialChainTests {
     }
 
     func withTransport<T>(_ body: (HTTPTransport) async throws -> T) async throws -> T {
-        let transport = HTTPTransport(timeouts: .init(connect: .seconds(1), read: .seconds(2), total: .seconds(3)))
+        let transport = HTTPTransport(timeouts: .init(connect: .seconds(5), read: .seconds(10), total: .seconds(20)))
         do {
             let value = try await body(transport)
             await transport.shutdown()
@@ -169,7 +169,8 @@ struct CredentialChainTests {
                 .respond(status: 200, body: "reset-role\n"),
                 .respond(status: 200, body: #"{"Code":"Success","AccessKeyId":"ASIAIMDS","SecretAccessKey":"secret-imds","Token":"token-imds","Expiration":"2030-01-01T00:00:00Z"}"#))
             let provider = InstanceMetadataCredentialProvider(
-                environment: ["AWS_EC2_METADATA_SERVICE_ENDPOINT": server.url.absoluteString], transport: transport)
+                environment: ["AWS_EC2_METADATA_SERVICE_ENDPOINT": server.url.absoluteString], transport: transport,
+                timeout: .seconds(10))
             let found = try #require(try await provider.credentials())
             #expect(found.accessKeyID == "ASIAIMDS")
             let requests = server.requests
@@ -211,7 +212,7 @@ struct CredentialChainTests {
                 let env = ["AWS_ACCESS_KEY_ID": "AKIDENV", "AWS_SECRET_ACCESS_KEY": "s"]
                 let systemd = ["CREDENTIALS_DIRECTORY": folder.path]
                 func chain(_ environment: [String: String]) -> CredentialChain {
-                    .standard(environment: environment, transport: transport, region: "eu-west-1")
+                    .standard(environment: environment, transport: transport, region: "eu-west-1", metadataTimeout: .seconds(10))
                 }
                 #expect(try await chain(files.merging(env) { $1 }.merging(systemd) { $1 }).credentials()?.accessKeyID == "AKIDENV")
                 #expect(try await chain(files.merging(systemd) { $1 }).credentials()?.accessKeyID == "AKIDSYSTEMD")

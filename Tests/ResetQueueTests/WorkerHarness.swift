@@ -25,7 +25,8 @@ struct WorkerHarness {
         try await withMigratedDatabase { database in
             let server = try await FakeHTTPServer.start(responder: responder)
             let transport = HTTPTransport(timeouts: .init(connect: .seconds(5), read: .seconds(10), total: .seconds(20)))
-            let pool = ConnectionPool(configuration: database.configuration, options: .init(maximumConnections: 8))
+            let pool = ConnectionPool(
+                configuration: database.configuration, options: .init(maximumConnections: 8, connectDeadline: .seconds(2)))
             let harness = WorkerHarness(database: database, pool: pool, server: server, transport: transport)
             do {
                 try await body(harness)

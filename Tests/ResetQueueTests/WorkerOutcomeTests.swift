@@ -16,19 +16,21 @@ struct WorkerOutcomeTests {
         let code: String?
         let message: String?
         let requestID: String?
-        let secondsUntilRun: Double
+        /// run_at minus the end of the last call (as the worker saw it): the scheduled delay,
+        /// independent of how long the test takes to look.
+        let delayAfterCall: Double
     }
 
     func job(_ harness: WorkerHarness, _ username: String) async throws -> Row {
         let row = try await harness.pool.query("""
             SELECT state, attempt, last_error_code, last_error_message, cognito_request_id,
-                   extract(epoch FROM run_at - now())::double precision
-            FROM cognito_reset.jobs WHERE username = \(username)
+                   extract(epoch FROM run_at - (SELECT max(finished_at) FROM cognito_reset.attempts a WHERE a.job_id = j.id))::double precision
+            FROM cognito_reset.jobs j WHERE username = \(username)
             """)[0]
         return Row(
             state: try row.decode(String.self, at: 0), attempt: try row.decode(Int.self, at: 1),
             code: try row.decode(String?.self, at: 2), message: try row.decode(String?.self, at: 3),
-            requestID: try row.decode(String?.self, at: 4), secondsUntilRun: try row.decode(Double.self, at: 5))
+            requestID: try row.decode(String?.self, at: 4), delayAfterCall: try row.decode(Double?.self, at: 5) ?? 0)
     }
 
     /// Runs one worker until the single job's first call has been recorded.
@@ -82,7 +84,8 @@ struct WorkerOutcomeTests {
             #expect(row.state == "retrying")
             #expect(row.attempt == 1)
             #expect(row.code == "InternalErrorException")
-            #expect(row.secondsUntilRun > 4.0 && row.secondsUntilRun <= 5.0)
+            // Scheduled when the outcome was written: 5 s after the call, plus at most the write delay.
+            #expect(row.delayAfterCall >= 4.99 && row.delayAfterCall < 8, "\(row.delayAfterCall)")
             #expect(try await harness.count("SELECT count(*) FROM cognito_reset.attempts WHERE outcome = 'transient_error'") == 1)
         }
     }
@@ -93,7 +96,7 @@ struct WorkerOutcomeTests {
             let row = try await job(harness, "alice1")
             #expect(row.state == "retrying")
             #expect(row.attempt == 0, "the attempt was given back")
-            #expect(row.secondsUntilRun > 1.5 && row.secondsUntilRun <= 2.03)
+            #expect(row.delayAfterCall >= 1.99 && row.delayAfterCall < 5, "\(row.delayAfterCall)")
             #expect(try await harness.count("SELECT count(*) FROM cognito_reset.attempts WHERE outcome = 'throttled' AND attempt = 1") == 1)
         }
     }
@@ -114,7 +117,7 @@ struct WorkerOutcomeTests {
             let row = try await job(harness, "alice1")
             #expect(row.state == "retrying")
             #expect(row.attempt == 1)
-            #expect(row.secondsUntilRun > 400 && row.secondsUntilRun <= 450)  // 300 s + 0.5 × 300 s
+            #expect(row.delayAfterCall >= 449.99 && row.delayAfterCall < 453, "\(row.delayAfterCall)")  // 300 s + 0.5 × 300 s
         }
     }
 

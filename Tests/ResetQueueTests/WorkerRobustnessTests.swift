@@ -147,7 +147,9 @@ struct WorkerRobustnessTests {
             let name = PostgresQuery.quoteIdentifier(harness.database.name)
             try await admin.execute("ALTER DATABASE \(unescaped: name) ALLOW_CONNECTIONS false")
             try await admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = \(harness.database.name)")
-            _ = try await harness.events.next("the worker to notice") { if case .databaseUnavailable = $0 { true } else { false } }
+            _ = try await harness.events.next("the worker to notice", deadline: .seconds(60)) {
+                if case .databaseUnavailable = $0 { true } else { false }
+            }
             try await admin.execute("ALTER DATABASE \(unescaped: name) ALLOW_CONNECTIONS true")
             await admin.close()
             try await harness.waitUntilAllFinished()

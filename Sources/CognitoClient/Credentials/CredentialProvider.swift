@@ -45,7 +45,7 @@ public struct CredentialChain: CredentialProvider {
     /// The default chain for `environment`, using `transport` for STS, container and IMDS calls.
     public static func standard(
         environment: [String: String], transport: HTTPTransport, region: String?,
-        now: @escaping @Sendable () -> Date = Date.init
+        now: @escaping @Sendable () -> Date = Date.init, metadataTimeout: Duration = .seconds(1)
     ) -> CredentialChain {
         CredentialChain(providers: [
             EnvironmentCredentialProvider(environment: environment),
@@ -53,7 +53,7 @@ public struct CredentialChain: CredentialProvider {
             WebIdentityCredentialProvider(environment: environment, transport: transport, region: region, now: now),
             SharedFilesCredentialProvider(environment: environment),
             ContainerCredentialProvider(environment: environment, transport: transport),
-            InstanceMetadataCredentialProvider(environment: environment, transport: transport),
+            InstanceMetadataCredentialProvider(environment: environment, transport: transport, timeout: metadataTimeout),
         ])
     }
 

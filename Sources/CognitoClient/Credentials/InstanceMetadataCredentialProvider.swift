@@ -7,11 +7,14 @@ import Foundation
 public struct InstanceMetadataCredentialProvider: CredentialProvider {
     let environment: [String: String]
     let transport: HTTPTransport
+    /// Per request; the SDKs use one second, so hosts without IMDS do not wait long.
+    let timeout: Duration
     public var name: String { "imds" }
 
-    public init(environment: [String: String], transport: HTTPTransport) {
+    public init(environment: [String: String], transport: HTTPTransport, timeout: Duration = .seconds(1)) {
         self.environment = environment
         self.transport = transport
+        self.timeout = timeout
     }
 
     var base: String {
@@ -21,7 +24,6 @@ public struct InstanceMetadataCredentialProvider: CredentialProvider {
 
     public func credentials() async throws(CredentialError) -> AWSCredentials? {
         if environment["AWS_EC2_METADATA_DISABLED"]?.lowercased() == "true" { return nil }
-        let timeout = Duration.seconds(1)
         guard let tokenResponse = try? await transport.send(
             method: "PUT", url: URL(string: base + "/latest/api/token")!,
             headers: [("x-aws-ec2-metadata-token-ttl-seconds", "21600")], timeout: timeout),

@@ -1,5 +1,6 @@
 import Crypto
 public import Foundation
+import Synchronization
 
 /// An HTTP request as the signer sees it.
 public struct SigningRequest: Sendable {
@@ -63,8 +64,9 @@ public struct SigV4Signer: Sendable {
         self.options = options
     }
 
-    /// Signs `request` with `credentials` at `date` (always rendered in UTC).
-    public func sign(_ request: SigningRequest, credentials: AWSCredentials, date: Date) -> SigningResult {
+    /// Signs `request` with `credentials` at `date` (always rendered in UTC). `keys`, when given,
+    /// remembers the derived signing key per day, so the four-HMAC derivation runs once a day.
+    public func sign(_ request: SigningRequest, credentials: AWSCredentials, date: Date, keys: SigningKeyCache? = nil) -> SigningResult {
         let (amzDate, day) = Self.timestamps(date)
         let payloadHash = Self.hexSHA256(request.body)
 
@@ -94,10 +96,8 @@ public struct SigV4Signer: Sendable {
         let stringToSign = ["AWS4-HMAC-SHA256", amzDate, scope, Self.hexSHA256(Array(canonicalRequest.utf8))]
             .joined(separator: "\n")
 
-        var key = SymmetricKey(data: Array("AWS4\(credentials.secretAccessKey)".utf8))
-        for part in [day, region, service, "aws4_request"] {
-            key = SymmetricKey(data: Data(HMAC<SHA256>.authenticationCode(for: Array(part.utf8), using: key)))
-        }
+        let key = keys?.key(credentials: credentials, day: day, region: region, service: service)
+            ?? Self.signingKey(secret: credentials.secretAccessKey, day: day, region: region, service: service)
         let signature = HMAC<SHA256>.authenticationCode(for: Array(stringToSign.utf8), using: key).hex
         let authorization = "AWS4-HMAC-SHA256 Credential=\(credentials.accessKeyID)/\(scope), "
             + "SignedHeaders=\(signedHeaders), Signature=\(signature)"
@@ -105,6 +105,15 @@ public struct SigV4Signer: Sendable {
         return SigningResult(
             canonicalRequest: canonicalRequest, stringToSign: stringToSign, signature: signature,
             authorization: authorization, addedHeaders: added)
+    }
+
+    /// `HMAC(HMAC(HMAC(HMAC("AWS4" + secret, day), region), service), "aws4_request")`.
+    static func signingKey(secret: String, day: String, region: String, service: String) -> SymmetricKey {
+        var key = SymmetricKey(data: Array("AWS4\(secret)".utf8))
+        for part in [day, region, service, "aws4_request"] {
+            key = SymmetricKey(data: Data(HMAC<SHA256>.authenticationCode(for: Array(part.utf8), using: key)))
+        }
+        return key
     }
 
     // MARK: Canonical forms
@@ -172,11 +181,42 @@ public struct SigV4Signer: Sendable {
         var seconds = time_t(date.timeIntervalSince1970.rounded(.down))
         var parts = tm()
         gmtime_r(&seconds, &parts)
-        let day = String(format: "%04d%02d%02d", parts.tm_year + 1900, parts.tm_mon + 1, parts.tm_mday)
-        return (day + String(format: "T%02d%02d%02dZ", parts.tm_hour, parts.tm_min, parts.tm_sec), day)
+        func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
+        let day = "\(parts.tm_year + 1900)" + two(parts.tm_mon + 1) + two(parts.tm_mday)
+        return (day + "T" + two(parts.tm_hour) + two(parts.tm_min) + two(parts.tm_sec) + "Z", day)
     }
 }
 
 extension Sequence where Element == UInt8 {
-    var hex: String { map { String(format: "%02x", $0) }.joined() }
+    /// Lower-case hex, without `String(format:)` (slow on Linux, and this runs several times per call).
+    var hex: String {
+        let digits = Array("0123456789abcdef".utf8)
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(64)
+        for byte in self {
+            bytes.append(digits[Int(byte >> 4)])
+            bytes.append(digits[Int(byte & 0x0F)])
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}
+
+/// Derived SigV4 signing keys, one per credentials, day, region and service (a key is valid for
+/// one day). Holds only derived keys, never the secret itself, and never prints them.
+public final class SigningKeyCache: Sendable {
+    private let entries = Mutex<[String: SymmetricKey]>([:])
+
+    public init() {}
+
+    func key(credentials: AWSCredentials, day: String, region: String, service: String) -> SymmetricKey {
+        // The access key id plus a digest of the secret tell rotated credentials apart.
+        let id = "\(credentials.accessKeyID)/\(SHA256.hash(data: Array(credentials.secretAccessKey.utf8)).hex.prefix(16))/\(day)/\(region)/\(service)"
+        if let key = entries.withLock({ $0[id] }) { return key }
+        let key = SigV4Signer.signingKey(secret: credentials.secretAccessKey, day: day, region: region, service: service)
+        entries.withLock { entries in
+            if entries.count > 64 { entries.removeAll() }  // old days and rotated keys
+            entries[id] = key
+        }
+        return key
+    }
 }

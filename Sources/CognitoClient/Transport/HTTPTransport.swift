@@ -43,10 +43,13 @@ public final class HTTPTransport: Sendable {
     let client: HTTPClient
     public let timeouts: Timeouts
 
-    public init(timeouts: Timeouts = Timeouts()) {
+    /// - Parameter connectionsPerHost: keep-alive connections per endpoint; set it to the worker's
+    ///   concurrency so calls never queue behind each other for a connection.
+    public init(timeouts: Timeouts = Timeouts(), connectionsPerHost: Int = 16) {
         var configuration = HTTPClient.Configuration(
             timeout: .init(connect: .init(timeouts.connect), read: .init(timeouts.read)))
-        configuration.connectionPool = .init(idleTimeout: .seconds(60))
+        configuration.connectionPool = .init(
+            idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: max(1, connectionsPerHost))
         configuration.decompression = .disabled
         self.client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         self.timeouts = timeouts

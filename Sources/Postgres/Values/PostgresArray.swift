@@ -13,21 +13,24 @@ extension Array: PostgresEncodable where Element: PostgresArrayElement {
     /// `{…}` with every element double-quoted (backslash and quote escaped) or `NULL`; cast the
     /// parameter in SQL (`$1::text[]`) to give it its type.
     public var postgresParameter: PostgresParameter {
-        var text = "{"
+        // Built as bytes: batches hold thousands of elements and this runs on the worker's hot path.
+        var bytes: [UInt8] = [UInt8(ascii: "{")]
+        bytes.reserveCapacity(count * 16 + 2)
         for (index, element) in enumerated() {
-            if index > 0 { text += "," }
+            if index > 0 { bytes.append(UInt8(ascii: ",")) }
             guard let value = element.postgresArrayText else {
-                text += "NULL"
+                bytes.append(contentsOf: [UInt8(ascii: "N"), UInt8(ascii: "U"), UInt8(ascii: "L"), UInt8(ascii: "L")])
                 continue
             }
-            text += "\""
-            for character in value.unicodeScalars {
-                if character == "\\" || character == "\"" { text += "\\" }
-                text.unicodeScalars.append(character)
+            bytes.append(UInt8(ascii: "\""))
+            for byte in value.utf8 {
+                if byte == UInt8(ascii: "\\") || byte == UInt8(ascii: "\"") { bytes.append(UInt8(ascii: "\\")) }
+                bytes.append(byte)
             }
-            text += "\""
+            bytes.append(UInt8(ascii: "\""))
         }
-        return PostgresParameter(type: .unspecified, format: .text, bytes: Array<UInt8>((text + "}").utf8))
+        bytes.append(UInt8(ascii: "}"))
+        return PostgresParameter(type: .unspecified, format: .text, bytes: bytes)
     }
 }
 
@@ -71,8 +74,13 @@ extension Date: PostgresArrayElement {
         var time = time_t(whole) + time_t(PostgresTime.epochOffset)
         var parts = tm()
         gmtime_r(&time, &parts)
-        return String(
-            format: "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", parts.tm_year + 1900, parts.tm_mon + 1, parts.tm_mday,
-            parts.tm_hour, parts.tm_min, parts.tm_sec, Int32(fraction))
+        // Hand-formatted: String(format:) is slow on Linux and this runs for every row of a batch.
+        func padded(_ value: Int64, _ width: Int) -> String {
+            let text = String(value)
+            return String(repeating: "0", count: max(0, width - text.count)) + text
+        }
+        return padded(Int64(parts.tm_year) + 1900, 4) + "-" + padded(Int64(parts.tm_mon) + 1, 2) + "-"
+            + padded(Int64(parts.tm_mday), 2) + "T" + padded(Int64(parts.tm_hour), 2) + ":" + padded(Int64(parts.tm_min), 2)
+            + ":" + padded(Int64(parts.tm_sec), 2) + "." + padded(fraction, 6) + "Z"
     }
 }

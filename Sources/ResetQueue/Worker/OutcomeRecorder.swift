@@ -78,8 +78,13 @@ actor OutcomeRecorder {
 
     /// Keeps flushing until everything is written or `deadline` passes.
     func drain(until deadline: ContinuousClock.Instant) async {
-        while !(records.isEmpty && releases.isEmpty), ContinuousClock.now < deadline {
-            if await !flush() { try? await Task.sleep(for: .milliseconds(200)) }
+        while !(records.isEmpty && releases.isEmpty) || isFlushing, ContinuousClock.now < deadline {
+            if isFlushing {
+                // The writer loop is mid-write: give the actor back so that write can finish.
+                try? await Task.sleep(for: .milliseconds(5))
+            } else if await !flush() {
+                try? await Task.sleep(for: .milliseconds(200))
+            }
         }
     }
 }

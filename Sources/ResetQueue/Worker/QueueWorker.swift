@@ -120,9 +120,13 @@ public final class QueueWorker: Service, Sendable {
     private func claimLoop(recorder: OutcomeRecorder) async {
         await withDiscardingTaskGroup { jobs in
             var failures = 0
+            // While calls are in flight, refill once a quarter of the slots are free: a busy worker
+            // then claims many jobs per statement instead of one per finished call.
+            let refillThreshold = max(1, configuration.concurrency / 4)
             while !(await state.isStopping) {
-                let free = configuration.concurrency - (await state.inFlight)
-                guard free > 0 else {
+                let inFlight = await state.inFlight
+                let free = configuration.concurrency - inFlight
+                guard free > 0, inFlight == 0 || free >= refillThreshold else {
                     await state.wake.wait(timeout: configuration.pollInterval)
                     continue
                 }

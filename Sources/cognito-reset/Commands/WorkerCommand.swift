@@ -51,7 +51,7 @@ struct WorkerCommand: AsyncParsableCommand {
             configuration: configuration, options: .init(maximumConnections: 4, connectDeadline: .seconds(30)), logger: logger)
         try await mappingErrors { try await Self.checkSchema(pool) }
 
-        let cognito = try CognitoSetup(environment: environment, logger: logger)
+        let cognito = try CognitoSetup(environment: environment, connections: settings.concurrency, logger: logger)
         do {
             _ = try await cognito.client.credentials.credentials()
         } catch {

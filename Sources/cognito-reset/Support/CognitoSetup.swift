@@ -8,7 +8,7 @@ struct CognitoSetup {
     let client: CognitoIdentityProviderClient
     let transport: HTTPTransport
 
-    init(environment: [String: String] = ProcessInfo.processInfo.environment, logger: Logger) throws {
+    init(environment: [String: String] = ProcessInfo.processInfo.environment, connections: Int = 16, logger: Logger) throws {
         let profileRegion = SharedFilesCredentialProvider(environment: environment).region()
         let endpoints: CognitoEndpointResolver
         do {
@@ -16,7 +16,7 @@ struct CognitoSetup {
         } catch {
             throw CLIError.badInput("\(error.field): \(error.rule)")
         }
-        let transport = HTTPTransport()
+        let transport = HTTPTransport(connectionsPerHost: connections)
         let chain = CredentialChain.standard(environment: environment, transport: transport, region: endpoints.configuredRegion)
         self.transport = transport
         self.client = CognitoIdentityProviderClient(

@@ -1,0 +1,184 @@
+import CognitoTesting
+import Foundation
+import Postgres
+import PostgresTesting
+
+// Benchmarks for scripts/bench.sh (issue: the queue worker's performance targets). Prints figures;
+// asserts nothing. Usage:
+//   cognito-reset-bench --worker BIN [--jobs 50000] [--concurrency 64] [--latency-samples 1000]
+// with DATABASE_URL naming a server where databases may be created.
+
+struct Options {
+    var worker = ""
+    var jobs = 50_000
+    var concurrency = 64
+    var latencySamples = 1_000
+
+    init(_ arguments: [String]) {
+        var rest = arguments.makeIterator()
+        while let flag = rest.next() {
+            guard let value = rest.next() else { break }
+            switch flag {
+            case "--worker": worker = value
+            case "--jobs": jobs = Int(value) ?? jobs
+            case "--concurrency": concurrency = Int(value) ?? concurrency
+            case "--latency-samples": latencySamples = Int(value) ?? latencySamples
+            default: fatalError("unknown option \(flag)")
+            }
+        }
+    }
+}
+
+let options = Options(Array(CommandLine.arguments.dropFirst()))
+let pool = "us-east-1_Bench1"
+
+func say(_ text: String) { print(text) }
+
+func seconds(_ duration: Duration) -> Double {
+    Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+}
+
+func workerEnvironment(_ database: TemporaryDatabase, _ server: FakeHTTPServer) -> [String: String] {
+    var environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("AWS_") && !$0.key.hasPrefix("PG") }
+    environment["DATABASE_URL"] = database.configuration.resolvedConnectionString()
+    environment["AWS_REGION"] = "us-east-1"
+    environment["AWS_ACCESS_KEY_ID"] = "AKIDBENCH"
+    environment["AWS_SECRET_ACCESS_KEY"] = "bench-secret"
+    environment["AWS_EC2_METADATA_DISABLED"] = "true"
+    environment["AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER"] = server.url.absoluteString
+    environment["COGNITO_RESET_LOG_LEVEL"] = "error"
+    return environment
+}
+
+func startWorker(_ environment: [String: String]) throws -> ChildProcess {
+    try ChildProcess(
+        URL(fileURLWithPath: options.worker),
+        ["worker", "--concurrency", String(options.concurrency), "--rate", "unlimited", "--poll", "1s"],
+        environment: environment)
+}
+
+/// Peak resident memory of a running process (VmHWM), in MiB.
+func peakRSS(_ pid: Int32) -> Double? {
+    guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+        let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+        let kilobytes = Double(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "")
+    else { return nil }
+    return kilobytes / 1024
+}
+
+func insertJobs(_ connection: PostgresConnection, _ count: Int) async throws {
+    try await connection.execute("""
+        INSERT INTO cognito_reset.jobs (user_pool_id, username) SELECT \(pool), 'user' || g FROM generate_series(1, \(count)) g
+        """)
+    try await connection.execute("VACUUM ANALYZE cognito_reset.jobs")
+}
+
+func waitFor(_ connection: PostgresConnection, succeeded count: Int) async throws {
+    while try await connection.query("SELECT count(*) FROM cognito_reset.jobs WHERE state = 'succeeded'")[0]
+        .decode(Int.self, at: 0) < count
+    {
+        try await Task.sleep(for: .milliseconds(50))
+    }
+}
+
+@main
+enum Bench {
+    static func main() async throws {
+        // A migrated template, copied for each measurement.
+        let template = try await TemporaryDatabase.create(prefix: "bench_template")
+        let migrate = try await ChildProcess.run(
+            URL(fileURLWithPath: options.worker), ["migrate"],
+            environment: ["DATABASE_URL": template.configuration.resolvedConnectionString(), "PATH": "/usr/bin:/bin"])
+        guard migrate.status == 0 else { fatalError("migrate failed: \(migrate.stderr)") }
+
+        // 1. Worker throughput against a fake Cognito that answers at once.
+        say("== worker throughput: \(options.jobs) jobs, one worker, concurrency \(options.concurrency), rate limit off")
+        var workerRate = 0.0
+        var workerPeak: Double?
+        try await TemporaryDatabase.with(template: template.name) { database in
+            let server = try await FakeHTTPServer.start()
+            let connection = try await database.connect()
+            try await insertJobs(connection, options.jobs)
+            let worker = try startWorker(workerEnvironment(database, server))
+            await server.waitForRequests(1)
+            let first = server.requests[0].receivedAt
+            try await waitFor(connection, succeeded: options.jobs)
+            let elapsed = seconds(ContinuousClock.now - first)
+            workerPeak = peakRSS(worker.pid)
+            worker.send(SIGTERM)
+            _ = await worker.wait()
+            workerRate = Double(options.jobs) / elapsed
+            say(String(format: "worker: %d jobs in %.2f s = %.0f jobs/s; calls made %d; peak RSS %.1f MiB",
+                       options.jobs, elapsed, workerRate, server.requests.count, workerPeak ?? -1))
+            await connection.close()
+            await server.shutdown()
+        }
+
+        // 2. The SQL ceiling: pgbench running only the claim and completion statements.
+        say("== SQL ceiling: pgbench, claim \(options.concurrency) + complete, 4 clients")
+        var ceiling = 0.0
+        try await TemporaryDatabase.with(template: template.name) { database in
+            let connection = try await database.connect()
+            try await insertJobs(connection, options.jobs)
+            await connection.close()
+            let script = FileManager.default.temporaryDirectory.appending(path: "bench-\(UUID().uuidString).sql")
+            try """
+                WITH next AS (SELECT id FROM cognito_reset.jobs WHERE state IN ('pending', 'retrying') AND run_at <= now() AND attempt < max_attempts ORDER BY priority, run_at, id LIMIT \(options.concurrency) FOR UPDATE SKIP LOCKED) UPDATE cognito_reset.jobs AS j SET state = 'running', locked_by = 'bench-' || :client_id, attempt = j.attempt + 1, started_at = now(), lease_expires_at = now() + interval '30 seconds' FROM next WHERE j.id = next.id RETURNING j.id, j.user_pool_id, j.username, j.client_metadata, j.attempt, j.max_attempts, j.priority, j.run_at;
+                WITH done AS (UPDATE cognito_reset.jobs SET state = 'succeeded', finished_at = now(), locked_by = NULL, lease_expires_at = NULL, cognito_request_id = 'bench' WHERE state = 'running' AND locked_by = 'bench-' || :client_id RETURNING id, attempt, started_at) INSERT INTO cognito_reset.attempts (job_id, attempt, worker_id, started_at, finished_at, outcome, request_id, latency_ms) SELECT id, attempt, 'bench', started_at, now(), 'succeeded', 'bench', 0 FROM done;
+
+                """.write(to: script, atomically: true, encoding: .utf8)
+            defer { try? FileManager.default.removeItem(at: script) }
+            let clients = 4
+            let transactions = (options.jobs + options.concurrency * clients - 1) / (options.concurrency * clients)
+            let pgbench = try await ChildProcess.run(
+                URL(fileURLWithPath: "/usr/bin/env"),
+                ["pgbench", "-n", "-c", String(clients), "-j", "2", "-t", String(transactions), "-f", script.path,
+                 database.configuration.resolvedConnectionString()],
+                environment: ProcessInfo.processInfo.environment.merging(["PATH": "/usr/lib/postgresql/15/bin:/usr/bin:/bin"]) { $1 })
+            guard pgbench.status == 0,
+                let line = pgbench.stdout.split(separator: "\n").first(where: { $0.hasPrefix("tps = ") }),
+                let tps = Double(line.dropFirst(6).prefix { $0 != " " })
+            else { fatalError("pgbench failed: \(pgbench.stderr)\(pgbench.stdout)") }
+            ceiling = tps * Double(options.concurrency)
+            say(String(format: "pgbench: %.1f transactions/s x %d jobs = %.0f jobs/s", tps, options.concurrency, ceiling))
+        }
+
+        // 3. Wake-up latency: an idle worker, one job inserted at a time.
+        say("== enqueue-to-call latency: idle worker, \(options.latencySamples) single inserts")
+        var latencies: [Double] = []
+        var idlePeak: Double?
+        try await TemporaryDatabase.with(template: template.name) { database in
+            let server = try await FakeHTTPServer.start()
+            let connection = try await database.connect()
+            let worker = try startWorker(workerEnvironment(database, server))
+            while try await connection.query("SELECT count(*) FROM cognito_reset.workers")[0].decode(Int.self, at: 0) == 0 {
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            try await Task.sleep(for: .seconds(1))  // let it settle into idle
+            for sample in 1...options.latencySamples {
+                let start = ContinuousClock.now
+                try await connection.execute("INSERT INTO cognito_reset.jobs (user_pool_id, username) VALUES (\(pool), \("u\(sample)"))")
+                await server.waitForRequests(sample)
+                latencies.append(seconds(server.requests[sample - 1].receivedAt - start) * 1000)
+            }
+            idlePeak = peakRSS(worker.pid)
+            worker.send(SIGTERM)
+            _ = await worker.wait()
+            await connection.close()
+            await server.shutdown()
+        }
+        latencies.sort()
+        let sorted = latencies
+        func percentile(_ p: Double) -> Double { sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))] }
+
+        try await template.drop()
+
+        let ratio = workerRate / max(ceiling, 1)
+        say("")
+        say("== summary")
+        say(String(format: "throughput      %.0f jobs/s (worker) vs %.0f jobs/s (SQL ceiling): %.0f%% of the ceiling (target >= 50%%)", workerRate, ceiling, ratio * 100))
+        say(String(format: "latency         p50 %.2f ms, p99 %.2f ms, max %.2f ms (targets p50 <= 5, p99 <= 25)", percentile(0.50), percentile(0.99), sorted.last ?? 0))
+        say(String(format: "worker memory   peak RSS %.1f MiB in the throughput run, %.1f MiB in the latency run (target <= 64)", workerPeak ?? -1, idlePeak ?? -1))
+
+    }
+}
