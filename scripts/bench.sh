@@ -13,13 +13,7 @@ cd "$(dirname "$0")/.."
 
 ensure_system_packages
 
-run_dir=$(mktemp -d /tmp/cognito-reset-bench.XXXXXX)
-cleanup() {
-    pg_stop "$run_dir/pg"
-    rm -rf "$run_dir"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+make_run_dir cognito-reset-bench
 
 log "building release binaries (the first release build takes several minutes)"
 swift build -c release --product cognito-reset >"$run_dir/build.log" 2>&1 || { cat "$run_dir/build.log" >&2; die "build failed"; }

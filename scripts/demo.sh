@@ -12,14 +12,7 @@ cd "$(dirname "$0")/.."
 ensure_system_packages
 ensure_python_packages "moto.server:moto[server]" "flask:moto[server]" "boto3:boto3"
 
-run_dir=$(mktemp -d /tmp/cognito-reset-demo.XXXXXX)
-cleanup() {
-    moto_stop "$run_dir/moto"
-    pg_stop "$run_dir/pg"
-    rm -rf "$run_dir"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+make_run_dir cognito-reset-demo
 
 pg_start "$run_dir/pg"
 moto_start "$run_dir/moto"

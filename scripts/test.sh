@@ -10,14 +10,7 @@ ensure_system_packages
 # moto (Cognito emulator, with Flask for its server mode) and boto3 for the test fixtures.
 ensure_python_packages "moto.server:moto[server]" "flask:moto[server]" "boto3:boto3"
 
-run_dir=$(mktemp -d /tmp/cognito-reset-test.XXXXXX)
-cleanup() {
-    moto_stop "$run_dir/moto"
-    pg_stop "$run_dir/pg"
-    rm -rf "$run_dir"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+make_run_dir cognito-reset-test
 
 pg_start "$run_dir/pg"
 moto_start "$run_dir/moto"

@@ -43,6 +43,14 @@ ensure_python_packages() {
     done
 }
 
+# make_run_dir NAME: sets run_dir to a new private folder under /tmp and arranges that, however
+# the script ends, the PostgreSQL and moto started in it are stopped and the folder removed.
+make_run_dir() {
+    run_dir=$(mktemp -d "/tmp/$1.XXXXXX")
+    trap 'moto_stop "$run_dir/moto"; pg_stop "$run_dir/pg"; rm -rf "$run_dir"' EXIT
+    trap 'exit 130' INT TERM
+}
+
 # A TCP port nobody listens on right now.
 free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'

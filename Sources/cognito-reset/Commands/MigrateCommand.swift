@@ -38,11 +38,9 @@ struct MigrateCommand: AsyncParsableCommand {
         var dryRun = false
 
         func run() async throws {
-            let logger = try database.logger()
-            let migrator = try makeMigrator(source, logger: logger)
-            let connection = try await database.connect(logger: logger)
-            let applied = try await runMigrations { try await migrator.migrate(on: connection, dryRun: dryRun) }
-            await connection.close()
+            let (migrator, applied) = try await withMigrator(database, source) { migrator, connection in
+                try await migrator.migrate(on: connection, dryRun: dryRun)
+            }
             if applied.isEmpty {
                 print("Database is up to date (\(migrator.migrations.count) migration(s) known).")
             }
@@ -62,11 +60,9 @@ struct MigrateCommand: AsyncParsableCommand {
         var json = false
 
         func run() async throws {
-            let logger = try database.logger()
-            let migrator = try makeMigrator(source, logger: logger)
-            let connection = try await database.connect(logger: logger)
-            let status = try await runMigrations { try await migrator.status(on: connection) }
-            await connection.close()
+            let (_, status) = try await withMigrator(database, source) { migrator, connection in
+                try await migrator.status(on: connection)
+            }
             print(json ? try Self.json(status) : Self.text(status))
         }
 
@@ -109,6 +105,24 @@ struct MigrateCommand: AsyncParsableCommand {
             encoder.outputFormatting = [.sortedKeys]
             return String(decoding: try encoder.encode(entries), as: UTF8.self)
         }
+    }
+}
+
+/// The migrator for `source` and a connection for `body`, closed afterwards; errors mapped to exit codes.
+private func withMigrator<T>(
+    _ database: DatabaseOptions, _ source: MigrateCommand.MigrationSource,
+    _ body: (Migrator, PostgresConnection) async throws -> T
+) async throws -> (Migrator, T) {
+    let logger = try database.logger()
+    let migrator = try makeMigrator(source, logger: logger)
+    let connection = try await database.connect(logger: logger)
+    do {
+        let value = try await runMigrations { try await body(migrator, connection) }
+        await connection.close()
+        return (migrator, value)
+    } catch {
+        await connection.close()
+        throw error
     }
 }
 
