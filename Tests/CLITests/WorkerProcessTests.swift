@@ -126,6 +126,11 @@ struct WorkerProcessTests {
             let badRate = try await CognitoResetBinary.run(["worker", "--rate", "fast"], environment: env)
             #expect(badRate.status == 2)
             #expect(badRate.stderr.hasPrefix("error: --rate:"))
+            let slowHeartbeat = try await CognitoResetBinary.run(["worker", "--lease", "30s", "--heartbeat", "20s"], environment: env)
+            #expect(slowHeartbeat.status == 2)
+            #expect(slowHeartbeat.stderr.hasPrefix("error: --heartbeat:"))
+            let noPoll = try await CognitoResetBinary.run(["worker", "--poll", "0"], environment: env)
+            #expect(noPoll.status == 2)
             await connection.close()
         }
         await server.shutdown()

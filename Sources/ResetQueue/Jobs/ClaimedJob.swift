@@ -12,6 +12,8 @@ public struct ClaimedJob: Sendable, Equatable {
     public let maxAttempts: Int
     public let priority: Int
     public let runAt: Date
+    /// This claim's identity (its start in microseconds); outcomes are written only for it.
+    public let claimToken: Int64
 }
 
 /// How a call ended, as written to `attempts.outcome`.

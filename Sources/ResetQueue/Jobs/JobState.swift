@@ -12,6 +12,7 @@ public enum JobState: String, Sendable, CaseIterable, Codable {
     /// Stopped by an operator before finishing.
     case cancelled
 
-    /// Succeeded, failed and cancelled jobs never change again.
+    /// Succeeded, failed and cancelled jobs are finished: workers never touch them again (only an
+    /// operator's `jobs retry` puts a failed or cancelled job back in the queue).
     public var isFinished: Bool { self == .succeeded || self == .failed || self == .cancelled }
 }

@@ -35,7 +35,8 @@ public struct QueueStatus: Sendable, Codable {
     /// Jobs still to do: runnable, scheduled, retrying or running.
     public var remaining: Int { counts.pending + counts.running + counts.retrying }
 
-    /// Seconds to finish what is runnable at last minute's pace; nil when nothing moved.
+    /// Seconds to finish every remaining job (runnable, scheduled, retrying, running) at last
+    /// minute's pace; nil when nothing finished in the last minute.
     public var drainETASeconds: Double? {
         guard succeededLastMinute + failedLastMinute > 0 else { return nil }
         return Double(remaining) / Double(succeededLastMinute + failedLastMinute) * 60

@@ -19,8 +19,12 @@ extension PostgresJobStore {
                 lease_expires_at = now() + make_interval(secs => $3)
             FROM next WHERE j.id = next.id
             RETURNING j.id, j.user_pool_id, j.username, j.client_metadata, j.attempt, j.max_attempts,
-                      j.priority, j.run_at
+                      j.priority, j.run_at, \(claimToken)
             """
+
+        /// Identifies one claim exactly (the claim's start, in microseconds): a write for an older
+        /// claim of the same job never matches a newer one, even after a cancel and a retry.
+        static let claimToken = "(extract(epoch FROM j.started_at) * 1000000)::bigint"
 
         /// Writes a batch of outcomes: every call is appended to the audit (if its job still
         /// exists), and the job moves on only if it is still ours and still this attempt — a late
@@ -29,9 +33,9 @@ extension PostgresJobStore {
             WITH input AS (
                 SELECT * FROM unnest($2::bigint[], $3::int[], $4::text[], $5::text[], $6::double precision[],
                                      $7::boolean[], $8::text[], $9::text[], $10::text[], $11::timestamptz[],
-                                     $12::timestamptz[])
+                                     $12::timestamptz[], $13::bigint[])
                     AS t(job_id, attempt, outcome, new_state, delay_seconds, gives_back, error_code,
-                         error_message, request_id, started_at, finished_at)
+                         error_message, request_id, started_at, finished_at, claim_token)
             ), audit AS (
                 INSERT INTO cognito_reset.attempts
                     (job_id, attempt, worker_id, started_at, finished_at, outcome, error_code, error_message,
@@ -51,7 +55,7 @@ extension PostgresJobStore {
                 last_error_code = i.error_code, last_error_message = i.error_message,
                 cognito_request_id = coalesce(i.request_id, j.cognito_request_id)
             FROM input i
-            WHERE j.id = i.job_id AND j.state = 'running' AND j.locked_by = $1 AND j.attempt = i.attempt
+            WHERE j.id = i.job_id AND j.state = 'running' AND j.locked_by = $1 AND \(claimToken) = i.claim_token
             RETURNING j.id
             """
 
@@ -60,8 +64,8 @@ extension PostgresJobStore {
             UPDATE cognito_reset.jobs AS j
             SET state = CASE WHEN j.attempt - 1 = 0 THEN 'pending' ELSE 'retrying' END,
                 attempt = j.attempt - 1, locked_by = NULL, lease_expires_at = NULL
-            FROM unnest($2::bigint[], $3::int[]) AS i(job_id, attempt)
-            WHERE j.id = i.job_id AND j.state = 'running' AND j.locked_by = $1 AND j.attempt = i.attempt
+            FROM unnest($2::bigint[], $3::bigint[]) AS i(job_id, claim_token)
+            WHERE j.id = i.job_id AND j.state = 'running' AND j.locked_by = $1 AND \(claimToken) = i.claim_token
             RETURNING j.id
             """
 
@@ -73,11 +77,13 @@ extension PostgresJobStore {
             SET heartbeat_at = now(), state = 'running', stopped_at = NULL, concurrency = excluded.concurrency
             """
 
-        /// Renews every lease this worker holds and its status row, in one statement.
+        /// Renews the leases of the jobs this worker is working on ($8: their ids; a job whose
+        /// claim committed but never reached the worker is not among them and expires) and its
+        /// status row, in one statement.
         static let heartbeat = """
             WITH renewed AS (
                 UPDATE cognito_reset.jobs SET lease_expires_at = now() + make_interval(secs => $2)
-                WHERE state = 'running' AND locked_by = $1
+                WHERE state = 'running' AND locked_by = $1 AND id = ANY($8::bigint[])
                 RETURNING 1
             )
             UPDATE cognito_reset.workers
@@ -130,6 +136,12 @@ extension PostgresJobStore {
             WHERE state IN ('pending', 'retrying') AND run_at > now()
             """
 
+        /// Whether this claim still holds the job (an operator may have cancelled it meanwhile).
+        static let stillHeld = """
+            SELECT EXISTS (SELECT 1 FROM cognito_reset.jobs AS j
+                           WHERE j.id = $1 AND j.state = 'running' AND j.locked_by = $2 AND \(claimToken) = $3)
+            """
+
         /// Whether anything is runnable now (for --drain).
         static let anyRunnable = """
             SELECT EXISTS (SELECT 1 FROM cognito_reset.jobs
@@ -146,7 +158,8 @@ extension PostgresJobStore {
                 username: try row.decode(String.self, at: 2),
                 clientMetadata: try row.decode(PostgresJSON?.self, at: 3).map { try $0.decode([String: String].self) },
                 attempt: try row.decode(Int.self, at: 4), maxAttempts: try row.decode(Int.self, at: 5),
-                priority: try row.decode(Int.self, at: 6), runAt: try row.decode(Date.self, at: 7))
+                priority: try row.decode(Int.self, at: 6), runAt: try row.decode(Date.self, at: 7),
+                claimToken: try row.decode(Int64.self, at: 8))
         }
         return jobs.sorted { ($0.priority, $0.runAt, $0.id) < ($1.priority, $1.runAt, $1.id) }
     }
@@ -159,7 +172,7 @@ extension PostgresJobStore {
             workerID, records.map(\.job.id), records.map(\.job.attempt), records.map(\.outcome.rawValue),
             records.map(\.newState.rawValue), records.map(\.retryDelay.seconds), records.map(\.givesBackAttempt),
             records.map(\.errorCode), records.map(\.errorMessage), records.map(\.requestID),
-            records.map(\.startedAt), records.map(\.finishedAt),
+            records.map(\.startedAt), records.map(\.finishedAt), records.map(\.job.claimToken),
         ])
         return Set(try await pool.query(query).map { try $0.decode(Int64.self, at: 0) })
     }
@@ -168,7 +181,7 @@ extension PostgresJobStore {
     @discardableResult
     public func release(_ jobs: [ClaimedJob], workerID: String) async throws -> Int {
         guard !jobs.isEmpty else { return 0 }
-        return try await pool.query(PostgresQuery(WorkerSQL.release, [workerID, jobs.map(\.id), jobs.map(\.attempt)])).count
+        return try await pool.query(PostgresQuery(WorkerSQL.release, [workerID, jobs.map(\.id), jobs.map(\.claimToken)])).count
     }
 
     public func registerWorker(id: String, host: String, pid: Int32, version: String, concurrency: Int) async throws {
@@ -177,9 +190,9 @@ extension PostgresJobStore {
 
     /// Renews leases and the status row; returns how many leases were renewed.
     @discardableResult
-    public func heartbeat(workerID: String, lease: Duration, status: WorkerStatus) async throws -> Int {
+    public func heartbeat(workerID: String, lease: Duration, status: WorkerStatus, holding jobs: [Int64]) async throws -> Int {
         let rows = try await pool.query(PostgresQuery(WorkerSQL.heartbeat, [
-            workerID, lease.seconds, status.state, status.inFlight, status.succeeded, status.failed, status.retried,
+            workerID, lease.seconds, status.state, status.inFlight, status.succeeded, status.failed, status.retried, jobs,
         ]))
         return try rows.first?.decode(Int.self, at: 0) ?? 0
     }
@@ -201,6 +214,11 @@ extension PostgresJobStore {
     /// Time until the earliest waiting job may run, or nil if none is waiting.
     public func nextRunAt() async throws -> Duration? {
         try await pool.query(PostgresQuery(WorkerSQL.nextRunAt))[0].decode(Double?.self, at: 0).map { .seconds($0) }
+    }
+
+    /// Whether `job` is still running under this claim.
+    public func stillHeld(_ job: ClaimedJob, workerID: String) async throws -> Bool {
+        try await pool.query(PostgresQuery(WorkerSQL.stillHeld, [job.id, workerID, job.claimToken]))[0].decode(Bool.self, at: 0)
     }
 
     public func anyRunnable() async throws -> Bool {

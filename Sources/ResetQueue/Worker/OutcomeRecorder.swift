@@ -1,20 +1,36 @@
 import Logging
+import Postgres
 
 /// Collects call outcomes and jobs to give back, and writes them in batches: one statement for
-/// many successes instead of one per call. A failed write keeps the batch and tries again (the
-/// database may be restarting); if it stays down longer than the lease, rescue takes over.
+/// many successes instead of one per call.
+///
+/// - The database unreachable: the batch is kept and written when it is back (if it stays away
+///   longer than the lease, rescue takes over).
+/// - A row the database refuses (bad data): the batch is written row by row and the refused row
+///   is dropped with an error log, so one bad row can never block every later outcome; its job's
+///   lease then expires and rescue returns it to the queue.
 actor OutcomeRecorder {
+    /// What a write did: `settled` ids need no lease any more; `movedOn` ids changed state.
+    struct Written: Sendable {
+        var settled: Set<Int64> = []
+        var movedOn: Set<Int64> = []
+    }
+
     private let store: PostgresJobStore
     private let workerID: String
     private let interval: Duration
     private let logger: Logger
-    private let onWritten: @Sendable (Set<Int64>) -> Void
+    private let onWritten: @Sendable (Written) async -> Void
     private var records: [JobRecord] = []
     private var releases: [ClaimedJob] = []
     private var isFlushing = false
+    private var isStopped = false
     private let wake = WakeSignal()
 
-    init(store: PostgresJobStore, workerID: String, interval: Duration, logger: Logger, onWritten: @escaping @Sendable (Set<Int64>) -> Void) {
+    init(
+        store: PostgresJobStore, workerID: String, interval: Duration, logger: Logger,
+        onWritten: @escaping @Sendable (Written) async -> Void
+    ) {
         self.store = store
         self.workerID = workerID
         self.interval = interval
@@ -38,8 +54,11 @@ actor OutcomeRecorder {
     func run() async {
         var failures = 0
         while !Task.isCancelled {
-            if records.isEmpty && releases.isEmpty { await wake.wait(timeout: nil) }
-            guard !Task.isCancelled else { return }
+            if records.isEmpty && releases.isEmpty {
+                guard !isStopped else { return }
+                await wake.wait(timeout: nil)
+            }
+            guard !Task.isCancelled, !isStopped || !(records.isEmpty && releases.isEmpty) else { return }
             try? await Task.sleep(for: interval)
             if await flush() {
                 failures = 0
@@ -50,29 +69,65 @@ actor OutcomeRecorder {
         }
     }
 
-    /// Stops `run()` from waiting for work that will not come.
-    func stopWaiting() async { await wake.signal() }
+    /// Ends `run()` once nothing is left to write.
+    func stop() async {
+        isStopped = true
+        await wake.signal()
+    }
 
-    /// Writes what is pending; false if the database refused (the batch is kept).
+    /// Writes what is pending; false if the database could not be reached (the rest is kept).
     @discardableResult
     func flush() async -> Bool {
         guard !isFlushing, !(records.isEmpty && releases.isEmpty) else { return true }
         isFlushing = true
         defer { isFlushing = false }
         let batch = records
-        let giveBack = releases
         records.removeAll()
+        let recorded = await write(batch) { try await self.store.record($0, workerID: self.workerID) }
+        records = recorded.kept + records
+        let giveBack = releases
         releases.removeAll()
+        let released = await write(giveBack) { jobs -> Set<Int64> in
+            try await self.store.release(jobs, workerID: self.workerID)
+            return []
+        }
+        releases = released.kept + releases
+        var written = Written()
+        written.settled = recorded.settled.union(released.settled)
+        written.movedOn = recorded.movedOn
+        if !written.settled.isEmpty { await onWritten(written) }
+        return recorded.kept.isEmpty && released.kept.isEmpty
+    }
+
+    /// Writes `items` in one statement; after a data error, one by one, dropping the refused.
+    private func write<Item: IdentifiedJob>(
+        _ items: [Item], _ statement: ([Item]) async throws -> Set<Int64>
+    ) async -> (kept: [Item], settled: Set<Int64>, movedOn: Set<Int64>) {
+        guard !items.isEmpty else { return ([], [], []) }
         do {
-            let written = try await store.record(batch, workerID: workerID)
-            if !giveBack.isEmpty { try await store.release(giveBack, workerID: workerID) }
-            onWritten(written)
-            return true
+            let movedOn = try await statement(items)
+            return ([], Set(items.map(\.jobID)), movedOn)
+        } catch let error as PostgresError where !error.isConnectionError {
+            var settled: Set<Int64> = []
+            var movedOn: Set<Int64> = []
+            var kept: [Item] = []
+            for item in items {
+                do {
+                    movedOn.formUnion(try await statement([item]))
+                    settled.insert(item.jobID)
+                } catch let error as PostgresError where !error.isConnectionError {
+                    logger.error(
+                        "the database refused an outcome; the job's lease will expire and rescue will retry it",
+                        metadata: ["job.id": "\(item.jobID)", "error": "\(error)"])
+                    settled.insert(item.jobID)
+                } catch {
+                    kept.append(item)
+                }
+            }
+            return (kept, settled, movedOn)
         } catch {
-            records = batch + records
-            releases = giveBack + releases
-            logger.warning("cannot record outcomes, will retry", metadata: ["error": "\(error)", "pending": "\(records.count)"])
-            return false
+            logger.warning("cannot record outcomes, will retry", metadata: ["error": "\(error)", "pending": "\(items.count)"])
+            return (items, [], [])
         }
     }
 
@@ -87,4 +142,17 @@ actor OutcomeRecorder {
             }
         }
     }
+}
+
+/// Outcomes and give-backs both name a job.
+protocol IdentifiedJob: Sendable {
+    var jobID: Int64 { get }
+}
+
+extension JobRecord: IdentifiedJob {
+    var jobID: Int64 { job.id }
+}
+
+extension ClaimedJob: IdentifiedJob {
+    var jobID: Int64 { id }
 }

@@ -3,19 +3,26 @@ import Foundation
 import Logging
 
 extension QueueWorker {
-    /// One claimed job: wait for the rate limiter, call Cognito, hand the outcome to the recorder.
-    /// A job that never got to its call (shutdown) is given back.
-    func process(_ job: ClaimedJob, recorder: OutcomeRecorder) async {
-        let wait = await limiter.reserve()
+    /// One claimed job: wait for its rate-limiter token, call Cognito, hand the outcome to the
+    /// recorder. A job that never got to its call (shutdown) is given back; one cancelled by an
+    /// operator while it waited is left alone.
+    func process(_ job: ClaimedJob, after wait: Duration, recorder: OutcomeRecorder) async {
         if wait > .zero { await state.pause(for: wait) }
         guard await !state.isStopping, !Task.isCancelled else {
             await giveBack(job, recorder: recorder)
+            return
+        }
+        // A long wait for a token leaves time for an operator to cancel: check before calling.
+        if wait > .seconds(1), (try? await store.stillHeld(job, workerID: configuration.workerID)) == false {
+            await state.settled([job.id])
+            await state.finished(nil)
             return
         }
         let startedAt = Date()
         let result = await call(job)
         if case .failure(let error) = result, error.code == "Cancelled" || Task.isCancelled {
             // The grace period ended mid-call: the outcome is unknown; the lease rescues the job.
+            await state.settled([job.id])
             await state.finished(nil)
             return
         }
@@ -60,6 +67,19 @@ extension QueueWorker {
         }
     }
 
+    /// Text from elsewhere as the schema takes it: no NUL (PostgreSQL text cannot hold one), at
+    /// most `limit` code points (what `char_length` counts).
+    static func storable(_ text: String, limit: Int) -> String {
+        var scalars = String.UnicodeScalarView()
+        var count = 0
+        for scalar in text.unicodeScalars where scalar != "\u{0}" {
+            guard count < limit else { break }
+            scalars.append(scalar)
+            count += 1
+        }
+        return String(scalars)
+    }
+
     /// What a call's result means for its job (DESIGN.md, "Retry"; `JobRetryPolicy`).
     static func decide(
         _ job: ClaimedJob, result: Result<CognitoResponse, CognitoError>, policy: JobRetryPolicy, random: Double,
@@ -69,8 +89,9 @@ extension QueueWorker {
                     error: CognitoError? = nil, requestID: String? = nil) -> JobRecord {
             JobRecord(
                 job: job, outcome: outcome, newState: state, retryDelay: delay, givesBackAttempt: givesBack,
-                errorCode: error.map { String($0.code.prefix(200)) }, errorMessage: error.map { String($0.message.prefix(2000)) },
-                requestID: requestID ?? error?.requestID, startedAt: startedAt, finishedAt: finishedAt)
+                errorCode: error.map { storable($0.code, limit: 200) }, errorMessage: error.map { storable($0.message, limit: 2000) },
+                requestID: (requestID ?? error?.requestID).map { storable($0, limit: 200) },
+                startedAt: startedAt, finishedAt: finishedAt)
         }
         let attemptsLeft = job.attempt < job.maxAttempts
         switch result {

@@ -57,36 +57,68 @@ public final class QueueWorker: Service, Sendable {
 
     /// Asks the worker to stop as on SIGTERM (for callers that run it without a ServiceGroup).
     public func stop() async {
-        await state.requestStop()
+        await state.requestStop(grace: configuration.gracePeriod)
     }
 
+    /// Runs until stopped (SIGTERM through swift-service-lifecycle, `stop()`, or `--drain`
+    /// finding nothing to do). Throws if the database refuses the worker in a way retrying cannot
+    /// fix (no permission, no schema).
     public func run() async throws {
         try await withGracefulShutdownHandler {
             try await runUntilStopped()
-        } onGracefulShutdown: { [state] in
-            Task { await state.requestStop() }
+        } onGracefulShutdown: { [state, configuration] in
+            Task { await state.requestStop(grace: configuration.gracePeriod) }
         }
+        if let fatal = await state.fatalError { throw fatal }
+    }
+
+    /// Runs `body`, giving up after `timeout`; true if it finished without error.
+    private func withTimeout(_ timeout: Duration, _ body: @escaping @Sendable () async throws -> Void) async -> Bool {
+        await withTaskGroup(of: Bool.self) { group in
+            group.addTask { (try? await body()) != nil }
+            group.addTask {
+                try? await Task.sleep(for: timeout)
+                return false
+            }
+            let first = await group.next() ?? false
+            group.cancelAll()
+            return first
+        }
+    }
+
+    /// SQLSTATE classes that retrying cannot fix: the worker stops instead of looping.
+    static func isFatal(_ error: any Error) -> Bool {
+        guard let error = error as? PostgresError, let state = error.sqlState else { return false }
+        return state == SQLState.insufficientPrivilege || state == SQLState.undefinedTable
+            || state == "42883" || state == "42703" || state == "3F000"  // no function, column, schema
     }
 
     private func runUntilStopped() async throws {
         guard await register() else { return }
         let recorder = OutcomeRecorder(
             store: store, workerID: configuration.workerID, interval: configuration.flushInterval, logger: logger,
-            onWritten: { [onEvent] in onEvent(.recorded($0)) })
+            onWritten: { [state, onEvent] written in
+                await state.settled(written.settled)
+                onEvent(.recorded(written.movedOn))
+            })
         await withTaskGroup(of: Void.self) { background in
             background.addTask { await recorder.run() }
             background.addTask { await self.keepHeartbeat() }
             background.addTask { await self.listenForInserts() }
             await claimLoop(recorder: recorder)
             onEvent(.stopping)
-            await recorder.drain(until: .now + configuration.gracePeriod)
-            await recorder.stopWaiting()
+            // One deadline for the whole stop (SIGTERM + grace), with a moment to write outcomes.
+            let deadline = max(await state.stopDeadline ?? .now, .now + .seconds(2))
+            await recorder.drain(until: deadline)
+            await recorder.stop()
             background.cancelAll()
         }
-        do {
-            try await store.markWorkerStopped(id: configuration.workerID, status: await state.status)
-        } catch {
-            logger.warning("cannot mark the worker stopped", metadata: ["error": "\(error)"])
+        let status = await state.status
+        let marked = await withTimeout(.seconds(5)) { [store, configuration] in
+            try await store.markWorkerStopped(id: configuration.workerID, status: status)
+        }
+        if !marked {
+            logger.warning("cannot mark the worker stopped; its row will be marked once its heartbeat is stale")
         }
         let final = await state.status
         logger.info("worker stopped", metadata: ["succeeded": "\(final.succeeded)", "failed": "\(final.failed)"])
@@ -109,6 +141,10 @@ public final class QueueWorker: Service, Sendable {
             } catch {
                 failures += 1
                 reportDatabaseError(error, while: "registering")
+                if Self.isFatal(error) {
+                    await state.fail(error as! PostgresError, grace: configuration.gracePeriod)
+                    return false
+                }
                 await state.wake.wait(timeout: backoff(failures))
             }
         }
@@ -120,9 +156,9 @@ public final class QueueWorker: Service, Sendable {
     private func claimLoop(recorder: OutcomeRecorder) async {
         await withDiscardingTaskGroup { jobs in
             var failures = 0
-            // While calls are in flight, refill once a quarter of the slots are free: a busy worker
-            // then claims many jobs per statement instead of one per finished call.
-            let refillThreshold = max(1, configuration.concurrency / 4)
+            // While calls are in flight, refill once an eighth of the slots are free: a busy worker
+            // then claims several jobs per statement instead of one per finished call.
+            let refillThreshold = max(1, configuration.concurrency / 8)
             while !(await state.isStopping) {
                 let inFlight = await state.inFlight
                 let free = configuration.concurrency - inFlight
@@ -136,10 +172,12 @@ public final class QueueWorker: Service, Sendable {
                         lease: configuration.lease)
                     failures = 0
                     if !claimed.isEmpty {
-                        await state.claimed(claimed.count)
+                        await state.claimed(claimed)
                         onEvent(.claimed(claimed))
                         for job in claimed {
-                            jobs.addTask { await self.process(job, recorder: recorder) }
+                            // Tokens are taken here, in claim order, so urgent jobs go first.
+                            let wait = await limiter.reserve()
+                            jobs.addTask { await self.process(job, after: wait, recorder: recorder) }
                         }
                         continue
                     }
@@ -150,11 +188,16 @@ public final class QueueWorker: Service, Sendable {
                 } catch {
                     failures += 1
                     reportDatabaseError(error, while: "claiming")
+                    if Self.isFatal(error) {
+                        await state.fail(error as! PostgresError, grace: configuration.gracePeriod)
+                        break
+                    }
                     await state.wake.wait(timeout: backoff(failures))
                 }
             }
             // Stopping: unstarted jobs give themselves back; in-flight calls get the grace period.
-            if await !state.waitUntilIdle(timeout: configuration.gracePeriod) {
+            let deadline = await state.stopDeadline ?? .now
+            if await !state.waitUntilIdle(until: deadline) {
                 logger.warning("grace period over, abandoning in-flight calls to lease rescue")
                 jobs.cancelAll()
             }
@@ -194,7 +237,8 @@ public final class QueueWorker: Service, Sendable {
             }
             do {
                 let renewed = try await store.heartbeat(
-                    workerID: configuration.workerID, lease: configuration.lease, status: await state.status)
+                    workerID: configuration.workerID, lease: configuration.lease, status: await state.status,
+                    holding: Array(await state.held))
                 onEvent(.heartbeat(renewedLeases: renewed))
                 let rescued = try await store.rescueExpiredLeases()
                 if rescued > 0 {

@@ -21,7 +21,7 @@ actor WakeSignal {
         }
         let timer = timeout.map { timeout in
             Task { [weak self] in
-                try? await Task.sleep(for: timeout)
+                guard (try? await Task.sleep(for: timeout)) != nil else { return }  // cancelled: stay quiet
                 await self?.signal()
             }
         }

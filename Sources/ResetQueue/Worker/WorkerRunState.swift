@@ -1,7 +1,15 @@
+import Postgres
+
 /// The live state of one running worker: what is in flight, what it has done, whether it stops.
 actor WorkerRunState {
     let wake = WakeSignal()
     private(set) var isStopping = false
+    /// When a stop was requested, the moment by which everything must be done.
+    private(set) var stopDeadline: ContinuousClock.Instant?
+    /// Jobs claimed whose outcome (or give-back) is not yet written: their leases are renewed.
+    private(set) var held: Set<Int64> = []
+    /// A database error that retrying cannot fix (permissions, missing schema); stops the worker.
+    private(set) var fatalError: PostgresError?
     /// Claimed and not yet finished (waiting for a token, or calling Cognito).
     private(set) var inFlight = 0
     private(set) var status = WorkerStatus()
@@ -9,9 +17,10 @@ actor WorkerRunState {
     private var pausers: [Int: CheckedContinuation<Void, Never>] = [:]
     private var nextPauser = 0
 
-    func requestStop() async {
+    func requestStop(grace: Duration) async {
         guard !isStopping else { return }
         isStopping = true
+        stopDeadline = .now + grace
         status.state = "draining"
         pausers.values.forEach { $0.resume() }
         pausers.removeAll()
@@ -24,7 +33,7 @@ actor WorkerRunState {
         let id = nextPauser
         nextPauser += 1
         let timer = Task { [weak self] in
-            try? await Task.sleep(for: duration)
+            guard (try? await Task.sleep(for: duration)) != nil else { return }
             await self?.endPause(id)
         }
         await withCheckedContinuation { pausers[id] = $0 }
@@ -35,9 +44,20 @@ actor WorkerRunState {
         pausers.removeValue(forKey: id)?.resume()
     }
 
-    func claimed(_ count: Int) {
-        inFlight += count
+    func claimed(_ jobs: [ClaimedJob]) {
+        inFlight += jobs.count
         status.inFlight = inFlight
+        held.formUnion(jobs.map(\.id))
+    }
+
+    /// Their outcomes are written (or given up on): stop renewing their leases.
+    func settled(_ ids: Set<Int64>) {
+        held.subtract(ids)
+    }
+
+    func fail(_ error: PostgresError, grace: Duration) async {
+        fatalError = fatalError ?? error
+        await requestStop(grace: grace)
     }
 
     /// A claimed job leaves: called, recorded or given back.
@@ -58,10 +78,10 @@ actor WorkerRunState {
     }
 
     /// Returns true when nothing is in flight any more, false if `timeout` passed first.
-    func waitUntilIdle(timeout: Duration) async -> Bool {
+    func waitUntilIdle(until deadline: ContinuousClock.Instant) async -> Bool {
         if inFlight == 0 { return true }
         let timer = Task { [weak self] in
-            try? await Task.sleep(for: timeout)
+            guard (try? await Task.sleep(until: deadline)) != nil else { return }
             await self?.releaseIdleWaiters()
         }
         await withCheckedContinuation { idleWaiters.append($0) }

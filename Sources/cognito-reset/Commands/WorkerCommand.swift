@@ -46,6 +46,13 @@ struct WorkerCommand: AsyncParsableCommand {
         let logger = try database.logger()
         let environment = ProcessInfo.processInfo.environment
         let settings = try await mappingErrors { try resolvedSettings(environment) }
+        let heartbeatInterval = heartbeat?.duration ?? lease.duration / 3
+        guard lease.duration >= .seconds(1) else { throw CLIError.badInput("--lease: must be at least 1s") }
+        guard heartbeatInterval > .zero, heartbeatInterval * 2 <= lease.duration else {
+            throw CLIError.badInput("--heartbeat: must be above 0 and at most half of --lease, so leases are renewed in time")
+        }
+        guard poll.duration >= .milliseconds(10) else { throw CLIError.badInput("--poll: must be at least 10ms") }
+
         let configuration = try database.configuration()
         let pool = ConnectionPool(
             configuration: configuration, options: .init(maximumConnections: 4, connectDeadline: .seconds(30)), logger: logger)
@@ -63,7 +70,7 @@ struct WorkerCommand: AsyncParsableCommand {
         workerConfiguration.concurrency = settings.concurrency
         workerConfiguration.drain = drain
         workerConfiguration.lease = lease.duration
-        workerConfiguration.heartbeatInterval = heartbeat?.duration ?? lease.duration / 3
+        workerConfiguration.heartbeatInterval = heartbeatInterval
         workerConfiguration.pollInterval = poll.duration
         workerConfiguration.gracePeriod = grace.duration
         let limiter: any RateLimiter = settings.rate.map { LocalRateLimiter(requestsPerSecond: $0) } ?? UnlimitedRateLimiter()

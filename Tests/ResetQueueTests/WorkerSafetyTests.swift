@@ -1,0 +1,113 @@
+import CognitoClient
+import CognitoTesting
+import Foundation
+import Logging
+import Postgres
+import PostgresTesting
+@testable import ResetQueue
+import Testing
+
+/// The worker never lets one bad row, a lost claim, an old claim or a misconfigured role wedge it.
+@Suite("Worker safety")
+struct WorkerSafetyTests {
+    @Test func anOutcomeTheDatabaseRefusesDoesNotBlockTheOthers() async throws {
+        try await WorkerHarness.with { harness in
+            // Refuse exactly one job's success, as a constraint would.
+            try await harness.pool.query("""
+                CREATE FUNCTION public.refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN RAISE EXCEPTION 'poisoned row' USING ERRCODE = 'check_violation'; END $$
+                """)
+            try await harness.pool.query("""
+                CREATE TRIGGER refuse_poison BEFORE UPDATE ON cognito_reset.jobs FOR EACH ROW
+                WHEN (NEW.username = 'poison1' AND NEW.state = 'succeeded') EXECUTE FUNCTION public.refuse_poison()
+                """)
+            try await harness.insertJobs(1, prefix: "poison")
+            try await harness.insertJobs(30)
+            let worker = harness.makeWorker()
+            let task = harness.start(worker)
+            let pool = harness.pool
+            try await withDeadline(.seconds(60), "the other jobs to succeed") {
+                while try await pool.query("SELECT count(*) FROM cognito_reset.jobs WHERE state = 'succeeded'")[0]
+                    .decode(Int.self, at: 0) < 30
+                { try await Task.sleep(for: .milliseconds(50)) }  // polling a condition, bounded by the deadline
+            }
+            try await harness.stop(worker, task)
+            #expect(try await harness.count("SELECT count(*) FROM cognito_reset.jobs WHERE username = 'poison1' AND state = 'succeeded'") == 0)
+        }
+    }
+
+    @Test func errorTextIsStoredWithoutNulAndWithinTheSchemasLimits() async throws {
+        let long = String(repeating: "🙂", count: 3_000)
+        try await WorkerHarness.with(responder: { _, _ in
+            .respond(status: 400, headers: [("X-Amzn-ErrorType", "UserNotFoundException")],
+                     body: #"{"message":"bad\u0000text \#(long)"}"#)
+        }) { harness in
+            try await harness.insertJobs(1)
+            let worker = harness.makeWorker()
+            let task = harness.start(worker)
+            try await harness.waitUntilAllFinished()
+            try await harness.stop(worker, task)
+            let row = try await harness.pool.query(
+                "SELECT last_error_message, char_length(last_error_message) FROM cognito_reset.jobs")[0]
+            #expect(try row.decode(String.self, at: 0).hasPrefix("badtext 🙂"))
+            #expect(try row.decode(Int.self, at: 1) == 2_000)
+        }
+    }
+
+    @Test func aClaimThatNeverReachedTheWorkerIsNotRenewedButRescued() async throws {
+        try await WorkerHarness.with { harness in
+            let configuration = WorkerHarness.configuration("lost-claims-worker")
+            // As if this worker's claim committed but the rows never arrived (connection dropped).
+            try await harness.pool.query("""
+                INSERT INTO cognito_reset.jobs (user_pool_id, username, state, attempt, locked_by, lease_expires_at, started_at)
+                VALUES (\(WorkerHarness.pool), 'lost1', 'running', 1, 'lost-claims-worker', now() + interval '1 second', now())
+                """)
+            let worker = harness.makeWorker(configuration)
+            let task = harness.start(worker)
+            try await harness.waitUntilAllFinished()
+            try await harness.stop(worker, task)
+            #expect(try await harness.count("SELECT count(*) FROM cognito_reset.attempts WHERE outcome = 'lease_expired'") == 1)
+            #expect(try await harness.count("SELECT count(*) FROM cognito_reset.jobs WHERE state = 'succeeded' AND attempt = 2") == 1)
+        }
+    }
+
+    @Test func anOldClaimsOutcomeNeverOverwritesANewerClaim() async throws {
+        try await WorkerHarness.with { harness in
+            let store = PostgresJobStore(pool: harness.pool)
+            try await harness.insertJobs(1)
+            let first = try #require(try await store.claim(workerID: "w", limit: 1, lease: .seconds(30)).first)
+            // An operator cancels, then retries; the same worker claims the job again.
+            try await harness.pool.query("""
+                UPDATE cognito_reset.jobs SET state = 'cancelled', finished_at = now(), locked_by = NULL, lease_expires_at = NULL
+                """)
+            try await harness.pool.query("UPDATE cognito_reset.jobs SET state = 'pending', attempt = 0, finished_at = NULL")
+            let second = try #require(try await store.claim(workerID: "w", limit: 1, lease: .seconds(30)).first)
+            #expect(first.attempt == second.attempt)
+            #expect(first.claimToken != second.claimToken)
+            let late = JobRecord(
+                job: first, outcome: .permanentError, newState: .failed, retryDelay: .zero, givesBackAttempt: false,
+                errorCode: "UserNotFoundException", errorMessage: "late", requestID: nil, startedAt: Date(), finishedAt: Date())
+            #expect(try await store.record([late], workerID: "w").isEmpty)
+            #expect(try await harness.count("SELECT count(*) FROM cognito_reset.jobs WHERE state = 'running'") == 1)
+        }
+    }
+
+    @Test func aWorkerWithoutPermissionStopsWithTheErrorInsteadOfLooping() async throws {
+        try await WorkerHarness.with { harness in
+            let role = "nogrants_\(UUID().uuidString.prefix(8).lowercased())"
+            try await harness.pool.query("CREATE ROLE \(unescaped: role) LOGIN PASSWORD 'pw'")
+            let restricted = harness.database.configuration.setting("user", to: role).setting("password", to: "pw")
+            let pool = ConnectionPool(configuration: restricted, options: .init(maximumConnections: 2, connectDeadline: .seconds(2)))
+            let cognito = CognitoIdentityProviderClient(
+                endpoints: CognitoEndpointResolver(configuredRegion: "eu-west-1", endpointOverride: harness.server.url),
+                credentials: CachingCredentialProvider(base: StaticProvider()), transport: harness.transport)
+            let worker = QueueWorker(
+                configuration: WorkerHarness.configuration(), store: PostgresJobStore(pool: pool), listenConfiguration: restricted,
+                cognito: cognito, limiter: UnlimitedRateLimiter(), logger: .init(label: "test"))
+            let error = try await #require(throws: PostgresError.self) { try await worker.run() }
+            #expect(error.sqlState == SQLState.insufficientPrivilege)
+            await pool.close()
+            try await harness.pool.query("DROP ROLE \(unescaped: role)")
+        }
+    }
+}
