@@ -1,12 +1,4 @@
 import Foundation
-import Synchronization
-
-/// A one-way boolean shared between tasks.
-final class Flag: Sendable {
-    private let value = Atomic(false)
-    func set() { value.store(true, ordering: .sequentiallyConsistent) }
-    var isSet: Bool { value.load(ordering: .sequentiallyConsistent) }
-}
 
 enum TestPorts {
     /// A loopback TCP port with nothing listening on it.

@@ -91,12 +91,23 @@ struct WorkerHarness {
 
     /// Waits until no job is pending, running or retrying.
     func waitUntilAllFinished(deadline: Duration = .seconds(60)) async throws {
-        let pool = self.pool
-        try await withDeadline(deadline, "every job to finish") {
-            while try await pool.query(
-                "SELECT count(*) FROM cognito_reset.jobs WHERE state IN ('pending', 'running', 'retrying')"
-            )[0].decode(Int.self, at: 0) > 0 {
-                try await Task.sleep(for: .milliseconds(50))  // polling a condition, bounded by the deadline
+        try await waitUntil("every job to finish", deadline: deadline, count: """
+            SELECT count(*) FROM cognito_reset.jobs WHERE state IN ('pending', 'running', 'retrying')
+            """, is: 0)
+    }
+
+    /// Waits until the count `sql` returns reaches `target`, checking again each time a worker
+    /// writes outcomes, rescues, claims or goes idle (events, not sleeps).
+    func waitUntil(_ what: String, deadline: Duration = .seconds(60), count sql: String, is target: Int) async throws {
+        let (pool, events) = (self.pool, self.events)
+        try await withDeadline(deadline, what) {
+            while try await pool.query(PostgresQuery(sql))[0].decode(Int.self, at: 0) != target {
+                _ = try await events.next(what, deadline: deadline) { event in
+                    switch event {
+                    case .recorded, .rescued, .claimed, .idle: true
+                    default: false
+                    }
+                }
             }
         }
     }

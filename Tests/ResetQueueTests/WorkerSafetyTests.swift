@@ -25,12 +25,8 @@ struct WorkerSafetyTests {
             try await harness.insertJobs(30)
             let worker = harness.makeWorker()
             let task = harness.start(worker)
-            let pool = harness.pool
-            try await withDeadline(.seconds(60), "the other jobs to succeed") {
-                while try await pool.query("SELECT count(*) FROM cognito_reset.jobs WHERE state = 'succeeded'")[0]
-                    .decode(Int.self, at: 0) < 30
-                { try await Task.sleep(for: .milliseconds(50)) }  // polling a condition, bounded by the deadline
-            }
+            try await harness.waitUntil(
+                "the other jobs to succeed", count: "SELECT count(*) FROM cognito_reset.jobs WHERE state = 'succeeded'", is: 30)
             try await harness.stop(worker, task)
             #expect(try await harness.count("SELECT count(*) FROM cognito_reset.jobs WHERE username = 'poison1' AND state = 'succeeded'") == 0)
         }

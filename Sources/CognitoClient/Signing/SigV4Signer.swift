@@ -204,18 +204,25 @@ extension Sequence where Element == UInt8 {
 /// Derived SigV4 signing keys, one per credentials, day, region and service (a key is valid for
 /// one day). Holds only derived keys, never the secret itself, and never prints them.
 public final class SigningKeyCache: Sendable {
-    private let entries = Mutex<[String: SymmetricKey]>([:])
+    /// The derivation's inputs; compared in memory only (no hashing on every call), never printed.
+    private struct Inputs: Hashable {
+        let secret: String
+        let day: String
+        let region: String
+        let service: String
+    }
+
+    private let entries = Mutex<[Inputs: SymmetricKey]>([:])
 
     public init() {}
 
     func key(credentials: AWSCredentials, day: String, region: String, service: String) -> SymmetricKey {
-        // The access key id plus a digest of the secret tell rotated credentials apart.
-        let id = "\(credentials.accessKeyID)/\(SHA256.hash(data: Array(credentials.secretAccessKey.utf8)).hex.prefix(16))/\(day)/\(region)/\(service)"
-        if let key = entries.withLock({ $0[id] }) { return key }
-        let key = SigV4Signer.signingKey(secret: credentials.secretAccessKey, day: day, region: region, service: service)
+        let inputs = Inputs(secret: credentials.secretAccessKey, day: day, region: region, service: service)
+        if let key = entries.withLock({ $0[inputs] }) { return key }
+        let key = SigV4Signer.signingKey(secret: inputs.secret, day: day, region: region, service: service)
         entries.withLock { entries in
             if entries.count > 64 { entries.removeAll() }  // old days and rotated keys
-            entries[id] = key
+            entries[inputs] = key
         }
         return key
     }

@@ -24,6 +24,8 @@ actor OutcomeRecorder {
     private var records: [JobRecord] = []
     private var releases: [ClaimedJob] = []
     private var isFlushing = false
+    /// Callers waiting for the write in progress to end.
+    private var flushWaiters: [CheckedContinuation<Void, Never>] = []
     private var isStopped = false
     private let wake = WakeSignal()
 
@@ -80,7 +82,11 @@ actor OutcomeRecorder {
     func flush() async -> Bool {
         guard !isFlushing, !(records.isEmpty && releases.isEmpty) else { return true }
         isFlushing = true
-        defer { isFlushing = false }
+        defer {
+            isFlushing = false
+            flushWaiters.forEach { $0.resume() }
+            flushWaiters.removeAll()
+        }
         let batch = records
         records.removeAll()
         let recorded = await write(batch) { try await self.store.record($0, workerID: self.workerID) }
@@ -135,8 +141,8 @@ actor OutcomeRecorder {
     func drain(until deadline: ContinuousClock.Instant) async {
         while !(records.isEmpty && releases.isEmpty) || isFlushing, ContinuousClock.now < deadline {
             if isFlushing {
-                // The writer loop is mid-write: give the actor back so that write can finish.
-                try? await Task.sleep(for: .milliseconds(5))
+                // The writer loop is mid-write: wait for it to end (the actor is free meanwhile).
+                await withCheckedContinuation { flushWaiters.append($0) }
             } else if await !flush() {
                 try? await Task.sleep(for: .milliseconds(200))
             }

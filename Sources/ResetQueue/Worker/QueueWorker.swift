@@ -69,7 +69,7 @@ public final class QueueWorker: Service, Sendable {
         } onGracefulShutdown: { [state, configuration] in
             Task { await state.requestStop(grace: configuration.gracePeriod) }
         }
-        if let fatal = await state.fatalError { throw fatal }
+        if let fatal = await state.fatal { throw fatal }
     }
 
     /// Runs `body`, giving up after `timeout`; true if it finished without error.

@@ -9,7 +9,7 @@ actor WorkerRunState {
     /// Jobs claimed whose outcome (or give-back) is not yet written: their leases are renewed.
     private(set) var held: Set<Int64> = []
     /// A database error that retrying cannot fix (permissions, missing schema); stops the worker.
-    private(set) var fatalError: PostgresError?
+    private(set) var fatal: PostgresError?
     /// Claimed and not yet finished (waiting for a token, or calling Cognito).
     private(set) var inFlight = 0
     private(set) var status = WorkerStatus()
@@ -56,7 +56,7 @@ actor WorkerRunState {
     }
 
     func fail(_ error: PostgresError, grace: Duration) async {
-        fatalError = fatalError ?? error
+        fatal = fatal ?? error
         await requestStop(grace: grace)
     }
 

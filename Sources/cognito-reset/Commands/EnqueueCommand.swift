@@ -47,12 +47,7 @@ struct EnqueueCommand: AsyncParsableCommand {
     func run() async throws {
         let logger = try database.logger()
         let request = try await mappingErrors { try makeRequest(now: Date()) }
-        let configuration = try database.configuration()
-        let pool = ConnectionPool(
-            configuration: configuration, options: .init(maximumConnections: 1, connectDeadline: .seconds(5)),
-            logger: logger)
-        let result = try await mappingErrors { try await PostgresJobStore(pool: pool).enqueue(request) }
-        await pool.close()
+        let result = try await database.withJobStore(logger: logger) { try await $0.enqueue(request) }
         if json {
             try printJSON([
                 "created": result.created, "job_id": result.jobID,

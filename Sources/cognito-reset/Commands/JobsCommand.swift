@@ -9,30 +9,6 @@ struct JobsCommand: AsyncParsableCommand {
         commandName: "jobs", abstract: "List, inspect, retry and cancel jobs.",
         subcommands: [List.self, Show.self, Retry.self, Cancel.self])
 
-    /// Runs `body` with a store on a one-connection pool.
-    static func withStore<T>(_ database: DatabaseOptions, _ body: (PostgresJobStore) async throws -> T) async throws -> T {
-        let logger = try database.logger()
-        let pool = ConnectionPool(
-            configuration: try database.configuration(), options: .init(maximumConnections: 1, connectDeadline: .seconds(10)),
-            logger: logger)
-        do {
-            let value = try await mappingErrors { try await body(PostgresJobStore(pool: pool)) }
-            await pool.close()
-            return value
-        } catch {
-            await pool.close()
-            throw error
-        }
-    }
-
-    static func encoder() -> JSONEncoder {
-        let encoder = JSONEncoder()
-        encoder.keyEncodingStrategy = .convertToSnakeCase
-        encoder.dateEncodingStrategy = .iso8601
-        encoder.outputFormatting = [.sortedKeys]
-        return encoder
-    }
-
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List jobs, newest first.")
         @OptionGroup var database: DatabaseOptions
@@ -44,9 +20,9 @@ struct JobsCommand: AsyncParsableCommand {
         func run() async throws {
             let state = try parseState(state)
             guard (1...10_000).contains(limit) else { throw CLIError.badInput("--limit: must be from 1 to 10000") }
-            let jobs = try await JobsCommand.withStore(database) { try await $0.list(state: state, pool: pool, limit: limit) }
+            let jobs = try await database.withJobStore(logger: try database.logger()) { try await $0.list(state: state, pool: pool, limit: limit) }
             if json {
-                print(String(decoding: try JobsCommand.encoder().encode(jobs), as: UTF8.self))
+                print(String(decoding: try jsonEncoder().encode(jobs), as: UTF8.self))
                 return
             }
             print(["ID", "POOL", "USER", "STATE", "ATTEMPT", "PRIO", "RUN AT", "LAST ERROR"].joined(separator: "\t"))
@@ -64,12 +40,12 @@ struct JobsCommand: AsyncParsableCommand {
         @Flag(help: "Print JSON for machines.") var json = false
 
         func run() async throws {
-            guard let (job, attempts) = try await JobsCommand.withStore(database, { try await $0.job(id: id) }) else {
+            guard let (job, attempts) = try await database.withJobStore(logger: try database.logger(), { try await $0.job(id: id) }) else {
                 throw CLIError.failure("no job \(id)")
             }
             if json {
                 struct Both: Encodable { let job: JobSummary; let attempts: [AttemptSummary] }
-                print(String(decoding: try JobsCommand.encoder().encode(Both(job: job, attempts: attempts)), as: UTF8.self))
+                print(String(decoding: try jsonEncoder().encode(Both(job: job, attempts: attempts)), as: UTF8.self))
                 return
             }
             print("""
@@ -100,14 +76,14 @@ struct JobsCommand: AsyncParsableCommand {
             switch (id, try parseState(state)) {
             case (let id?, nil):
                 do {
-                    let retried = try await JobsCommand.withStore(database) { try await $0.retry(id: id) }
+                    let retried = try await database.withJobStore(logger: try database.logger()) { try await $0.retry(id: id) }
                     guard retried else { throw CLIError.failure("job \(id) is not failed or cancelled (or does not exist)") }
                     print("Job \(id) queued again.")
                 } catch let error as CLIError where error.message.contains("jobs_one_active_per_user") {
                     throw CLIError.failure("job \(id) not retried: the user already has an active job")
                 }
             case (nil, let state?) where state == .failed || state == .cancelled:
-                let count = try await JobsCommand.withStore(database) { try await $0.retry(state: state, pool: pool) }
+                let count = try await database.withJobStore(logger: try database.logger()) { try await $0.retry(state: state, pool: pool) }
                 print("\(count) job(s) queued again.")
             default:
                 throw CLIError.badInput("give a job id, or --state failed|cancelled (not both)")
@@ -128,7 +104,7 @@ struct JobsCommand: AsyncParsableCommand {
             guard [id != nil, pool != nil, importID != nil].filter({ $0 }).count == 1 else {
                 throw CLIError.badInput("give exactly one of: a job id, --pool ID, --import ID")
             }
-            let count = try await JobsCommand.withStore(database) { try await $0.cancel(id: id, pool: pool, importID: importID) }
+            let count = try await database.withJobStore(logger: try database.logger()) { try await $0.cancel(id: id, pool: pool, importID: importID) }
             print("\(count) job(s) cancelled.")
         }
     }

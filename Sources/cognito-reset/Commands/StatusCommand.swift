@@ -17,25 +17,18 @@ struct StatusCommand: AsyncParsableCommand {
     var watch = false
 
     func run() async throws {
-        let logger = try database.logger()
-        let pool = ConnectionPool(
-            configuration: try database.configuration(), options: .init(maximumConnections: 1, connectDeadline: .seconds(10)),
-            logger: logger)
-        let store = PostgresJobStore(pool: pool)
-        repeat {
-            let status = try await mappingErrors { try await store.status() }
-            if json {
-                let encoder = JSONEncoder()
-                encoder.keyEncodingStrategy = .convertToSnakeCase
-                encoder.outputFormatting = [.sortedKeys]
-                print(String(decoding: try encoder.encode(status), as: UTF8.self))
-            } else {
-                if watch { print("\u{1B}[H\u{1B}[2J", terminator: "") }
-                print(Self.render(status, withETA: watch))
-            }
-            if watch { try await Task.sleep(for: .seconds(2)) }
-        } while watch
-        await pool.close()
+        try await database.withJobStore(logger: try database.logger()) { store in
+            repeat {
+                let status = try await store.status()
+                if json {
+                    print(String(decoding: try jsonEncoder().encode(status), as: UTF8.self))
+                } else {
+                    if watch { print("\u{1B}[H\u{1B}[2J", terminator: "") }
+                    print(Self.render(status, withETA: watch))
+                }
+                if watch { try await Task.sleep(for: .seconds(2)) }
+            } while watch
+        }
     }
 
     static func render(_ status: QueueStatus, withETA: Bool) -> String {

@@ -56,6 +56,15 @@ func mappingErrors<T>(_ body: () async throws -> T) async throws -> T {
     }
 }
 
+/// The encoder for `--json` output: snake_case keys, sorted, ISO 8601 dates.
+func jsonEncoder() -> JSONEncoder {
+    let encoder = JSONEncoder()
+    encoder.keyEncodingStrategy = .convertToSnakeCase
+    encoder.dateEncodingStrategy = .iso8601
+    encoder.outputFormatting = [.sortedKeys]
+    return encoder
+}
+
 /// Prints one JSON object on stdout (keys sorted), for `--json` output.
 func printJSON(_ object: [String: Any]) throws {
     let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])

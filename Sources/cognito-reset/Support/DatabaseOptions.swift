@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import Postgres
+import ResetQueue
 
 /// Options shared by the commands that talk to PostgreSQL.
 struct DatabaseOptions: ParsableArguments {
@@ -25,6 +26,22 @@ struct DatabaseOptions: ParsableArguments {
     /// Sets up logging to stderr once per process and returns the command's logger.
     func logger() throws -> Logger {
         try logging.bootstrap()
+    }
+
+    /// Runs `body` with a job store on a one-connection pool (one-shot commands), closing it
+    /// afterwards; database errors map to exit codes.
+    func withJobStore<T>(logger: Logger, _ body: (PostgresJobStore) async throws -> T) async throws -> T {
+        let pool = ConnectionPool(
+            configuration: try configuration(), options: .init(maximumConnections: 1, connectDeadline: .seconds(10)),
+            logger: logger)
+        do {
+            let value = try await mappingErrors { try await body(PostgresJobStore(pool: pool)) }
+            await pool.close()
+            return value
+        } catch {
+            await pool.close()
+            throw error
+        }
     }
 
     /// A single connection for a one-shot command; unreachable → exit 3.
