@@ -1,4 +1,5 @@
 import CLibPQ
+import Dispatch
 import Foundation
 public import Logging
 import Synchronization
@@ -72,6 +73,9 @@ public actor PostgresConnection {
     }
 
     func liveHandle() throws(PostgresError) -> OpaquePointer {
+        // A cancel sent for an earlier statement must land before the next one starts, or it
+        // would cancel that one instead (the server ignores a cancel that finds it idle).
+        canceller.waitForPendingCancels()
         guard let handle else { throw PostgresError(code: .closed, message: "the connection is closed") }
         guard PQstatus(handle) == CONNECTION_OK else {
             throw PostgresError(code: .connectionLost, message: "the connection to the server was lost")
@@ -93,7 +97,11 @@ public actor PostgresConnection {
         } onCancel: {
             // PQcancel opens a connection of its own and may block: never on the cooperative pool.
             let canceller = self.canceller
-            Thread.detachNewThread { canceller.cancel() }
+            canceller.beginCancel()
+            Thread.detachNewThread {
+                canceller.cancel()
+                canceller.endCancel()
+            }
         }
     }
 
@@ -207,6 +215,16 @@ final class QueryCanceller: Sendable {
         var pointer: OpaquePointer?
     }
     private let state = Mutex(Handle())
+    /// Cancel requests dispatched but not yet delivered to the server.
+    private let pending = DispatchGroup()
+
+    /// Marks a cancel request as on its way (call before handing `cancel()` to another thread).
+    func beginCancel() { pending.enter() }
+    func endCancel() { pending.leave() }
+
+    /// Blocks (the connection's own thread, never the cooperative pool) until every cancel
+    /// request dispatched so far has reached the server.
+    func waitForPendingCancels() { pending.wait() }
 
     func replace(with pointer: OpaquePointer?) {
         state.withLock { handle in

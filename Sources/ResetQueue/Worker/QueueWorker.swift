@@ -159,9 +159,14 @@ public final class QueueWorker: Service, Sendable {
             // While calls are in flight, refill once an eighth of the slots are free: a busy worker
             // then claims several jobs per statement instead of one per finished call.
             let refillThreshold = max(1, configuration.concurrency / 8)
+            // Claimed jobs whose outcome is not yet written are bounded too (twice the
+            // concurrency): a slow database then slows claiming down, and a crash repeats at most
+            // that many calls.
+            let maxUnsettled = 2 * configuration.concurrency
             while !(await state.isStopping) {
                 let inFlight = await state.inFlight
-                let free = configuration.concurrency - inFlight
+                let unsettled = await state.held.count
+                let free = min(configuration.concurrency - inFlight, maxUnsettled - unsettled)
                 guard free > 0, inFlight == 0 || free >= refillThreshold else {
                     await state.wake.wait(timeout: configuration.pollInterval)
                     continue

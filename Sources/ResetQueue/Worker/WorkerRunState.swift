@@ -50,9 +50,11 @@ actor WorkerRunState {
         held.formUnion(jobs.map(\.id))
     }
 
-    /// Their outcomes are written (or given up on): stop renewing their leases.
-    func settled(_ ids: Set<Int64>) {
+    /// Their outcomes are written (or given up on): stop renewing their leases, and let the
+    /// claim loop use the room this makes.
+    func settled(_ ids: Set<Int64>) async {
         held.subtract(ids)
+        await wake.signal()
     }
 
     func fail(_ error: PostgresError, grace: Duration) async {
