@@ -32,6 +32,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
         // libpq's C API. Debian keeps libpq-fe.h in /usr/include/postgresql: only pkg-config knows.
@@ -77,9 +79,22 @@ let package = Package(
                 "CognitoClient",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
             ],
             swiftSettings: strictSettings,
             plugins: ["EmbedMigrations"]
+        ),
+        // What a daemon needs around its work: systemd notify and watchdog, log lines for the
+        // journal, a small HTTP endpoint for metrics and health. Knows nothing of jobs.
+        .target(
+            name: "Daemon",
+            dependencies: [
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: strictSettings
         ),
         .executableTarget(
             name: "cognito-reset",
@@ -87,6 +102,9 @@ let package = Package(
                 "Postgres",
                 "CognitoClient",
                 "ResetQueue",
+                "Daemon",
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -129,6 +147,11 @@ let package = Package(
             name: "CognitoClientTests",
             dependencies: ["CognitoClient", "CognitoTesting"],
             resources: [.copy("Fixtures")],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "DaemonTests",
+            dependencies: ["Daemon", "CognitoTesting"],
             swiftSettings: strictSettings
         ),
         .testTarget(

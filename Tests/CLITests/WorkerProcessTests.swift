@@ -102,7 +102,8 @@ struct WorkerProcessTests {
             let running = try await connection.query("SELECT count(*) FROM cognito_reset.jobs WHERE state = 'running'")[0].decode(Int.self, at: 0)
             #expect(succeeded == called, "called \(called), succeeded \(succeeded), running \(running); worker log: \(result.stderr)")
             #expect(running == 0)
-            #expect(try await connection.query("SELECT state FROM cognito_reset.workers")[0].decode(String.self, at: 0) == "stopped")
+            #expect(try await connection.query("SELECT state FROM cognito_reset.workers")[0].decode(String.self, at: 0) == "stopped",
+                    "worker log: \(result.stderr)")
             await connection.close()
         }
         await server.shutdown()

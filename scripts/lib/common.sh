@@ -18,6 +18,8 @@ ensure_system_packages() {
     command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
     command -v runuser >/dev/null 2>&1 || missing+=(util-linux)
     command -v python3 >/dev/null 2>&1 || missing+=(python3 python3-pip)
+    # systemd-analyze checks the units in systemd/ offline (Tests/CLITests/SystemdUnitTests.swift).
+    command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
     if [ ${#missing[@]} -gt 0 ]; then
         [ "$(id -u)" = 0 ] || die "missing packages (${missing[*]}); run as root to install them"
         log "installing ${missing[*]} (apt)"
@@ -120,4 +122,13 @@ moto_stop() {
     [ -f "$dir/moto.pid" ] || return 0
     kill "$(cat "$dir/moto.pid")" 2>/dev/null || true
     rm -f "$dir/moto.pid"
+}
+
+# pg_resume DIR PORT: starts again a server pg_start created in DIR and pg_stop stopped, on the
+# same port (tests that take the database away and bring it back).
+pg_resume() {
+    local dir=$1 port=$2
+    runuser -u postgres -- "$(pg_bindir)/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 \
+        -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+        start >/dev/null || { cat "$dir/postgres.log" >&2; die "PostgreSQL did not start again"; }
 }

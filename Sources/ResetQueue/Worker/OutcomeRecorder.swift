@@ -28,6 +28,10 @@ actor OutcomeRecorder {
     private var flushWaiters: [CheckedContinuation<Void, Never>] = []
     private var isStopped = false
     private let wake = WakeSignal()
+    private let summaryInterval: Duration = .seconds(10)
+    /// nil until the first batch, which is summarised at once so an operator sees work start.
+    private var lastSummary: ContinuousClock.Instant?
+    private var sinceSummary = Tally()
 
     init(
         store: PostgresJobStore, workerID: String, interval: Duration, logger: Logger,
@@ -101,8 +105,48 @@ actor OutcomeRecorder {
         var written = Written()
         written.settled = recorded.settled.union(released.settled)
         written.movedOn = recorded.movedOn
+        summarise(batch.filter { recorded.movedOn.contains($0.job.id) }, givenBack: released.settled.count)
         if !written.settled.isEmpty { await onWritten(written) }
         return recorded.kept.isEmpty && released.kept.isEmpty
+    }
+
+    /// Each written batch at debug; at info, one summary line at most every `summaryInterval`, so a
+    /// bulk run does not flood the journal (or hit its rate limit) with a line per batch.
+    private func summarise(_ moved: [JobRecord], givenBack: Int) {
+        guard !moved.isEmpty || givenBack > 0 else { return }
+        var batch = Tally()
+        for record in moved {
+            switch record.newState {
+            case .succeeded: batch.succeeded += 1
+            case .failed: batch.failed += 1
+            case .retrying: batch.retrying += 1
+            default: break
+            }
+        }
+        batch.givenBack = givenBack
+        logger.debug("outcomes recorded", metadata: batch.metadata)
+        sinceSummary.add(batch)
+        let now = ContinuousClock.now
+        if lastSummary.map({ now - $0 >= summaryInterval }) ?? true {
+            var metadata = sinceSummary.metadata
+            if let lastSummary { metadata["period_s"] = "\((now - lastSummary).components.seconds)" }
+            logger.info("outcomes recorded", metadata: metadata)
+            sinceSummary = Tally()
+            lastSummary = now
+        }
+    }
+
+    struct Tally {
+        var succeeded = 0, failed = 0, retrying = 0, givenBack = 0
+        mutating func add(_ other: Tally) {
+            succeeded += other.succeeded
+            failed += other.failed
+            retrying += other.retrying
+            givenBack += other.givenBack
+        }
+        var metadata: Logger.Metadata {
+            ["succeeded": "\(succeeded)", "failed": "\(failed)", "retrying": "\(retrying)", "given_back": "\(givenBack)"]
+        }
     }
 
     /// Writes `items` in one statement; after a data error, one by one, dropping the refused.

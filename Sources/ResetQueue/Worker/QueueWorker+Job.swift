@@ -19,7 +19,9 @@ extension QueueWorker {
             return
         }
         let startedAt = Date()
+        let clock = ContinuousClock.now
         let result = await call(job)
+        let duration = ContinuousClock.now - clock
         if case .failure(let error) = result, error.code == "Cancelled" || Task.isCancelled {
             // The grace period ended mid-call: the outcome is unknown; the lease rescues the job.
             await state.settled([job.id])
@@ -28,6 +30,8 @@ extension QueueWorker {
         }
         let record = Self.decide(job, result: result, policy: configuration.retryPolicy, random: random(),
                                  startedAt: startedAt, finishedAt: Date())
+        let errorClass: CognitoError.ErrorClass? = if case .failure(let error) = result { error.errorClass } else { nil }
+        metrics.record(record, errorClass: errorClass, duration: duration)
         switch record.outcome {
         case .throttled: await limiter.recordThrottle()
         case .succeeded: await limiter.recordSuccess()
@@ -35,7 +39,8 @@ extension QueueWorker {
         }
         logger.debug(
             "call finished",
-            metadata: ["job.id": "\(job.id)", "outcome": "\(record.outcome.rawValue)", "state": "\(record.newState.rawValue)",
+            metadata: ["job.id": "\(job.id)", "user": "\(configuration.logUsernames ? job.username : UsernameMask.mask(job.username))",
+                       "duration_ms": "\(duration.nanoseconds / 1_000_000)", "outcome": "\(record.outcome.rawValue)", "state": "\(record.newState.rawValue)",
                        "error.code": "\(record.errorCode ?? "")", "request_id": "\(record.requestID ?? "")"])
         await recorder.add(record)
         await state.finished(record.newState)

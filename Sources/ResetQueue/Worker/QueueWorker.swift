@@ -1,4 +1,5 @@
 public import CognitoClient
+import CoreMetrics
 import Foundation
 public import Logging
 public import Postgres
@@ -15,6 +16,7 @@ public enum WorkerEvent: Sendable {
     case rescued(Int)
     case heartbeat(renewedLeases: Int)
     case databaseUnavailable(PostgresError)
+    /// Claiming has ended; in-flight calls get the grace period.
     case stopping
     case stopped
 }
@@ -36,13 +38,18 @@ public final class QueueWorker: Service, Sendable {
     let random: @Sendable () -> Double
     let onEvent: @Sendable (WorkerEvent) -> Void
     let state = WorkerRunState()
+    let metrics = WorkerMetrics()
+    /// Beats on every turn of the claim loop: the watchdog's evidence that the worker is not wedged.
+    public let pulse: LoopPulse
 
     public init(
         configuration: WorkerConfiguration, store: PostgresJobStore, listenConfiguration: ConnectionConfiguration,
         cognito: CognitoIdentityProviderClient, limiter: any RateLimiter, logger: Logger,
         random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) },
-        onEvent: @escaping @Sendable (WorkerEvent) -> Void = { _ in }
+        onEvent: @escaping @Sendable (WorkerEvent) -> Void = { _ in },
+        pulse: LoopPulse = LoopPulse()
     ) {
+        self.pulse = pulse
         self.configuration = configuration
         self.store = store
         self.listenConfiguration = listenConfiguration
@@ -53,6 +60,17 @@ public final class QueueWorker: Service, Sendable {
         self.logger = logger
         self.random = random
         self.onEvent = onEvent
+    }
+
+    /// Stop requested (SIGTERM, `stop()`, drained, or a fatal error): claiming has ended and
+    /// in-flight calls are finishing within the grace period.
+    public var isStopping: Bool {
+        get async { await state.isStopping }
+    }
+
+    /// What the worker is doing now (its `workers` row, live).
+    public func snapshot() async -> WorkerStatus {
+        await state.status
     }
 
     /// Asks the worker to stop as on SIGTERM (for callers that run it without a ServiceGroup).
@@ -106,7 +124,6 @@ public final class QueueWorker: Service, Sendable {
             background.addTask { await self.keepHeartbeat() }
             background.addTask { await self.listenForInserts() }
             await claimLoop(recorder: recorder)
-            onEvent(.stopping)
             // One deadline for the whole stop (SIGTERM + grace), with a moment to write outcomes.
             let deadline = max(await state.stopDeadline ?? .now, .now + .seconds(2))
             await recorder.drain(until: deadline)
@@ -164,6 +181,7 @@ public final class QueueWorker: Service, Sendable {
             // that many calls.
             let maxUnsettled = 2 * configuration.concurrency
             while !(await state.isStopping) {
+                pulse.beat()
                 let inFlight = await state.inFlight
                 let unsettled = await state.held.count
                 let free = min(configuration.concurrency - inFlight, maxUnsettled - unsettled)
@@ -177,6 +195,7 @@ public final class QueueWorker: Service, Sendable {
                         lease: configuration.lease)
                     failures = 0
                     if !claimed.isEmpty {
+                        metrics.claimed.increment(by: Int64(claimed.count))
                         await state.claimed(claimed)
                         onEvent(.claimed(claimed))
                         for job in claimed {
@@ -201,6 +220,7 @@ public final class QueueWorker: Service, Sendable {
                 }
             }
             // Stopping: unstarted jobs give themselves back; in-flight calls get the grace period.
+            onEvent(.stopping)
             let deadline = await state.stopDeadline ?? .now
             if await !state.waitUntilIdle(until: deadline) {
                 logger.warning("grace period over, abandoning in-flight calls to lease rescue")
@@ -226,6 +246,7 @@ public final class QueueWorker: Service, Sendable {
 
     private func reportDatabaseError(_ error: any Error, while activity: String) {
         let postgresError = error as? PostgresError ?? PostgresError(code: .unexpectedResult, message: "\(error)")
+        metrics.databaseError(during: activity)
         logger.warning("database unavailable", metadata: ["activity": "\(activity)", "error": "\(postgresError)"])
         onEvent(.databaseUnavailable(postgresError))
     }
@@ -247,6 +268,7 @@ public final class QueueWorker: Service, Sendable {
                 onEvent(.heartbeat(renewedLeases: renewed))
                 let rescued = try await store.rescueExpiredLeases()
                 if rescued > 0 {
+                    metrics.rescued.increment(by: Int64(rescued))
                     logger.notice("rescued jobs whose worker stopped renewing its lease", metadata: ["jobs": "\(rescued)"])
                     onEvent(.rescued(rescued))
                     await state.wake.signal()
@@ -264,7 +286,10 @@ public final class QueueWorker: Service, Sendable {
             configuration: listenConfiguration, channels: [CognitoResetSchema.jobsChannel], logger: logger)
         for await event in events {
             switch event {
-            case .notification, .listening:
+            case .listening(let reconnected):
+                if reconnected { metrics.reconnects.increment() }
+                await state.wake.signal()
+            case .notification:
                 await state.wake.signal()
             case .disconnected:
                 break

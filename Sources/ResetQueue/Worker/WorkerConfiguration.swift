@@ -22,6 +22,8 @@ public struct WorkerConfiguration: Sendable {
     /// Outcomes are written in batches at least this often (successes are batched).
     public var flushInterval: Duration = .milliseconds(20)
     public var retryPolicy = JobRetryPolicy()
+    /// Log usernames in full (per-job lines, at debug); otherwise masked (`a***@example.com`).
+    public var logUsernames = false
 
     public init(workerID: String = WorkerConfiguration.makeWorkerID()) {
         self.workerID = workerID

@@ -1,3 +1,4 @@
+import CoreMetrics
 import Postgres
 
 /// The live state of one running worker: what is in flight, what it has done, whether it stops.
@@ -13,6 +14,7 @@ actor WorkerRunState {
     /// Claimed and not yet finished (waiting for a token, or calling Cognito).
     private(set) var inFlight = 0
     private(set) var status = WorkerStatus()
+    private let inFlightGauge = Gauge(label: "cognito_reset_calls_in_flight")
     private var idleWaiters: [CheckedContinuation<Void, Never>] = []
     private var pausers: [Int: CheckedContinuation<Void, Never>] = [:]
     private var nextPauser = 0
@@ -47,6 +49,7 @@ actor WorkerRunState {
     func claimed(_ jobs: [ClaimedJob]) {
         inFlight += jobs.count
         status.inFlight = inFlight
+        inFlightGauge.record(inFlight)
         held.formUnion(jobs.map(\.id))
     }
 
@@ -66,6 +69,7 @@ actor WorkerRunState {
     func finished(_ newState: JobState?) async {
         inFlight -= 1
         status.inFlight = inFlight
+        inFlightGauge.record(inFlight)
         switch newState {
         case .succeeded: status.succeeded += 1
         case .failed: status.failed += 1

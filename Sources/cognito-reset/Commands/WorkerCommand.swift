@@ -1,8 +1,11 @@
 import ArgumentParser
 import CognitoClient
+import CoreMetrics
+import Daemon
 import Foundation
 import Logging
 import Postgres
+import Prometheus
 import ResetQueue
 import ServiceLifecycle
 import UnixSignals
@@ -14,12 +17,17 @@ struct WorkerCommand: AsyncParsableCommand {
         abstract: "Claim queued resets and call Cognito for each, until stopped (or drained).",
         discussion: """
             SIGTERM or SIGINT: stop claiming, let in-flight calls finish within --grace, give back \
-            claimed jobs that never started, mark the worker stopped, exit 0. Settings also come from \
-            COGNITO_RESET_CONCURRENCY and COGNITO_RESET_RATE (flags win).
+            claimed jobs that never started, mark the worker stopped, exit 0. Every setting also comes \
+            from COGNITO_RESET_* variables or a --config file (flags win, then the environment). Under \
+            systemd (Type=notify) it reports READY=1 once the database is reachable and migrated, \
+            STATUS= lines, WATCHDOG=1 pings and STOPPING=1.
             """
     )
 
     @OptionGroup var database: DatabaseOptions
+
+    @Option(help: ArgumentHelp("Settings file of COGNITO_RESET_*=value lines (default: $COGNITO_RESET_CONFIG).", valueName: "FILE"))
+    var config: String?
 
     @Option(help: ArgumentHelp("Cognito calls in flight at most (default 16).", valueName: "N"))
     var concurrency: Int?
@@ -31,91 +39,188 @@ struct WorkerCommand: AsyncParsableCommand {
     var drain = false
 
     @Option(help: ArgumentHelp("Lease on claimed jobs (default 30s).", valueName: "DURATION"))
-    var lease: DurationArgument = .init(.seconds(30))
+    var lease: DurationArgument?
 
     @Option(help: ArgumentHelp("Lease renewal and rescue interval (default lease/3).", valueName: "DURATION"))
     var heartbeat: DurationArgument?
 
     @Option(help: ArgumentHelp("Poll for work at least this often without a NOTIFY (default 1s).", valueName: "DURATION"))
-    var poll: DurationArgument = .init(.seconds(1))
+    var poll: DurationArgument?
 
     @Option(help: ArgumentHelp("Time in-flight calls get to finish on SIGTERM (default 20s).", valueName: "DURATION"))
-    var grace: DurationArgument = .init(.seconds(20))
+    var grace: DurationArgument?
+
+    @Option(help: ArgumentHelp("Prometheus /metrics, /healthz and /readyz on HOST:PORT (default off).", valueName: "HOST:PORT"))
+    var metricsAddress: String?
+
+    @Option(help: ArgumentHelp("systemd STATUS= and queue gauges this often (default 5s).", valueName: "DURATION"))
+    var statusInterval: DurationArgument?
 
     func run() async throws {
-        let logger = try database.logger()
         let environment = ProcessInfo.processInfo.environment
-        let settings = try await mappingErrors { try resolvedSettings(environment) }
-        let heartbeatInterval = heartbeat?.duration ?? lease.duration / 3
-        guard lease.duration >= .seconds(1) else { throw CLIError.badInput("--lease: must be at least 1s") }
-        guard heartbeatInterval > .zero, heartbeatInterval * 2 <= lease.duration else {
-            throw CLIError.badInput("--heartbeat: must be above 0 and at most half of --lease, so leases are renewed in time")
-        }
-        guard poll.duration >= .milliseconds(10) else { throw CLIError.badInput("--poll: must be at least 10ms") }
+        let settings = try Settings(environment: environment, configFile: config)
+        let logger = try database.logging.bootstrap(settings: settings, defaultLevel: .info)
+        let options = try resolvedOptions(settings)
+        let notifier = SystemdNotifier(environment: environment)
+        let watchdog = WatchdogSettings(environment: environment)
 
         let configuration = try database.configuration()
+        let worker: QueueWorker
+        let metricsRegistry = options.metricsAddress.map { _ in PrometheusCollectorRegistry() }
+        if let metricsRegistry {
+            MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: metricsRegistry))
+        }
+        let pulse = LoopPulse()
         let pool = ConnectionPool(
-            configuration: configuration, options: .init(maximumConnections: 4, connectDeadline: .seconds(30)), logger: logger)
-        try await mappingErrors { try await Self.checkSchema(pool) }
+            configuration: configuration, options: .init(maximumConnections: 4, connectDeadline: .seconds(10)), logger: logger,
+            onEvent: DatabaseMetrics.observer(pulse: pulse))
+        let store = PostgresJobStore(pool: pool)
 
-        let cognito = try CognitoSetup(environment: environment, connections: settings.concurrency, logger: logger)
+        // Everything that can be refused is checked before READY=1: the metrics address, the
+        // database and its schema, the AWS credentials.
+        var endpoint: HTTPEndpoint?
+        if let address = options.metricsAddress, let metricsRegistry {
+            do {
+                endpoint = try await HTTPEndpoint.bind(host: address.host, port: address.port) { path in
+                    await DaemonMonitor.respond(path, store: store) { metricsRegistry.emitToString() }
+                }
+            } catch {
+                await pool.close()
+                throw CLIError.badInput("COGNITO_RESET_METRICS_ADDRESS: cannot listen on \(address.host):\(address.port): \(error)")
+            }
+        }
+        notifier.send(["STATUS=connecting to the database"])
+        do {
+            try await mappingErrors { try await Self.checkSchema(pool, logger: logger) }
+        } catch {
+            await endpoint?.close()
+            await pool.close()
+            throw error
+        }
+
+        let cognito = try CognitoSetup(environment: environment, connections: options.concurrency, logger: logger)
         do {
             _ = try await cognito.client.credentials.credentials()
         } catch {
             await cognito.transport.shutdown()
+            await endpoint?.close()
+            await pool.close()
             throw error.isUnreachable ? CLIError.unavailable(error.description) : CLIError.badInput(error.description)
         }
 
         var workerConfiguration = WorkerConfiguration()
-        workerConfiguration.concurrency = settings.concurrency
+        workerConfiguration.concurrency = options.concurrency
         workerConfiguration.drain = drain
-        workerConfiguration.lease = lease.duration
-        workerConfiguration.heartbeatInterval = heartbeatInterval
-        workerConfiguration.pollInterval = poll.duration
-        workerConfiguration.gracePeriod = grace.duration
-        let limiter: any RateLimiter = settings.rate.map { LocalRateLimiter(requestsPerSecond: $0) } ?? UnlimitedRateLimiter()
-        let worker = QueueWorker(
-            configuration: workerConfiguration, store: PostgresJobStore(pool: pool), listenConfiguration: configuration,
-            cognito: cognito.client, limiter: limiter, logger: logger)
+        workerConfiguration.lease = options.lease
+        workerConfiguration.heartbeatInterval = options.heartbeat
+        workerConfiguration.pollInterval = options.poll
+        workerConfiguration.gracePeriod = options.grace
+        workerConfiguration.logUsernames = options.logUsernames
+        let limiter: any RateLimiter = options.rate.map { LocalRateLimiter(requestsPerSecond: $0) } ?? UnlimitedRateLimiter()
+        worker = QueueWorker(
+            configuration: workerConfiguration, store: store, listenConfiguration: configuration,
+            cognito: cognito.client, limiter: limiter, logger: logger,
+            onEvent: { event in
+                if case .stopping = event { notifier.send(["STOPPING=1", "STATUS=stopping: finishing in-flight calls"]) }
+            },
+            pulse: pulse)
+        let monitor = DaemonMonitor(
+            worker: worker, store: store, limiter: limiter, notifier: notifier, watchdog: watchdog, endpoint: endpoint,
+            statusInterval: options.statusInterval, logger: logger)
         let group = ServiceGroup(
             configuration: .init(
-                services: [.init(service: worker, successTerminationBehavior: .gracefullyShutdownGroup)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+                // Shut down in reverse order: the worker first, the monitor once it has finished.
+                services: [
+                    .init(service: monitor),
+                    .init(service: worker, successTerminationBehavior: .gracefullyShutdownGroup),
+                ],
+                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        notifier.send(["READY=1", "STATUS=ready: claiming work"])
+        var failure: (any Error)?
         do {
             try await group.run()
         } catch {
-            await cognito.transport.shutdown()
-            await pool.close()
-            throw CLIError.failure("worker stopped: \(error)")
+            failure = error
         }
         await cognito.transport.shutdown()
         await pool.close()
+        if let failure { throw CLIError.failure("worker stopped: \(failure)") }
     }
 
-    struct Settings {
+    /// The worker's settings after flags, environment and config file.
+    struct Options {
         var concurrency: Int
         /// nil: unlimited.
         var rate: Double?
+        var lease: Duration
+        var heartbeat: Duration
+        var poll: Duration
+        var grace: Duration
+        var statusInterval: Duration
+        var metricsAddress: (host: String, port: Int)?
+        var logUsernames: Bool
     }
 
-    /// Flags win over the environment, which wins over the defaults.
-    func resolvedSettings(_ environment: [String: String]) throws(InvalidInput) -> Settings {
-        let concurrencyText = concurrency.map(String.init) ?? environment["COGNITO_RESET_CONCURRENCY"] ?? "16"
+    /// Flags win over the environment, which wins over the config file, then the defaults.
+    func resolvedOptions(_ settings: Settings) throws -> Options {
+        let concurrencyText = concurrency.map(String.init) ?? settings["COGNITO_RESET_CONCURRENCY"] ?? "16"
         guard let concurrency = Int(concurrencyText), (1...1024).contains(concurrency) else {
-            throw InvalidInput(field: "concurrency", rule: "must be an integer from 1 to 1024")
+            throw CLIError.badInput("--concurrency: must be an integer from 1 to 1024")
         }
-        let rateText = rate ?? environment["COGNITO_RESET_RATE"] ?? "25"
-        if rateText == "unlimited" { return Settings(concurrency: concurrency, rate: nil) }
-        guard let rate = Double(rateText.replacingOccurrences(of: "/s", with: "")), rate > 0, rate <= 10_000 else {
-            throw InvalidInput(field: "rate", rule: "must be requests per second above 0 (e.g. 25 or 25/s), or 'unlimited'")
+        let rateText = rate ?? settings["COGNITO_RESET_RATE"] ?? "25"
+        var rate: Double?
+        if rateText != "unlimited" {
+            guard let value = Double(rateText.replacingOccurrences(of: "/s", with: "")), value > 0, value <= 10_000 else {
+                throw CLIError.badInput("--rate: must be requests per second above 0 (e.g. 25 or 25/s), or 'unlimited'")
+            }
+            rate = value
         }
-        return Settings(concurrency: concurrency, rate: rate)
+        let lease = try settings.duration(lease, "COGNITO_RESET_LEASE", flagName: "--lease", default: .seconds(30))
+        let heartbeat = try settings.duration(heartbeat, "COGNITO_RESET_HEARTBEAT", flagName: "--heartbeat", default: lease / 3)
+        let poll = try settings.duration(poll, "COGNITO_RESET_POLL", flagName: "--poll", default: .seconds(1))
+        let grace = try settings.duration(grace, "COGNITO_RESET_GRACE", flagName: "--grace", default: .seconds(20))
+        let statusInterval = try settings.duration(
+            statusInterval, "COGNITO_RESET_STATUS_INTERVAL", flagName: "--status-interval", default: .seconds(5))
+        guard lease >= .seconds(1) else { throw CLIError.badInput("--lease: must be at least 1s") }
+        guard heartbeat > .zero, heartbeat * 2 <= lease else {
+            throw CLIError.badInput("--heartbeat: must be above 0 and at most half of --lease, so leases are renewed in time")
+        }
+        guard poll >= .milliseconds(10) else { throw CLIError.badInput("--poll: must be at least 10ms") }
+        guard statusInterval >= .milliseconds(100) else { throw CLIError.badInput("--status-interval: must be at least 100ms") }
+        let metricsAddress = try (metricsAddress ?? settings["COGNITO_RESET_METRICS_ADDRESS"]).map(Self.parseAddress)
+        return Options(
+            concurrency: concurrency, rate: rate, lease: lease, heartbeat: heartbeat, poll: poll, grace: grace,
+            statusInterval: statusInterval, metricsAddress: metricsAddress,
+            logUsernames: try settings.bool("COGNITO_RESET_LOG_USERNAMES", default: false))
     }
 
-    /// Fails early, with the remedy, if the schema was never migrated.
-    static func checkSchema(_ pool: ConnectionPool) async throws {
+    /// `127.0.0.1:9464`, `[::1]:9464`, `localhost:9464`.
+    static func parseAddress(_ text: String) throws -> (host: String, port: Int) {
+        let rule = "--metrics-address: must be HOST:PORT, e.g. 127.0.0.1:9464 or [::1]:9464"
+        guard let colon = text.lastIndex(of: ":") else { throw CLIError.badInput(rule) }
+        var host = String(text[..<colon])
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        guard !host.isEmpty, let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else {
+            throw CLIError.badInput(rule)
+        }
+        return (host, port)
+    }
+
+    /// Fails early, with the remedy, if the schema is missing or older than this binary expects.
+    /// A newer schema is fine: during a rolling upgrade old workers run on the migrated database.
+    static func checkSchema(_ pool: ConnectionPool, logger: Logger) async throws {
         let migrated = try await pool.query("SELECT to_regclass('cognito_reset.jobs') IS NOT NULL")[0].decode(Bool.self, at: 0)
         guard migrated else {
             throw CLIError.failure("the cognito_reset schema is missing: run `cognito-reset migrate` first")
+        }
+        let migrator = try CognitoResetSchema.migrator(logger: logger)
+        let status = try await pool.withConnection { try await migrator.status(on: $0) }
+        if !status.pending.isEmpty {
+            throw CLIError.failure(
+                "the database schema is older than this binary (pending migrations: \(status.pending.map(String.init).joined(separator: ", "))): run `cognito-reset migrate` first")
+        }
+        if let changed = status.changed.first {
+            throw CLIError.failure("migration \(changed.version) (\(changed.name)) differs from the one applied; see `cognito-reset migrate status`")
         }
     }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Daemon
 import Foundation
 import Logging
 import Postgres
@@ -15,12 +16,34 @@ struct DatabaseOptions: ParsableArguments {
 
     /// The connection settings; a malformed string is bad input (exit 2).
     func configuration() throws -> ConnectionConfiguration {
-        do {
-            if let databaseURL { return try ConnectionConfiguration(databaseURL) }
-            return try ConnectionConfiguration.fromEnvironment()
+        let configuration: ConnectionConfiguration
+        do throws(PostgresError) {
+            if let databaseURL {
+                configuration = try ConnectionConfiguration(databaseURL)
+            } else {
+                configuration = try ConnectionConfiguration.fromEnvironment()
+            }
         } catch {
             throw CLIError(error)
         }
+        return try Self.withCredentialPassword(configuration, environment: ProcessInfo.processInfo.environment)
+    }
+
+    /// systemd `LoadCredential=database-password:…`: the password comes from
+    /// `$CREDENTIALS_DIRECTORY/database-password` (never from the environment, which
+    /// `systemctl show` reveals) unless the connection string carries one itself.
+    static func withCredentialPassword(
+        _ configuration: ConnectionConfiguration, environment: [String: String]
+    ) throws -> ConnectionConfiguration {
+        guard configuration.value(for: "password") == nil,
+              let folder = environment["CREDENTIALS_DIRECTORY"], !folder.isEmpty else { return configuration }
+        let path = URL(fileURLWithPath: folder).appending(path: "database-password").path
+        guard FileManager.default.fileExists(atPath: path) else { return configuration }
+        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
+            throw CLIError.badInput("database-password credential: cannot read it as UTF-8 text")
+        }
+        let password = text.trimmingCharacters(in: .newlines)
+        return password.isEmpty ? configuration : configuration.setting("password", to: password)
     }
 
     /// Sets up logging to stderr once per process and returns the command's logger.
@@ -55,22 +78,43 @@ struct DatabaseOptions: ParsableArguments {
     }
 }
 
-/// Logging for the command line: stderr, level from `--log-level` or `COGNITO_RESET_LOG_LEVEL`.
+/// Logging for the command line: one line per event on stderr (logfmt or JSON); under systemd
+/// each line carries its journald priority.
 struct LoggingOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error, critical.", valueName: "LEVEL"))
     var logLevel: String?
 
-    /// Sets up logging to stderr once per process and returns the command's logger.
-    func bootstrap() throws -> Logger {
-        let name = logLevel ?? ProcessInfo.processInfo.environment["COGNITO_RESET_LOG_LEVEL"] ?? "warning"
-        guard let level = Logger.Level(rawValue: name.lowercased()) else {
-            throw CLIError.badInput("--log-level: must be one of trace, debug, info, notice, warning, error, critical")
+    @Option(help: ArgumentHelp("Log lines as logfmt (default) or json.", valueName: "FORMAT"))
+    var logFormat: String?
+
+    /// Sets up logging once per process and returns the command's logger. `settings` supplies
+    /// `COGNITO_RESET_LOG_*` (environment and config file); without it, the environment.
+    func bootstrap(settings: Settings? = nil, defaultLevel: Logger.Level = .warning) throws -> Logger {
+        let environment = ProcessInfo.processInfo.environment
+        let levelName = logLevel ?? (settings.map { $0["COGNITO_RESET_LOG_LEVEL"] } ?? environment["COGNITO_RESET_LOG_LEVEL"])
+        let level = try levelName.map { name in
+            guard let level = Logger.Level(rawValue: name.lowercased()) else {
+                throw CLIError.badInput("--log-level: must be one of trace, debug, info, notice, warning, error, critical")
+            }
+            return level
+        } ?? defaultLevel
+        let formatName = logFormat ?? (settings.map { $0["COGNITO_RESET_LOG_FORMAT"] } ?? environment["COGNITO_RESET_LOG_FORMAT"]) ?? "logfmt"
+        guard let format = LogFormat(rawValue: formatName.lowercased()) else {
+            throw CLIError.badInput("--log-format: must be logfmt or json")
         }
+        let journald = Self.stderrIsJournal(environment)
         LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
+            LineLogHandler(label: label, level: level, format: format, journald: journald)
         }
         return Logger(label: "cognito-reset")
+    }
+
+    /// systemd sets `$JOURNAL_STREAM` to the device and inode of the journal stream it connected;
+    /// stderr is the journal only if it still is that stream (not redirected since).
+    static func stderrIsJournal(_ environment: [String: String]) -> Bool {
+        guard let stream = environment["JOURNAL_STREAM"] else { return false }
+        var info = stat()
+        guard fstat(2, &info) == 0 else { return false }
+        return stream == "\(info.st_dev):\(info.st_ino)"
     }
 }

@@ -1,0 +1,53 @@
+import CognitoClient
+import CoreMetrics
+
+/// The worker's metrics, through swift-metrics (the executable chooses the backend; Prometheus in
+/// `cognito-reset worker`). Names follow Prometheus conventions; labels are small fixed sets
+/// (error class, outcome, activity), never a username or a job id.
+struct WorkerMetrics: Sendable {
+    let claimed = Counter(label: "cognito_reset_jobs_claimed_total")
+    let succeeded = Counter(label: "cognito_reset_jobs_succeeded_total")
+    let rescued = Counter(label: "cognito_reset_jobs_rescued_total")
+    let throttles = Counter(label: "cognito_reset_cognito_throttles_total")
+    /// The LISTEN connection came back after the database went away.
+    let reconnects = Counter(label: "cognito_reset_database_reconnects_total")
+
+    /// One finished call: its latency, and what it did to its job.
+    func record(_ record: JobRecord, errorClass: CognitoError.ErrorClass?, duration: Duration) {
+        let outcome = record.outcome.rawValue
+        Timer(label: "cognito_reset_cognito_call_duration_seconds", dimensions: [("outcome", outcome)])
+            .recordNanoseconds(duration.nanoseconds)
+        if errorClass == .throttled || errorClass == .throttledLong { throttles.increment() }
+        let label = Self.label(errorClass)
+        switch record.newState {
+        case .succeeded:
+            succeeded.increment()
+        case .failed:
+            Counter(label: "cognito_reset_jobs_failed_total", dimensions: [("error_class", label)]).increment()
+        case .retrying:
+            Counter(label: "cognito_reset_jobs_retried_total", dimensions: [("error_class", label)]).increment()
+        default:
+            break
+        }
+    }
+
+    func databaseError(during activity: String) {
+        Counter(label: "cognito_reset_database_errors_total", dimensions: [("activity", activity)]).increment()
+    }
+
+    /// `throttledLong` → `throttled_long`; data Cognito would refuse (no call made) → `invalid_input`.
+    static func label(_ errorClass: CognitoError.ErrorClass?) -> String {
+        guard let errorClass else { return "none" }
+        return errorClass.description.reduce(into: "") { text, character in
+            if character.isUppercase { text += "_" + character.lowercased() } else { text.append(character) }
+        }
+    }
+}
+
+extension Duration {
+    /// Whole nanoseconds (metrics take integers).
+    var nanoseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+    }
+}

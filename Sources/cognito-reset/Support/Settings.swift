@@ -1,0 +1,108 @@
+import Foundation
+
+/// The daemon's settings from the environment and an optional config file (`--config` or
+/// `COGNITO_RESET_CONFIG`): `KEY=VALUE` lines, `#` comments, the same names as the environment,
+/// so one file serves as systemd `EnvironmentFile=` and as `--config`. Flags win over the
+/// environment, which wins over the file.
+///
+/// An unknown `COGNITO_RESET_*` name, in the environment or the file, is refused: a typo such as
+/// `COGNITO_RESET_CONCURENCY=64` would otherwise run silently with the default.
+struct Settings {
+    /// Every setting the commands read, with what it means (for the error message and docs).
+    static let known: [String: String] = [
+        "COGNITO_RESET_CONFIG": "config file",
+        "COGNITO_RESET_CONCURRENCY": "worker: calls in flight",
+        "COGNITO_RESET_RATE": "worker: calls per second",
+        "COGNITO_RESET_LEASE": "worker: lease on claimed jobs",
+        "COGNITO_RESET_HEARTBEAT": "worker: lease renewal interval",
+        "COGNITO_RESET_POLL": "worker: poll interval",
+        "COGNITO_RESET_GRACE": "worker: time in-flight calls get on SIGTERM",
+        "COGNITO_RESET_STATUS_INTERVAL": "worker: systemd STATUS and queue gauges interval",
+        "COGNITO_RESET_METRICS_ADDRESS": "worker: host:port of the metrics and health endpoint",
+        "COGNITO_RESET_LOG_LEVEL": "log level",
+        "COGNITO_RESET_LOG_FORMAT": "log format",
+        "COGNITO_RESET_LOG_USERNAMES": "log usernames unmasked",
+        "COGNITO_RESET_RETENTION": "prune: age of finished jobs to delete",
+        "COGNITO_RESET_MIGRATIONS_DIR": "migrate: folder of migration files",
+    ]
+
+    private let values: [String: String]
+
+    /// Reads the file (if any) and checks every name. Bad input throws `CLIError` (exit 2).
+    init(environment: [String: String], configFile: String?) throws {
+        for name in environment.keys where name.hasPrefix("COGNITO_RESET_") && Self.known[name] == nil {
+            throw CLIError.badInput("\(name): unknown setting in the environment (known: \(Self.known.keys.sorted().joined(separator: ", ")))")
+        }
+        var values: [String: String] = [:]
+        if let path = configFile ?? environment["COGNITO_RESET_CONFIG"].flatMap({ $0.isEmpty ? nil : $0 }) {
+            values = try Self.read(path)
+        }
+        for (name, value) in environment where Self.known[name] != nil {
+            values[name] = value
+        }
+        self.values = values
+    }
+
+    /// The value of `name`, nil when unset or empty.
+    subscript(_ name: String) -> String? {
+        precondition(Self.known[name] != nil, "\(name) is not a known setting")
+        return values[name].flatMap { $0.isEmpty ? nil : $0 }
+    }
+
+    /// Parses a config file; every line is an assignment, a comment or blank.
+    static func read(_ path: String) throws -> [String: String] {
+        let data: Data
+        do {
+            data = try Data(contentsOf: URL(fileURLWithPath: path))
+        } catch {
+            throw CLIError.badInput("--config: cannot read \(path): \((error as NSError).localizedDescription)")
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw CLIError.badInput("--config: \(path) is not UTF-8 text")
+        }
+        var values: [String: String] = [:]
+        for (index, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = rawLine.trimmingCharacters(in: .whitespaces.union(CharacterSet(charactersIn: "\r")))
+            if line.isEmpty || line.hasPrefix("#") || line.hasPrefix(";") { continue }
+            let place = "\(path), line \(index + 1)"
+            guard let equals = line.firstIndex(of: "=") else {
+                throw CLIError.badInput("--config: \(place): expected NAME=value")
+            }
+            let name = line[..<equals].trimmingCharacters(in: .whitespaces)
+            var value = line[line.index(after: equals)...].trimmingCharacters(in: .whitespaces)
+            if value.count >= 2, let quote = value.first, quote == "\"" || quote == "'", value.last == quote {
+                value = String(value.dropFirst().dropLast())
+            }
+            guard name.hasPrefix("COGNITO_RESET_") else {
+                // DATABASE_URL, AWS_* and the like belong in the environment (EnvironmentFile=),
+                // where libpq and the AWS credential chain read them.
+                throw CLIError.badInput("--config: \(place): \(name) is not a cognito-reset setting; set it in the environment")
+            }
+            guard known[name] != nil, name != "COGNITO_RESET_CONFIG" else {
+                throw CLIError.badInput("--config: \(place): \(name): unknown setting")
+            }
+            values[name] = value
+        }
+        return values
+    }
+
+    /// A duration setting: the flag, else `name`, else `fallback`; bad text names the setting.
+    func duration(_ flag: DurationArgument?, _ name: String, flagName: String, default fallback: Duration) throws -> Duration {
+        if let flag { return flag.duration }
+        guard let text = self[name] else { return fallback }
+        guard let parsed = DurationArgument(argument: text) else {
+            throw CLIError.badInput("\(name): must be a duration such as 500ms, 30s, 5m or 1h (or \(flagName))")
+        }
+        return parsed.duration
+    }
+
+    /// A true/false setting.
+    func bool(_ name: String, default fallback: Bool) throws -> Bool {
+        guard let text = self[name]?.lowercased() else { return fallback }
+        switch text {
+        case "1", "true", "yes", "on": return true
+        case "0", "false", "no", "off": return false
+        default: throw CLIError.badInput("\(name): must be true or false")
+        }
+    }
+}
