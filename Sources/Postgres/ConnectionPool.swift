@@ -182,7 +182,10 @@ public actor ConnectionPool {
                 onEvent(.connectFailed(error, attempt: attempt))
                 let delay = options.backoff.delay(attempt: attempt)
                 guard !isClosed, clock.now + delay < deadline else { throw error }
-                logger.warning(
+                // The first failure at warning; the retries that follow at debug, so an outage
+                // does not fill the journal (the worker reports it once, and again on recovery).
+                logger.log(
+                    level: attempt == 0 ? .warning : .debug,
                     "cannot connect to the database, retrying",
                     metadata: ["error": "\(error)", "retry_in_ms": "\(delay.milliseconds)"])
                 attempt += 1

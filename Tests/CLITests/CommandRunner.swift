@@ -16,11 +16,22 @@ enum CognitoResetBinary {
     /// Runs with `arguments`. The environment is this process's minus DATABASE_URL, PG* and AWS*
     /// variables, plus `environment`, so each test says exactly which database and AWS it means.
     static func run(_ arguments: [String], environment: [String: String] = [:], stdin: String? = nil) async throws -> ChildProcess.Result {
+        try await ChildProcess.run(url, arguments, environment: Self.environment(environment), stdin: stdin)
+    }
+
+    /// Starts the binary without waiting (daemons), environment as for `run`.
+    static func start(_ arguments: [String], environment: [String: String]) throws -> ChildProcess {
+        try ChildProcess(url, arguments, environment: Self.environment(environment))
+    }
+
+    /// This process's environment minus DATABASE_URL, PG*, AWS* and COGNITO_RESET_* (the daemon
+    /// refuses unknown COGNITO_RESET_ names such as the test runner's COGNITO_RESET_BIN), plus `extra`.
+    static func environment(_ extra: [String: String]) -> [String: String] {
         var merged = ProcessInfo.processInfo.environment.filter { key, _ in
-            key != "DATABASE_URL" && !key.hasPrefix("PG") && !key.hasPrefix("AWS_")
+            key != "DATABASE_URL" && !key.hasPrefix("PG") && !key.hasPrefix("AWS_") && !key.hasPrefix("COGNITO_RESET_")
         }
         merged["AWS_EC2_METADATA_DISABLED"] = "true"
-        merged.merge(environment) { _, new in new }
-        return try await ChildProcess.run(url, arguments, environment: merged, stdin: stdin)
+        merged.merge(extra) { _, new in new }
+        return merged
     }
 }

@@ -16,15 +16,9 @@ struct WorkerProcessTests {
     }
 
     func startWorker(_ environment: [String: String], _ extra: [String] = []) throws -> ChildProcess {
-        var merged = ProcessInfo.processInfo.environment.filter { key, _ in
-            key != "DATABASE_URL" && !key.hasPrefix("PG") && !key.hasPrefix("AWS_")
-        }
-        merged["AWS_EC2_METADATA_DISABLED"] = "true"
-        merged.merge(environment) { $1 }
-        return try ChildProcess(
-            CognitoResetBinary.url,
+        try CognitoResetBinary.start(
             ["worker", "--concurrency", "16", "--rate", "unlimited", "--lease", "2s", "--heartbeat", "500ms", "--poll", "200ms"] + extra,
-            environment: merged)
+            environment: environment)
     }
 
     func waitUntilAllFinished(_ connection: PostgresConnection) async throws {

@@ -94,6 +94,9 @@ struct CredentialChainTests {
             #expect(found?.accessKeyID == "AKIDSYSTEMD")
             #expect(found?.source == "systemd credentials")
             #expect(try await SystemdCredentialProvider(environment: [:]).credentials() == nil)
+            // The unit's SetCredential= fallback (a lone newline) means "not configured here".
+            try "\n".write(to: folder.appending(path: "aws-credentials"), atomically: true, encoding: .utf8)
+            #expect(try await SystemdCredentialProvider(environment: ["CREDENTIALS_DIRECTORY": folder.path]).credentials() == nil)
         }
     }
 

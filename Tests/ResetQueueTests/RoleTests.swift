@@ -26,6 +26,19 @@ struct RoleTests {
         INSERT INTO cognito_reset.jobs (user_pool_id, username) VALUES ('eu-west-1_a1', 'seed')
         """
 
+    /// The daemon checks the schema version before READY=1 and prunes with its own role.
+    @Test func theWorkerReadsTheMigrationsAndPrunesFinishedJobs() async throws {
+        try await withMigratedConnection { connection in
+            try await connection.execute(PostgresQuery(Self.seed))
+            let worker = "cognito_reset_worker"
+            #expect(try await sqlState(as: worker, "SELECT count(*) FROM cognito_reset.schema_migrations", on: connection) == nil)
+            #expect(try await sqlState(as: worker, "DELETE FROM cognito_reset.jobs WHERE state = 'succeeded'", on: connection) == nil)
+            #expect(try await sqlState(as: worker, "DELETE FROM cognito_reset.schema_migrations", on: connection) == SQLState.insufficientPrivilege)
+            #expect(try await sqlState(as: "cognito_reset_monitor", "SELECT count(*) FROM cognito_reset.schema_migrations", on: connection) == nil)
+            #expect(try await sqlState(as: "cognito_reset_enqueuer", "SELECT count(*) FROM cognito_reset.schema_migrations", on: connection) == SQLState.insufficientPrivilege)
+        }
+    }
+
     @Test func theEnqueuerCanEnqueueAndReadButNotClaimUpdateOrDelete() async throws {
         try await withMigratedConnection { connection in
             try await connection.execute(PostgresQuery(Self.seed))

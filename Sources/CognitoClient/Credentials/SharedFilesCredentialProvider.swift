@@ -78,6 +78,12 @@ public struct SystemdCredentialProvider: CredentialProvider {
         guard let folder = environment["CREDENTIALS_DIRECTORY"], !folder.isEmpty else { return nil }
         let path = URL(fileURLWithPath: folder).appending(path: Self.fileName).path
         guard FileManager.default.fileExists(atPath: path) else { return nil }
+        // A blank file means "no keys here" (the unit's SetCredential= fallback when an operator
+        // uses instance or container credentials instead): the chain moves on.
+        if let contents = FileManager.default.contents(atPath: path),
+           String(decoding: contents, as: UTF8.self).allSatisfy(\.isWhitespace) {
+            return nil
+        }
         var files = environment
         files["AWS_SHARED_CREDENTIALS_FILE"] = path
         files["AWS_CONFIG_FILE"] = "/nonexistent"

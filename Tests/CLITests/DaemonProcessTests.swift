@@ -1,0 +1,188 @@
+import CognitoTesting
+import Foundation
+import Postgres
+import PostgresTesting
+import Testing
+
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// `cognito-reset worker` as systemd runs it: notify protocol, watchdog, metrics and health,
+/// configuration refused before READY=1, and a database that goes away and comes back.
+@Suite("cognito-reset worker under systemd")
+struct DaemonProcessTests {
+    static let pool = "eu-west-1_Daemon1"
+
+    func environment(_ databaseURL: String, _ server: FakeHTTPServer, _ notify: NotifySocketListener) -> [String: String] {
+        ["DATABASE_URL": databaseURL, "AWS_REGION": "eu-west-1", "AWS_ACCESS_KEY_ID": "AKIDTEST", "AWS_SECRET_ACCESS_KEY": "secret",
+         "AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER": server.url.absoluteString, "NOTIFY_SOCKET": notify.name,
+         "WATCHDOG_USEC": "1000000", "COGNITO_RESET_STATUS_INTERVAL": "200ms", "COGNITO_RESET_POLL": "200ms"]
+    }
+
+    /// A loopback port nobody listens on right now.
+    static func freePort() -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    static func get(_ port: Int, _ path: String) async -> (status: Int, body: String) {
+        var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)\(path)")!)
+        request.timeoutInterval = 10
+        guard let (data, response) = try? await URLSession.shared.data(for: request) else { return (0, "") }
+        return ((response as? HTTPURLResponse)?.statusCode ?? 0, String(decoding: data, as: UTF8.self))
+    }
+
+    @Test func reportsReadyStatusWatchdogAndStoppingInOrderAndServesMetrics() async throws {
+        let server = try await FakeHTTPServer.start(responder: { _, _ in .delay(.milliseconds(200), then: .cognitoSuccess()) })
+        let notify = try NotifySocketListener()
+        try await TemporaryDatabase.with { database in
+            var env = environment(database.configuration.resolvedConnectionString(), server, notify)
+            #expect(try await CognitoResetBinary.run(["migrate"], environment: env).status == 0)
+            let connection = try await database.connect()
+            try await connection.execute("""
+                INSERT INTO cognito_reset.jobs (user_pool_id, username) SELECT \(Self.pool), 'user' || g FROM generate_series(1, 40) g
+                """)
+            let port = Self.freePort()
+            env["COGNITO_RESET_METRICS_ADDRESS"] = "127.0.0.1:\(port)"
+            let worker = try CognitoResetBinary.start(["worker", "--rate", "unlimited", "--concurrency", "4"], environment: env)
+            var messages = await notify.collect(until: { $0.contains("WATCHDOG=1") })
+            await server.waitForRequests(8)
+
+            let metrics = await Self.get(port, "/metrics")
+            #expect(metrics.status == 200)
+            for name in ["cognito_reset_jobs_claimed_total", "cognito_reset_jobs_succeeded_total", "cognito_reset_calls_in_flight",
+                         "cognito_reset_cognito_call_duration_seconds_bucket", "cognito_reset_queue_runnable_jobs",
+                         "cognito_reset_queue_oldest_runnable_age_seconds", "cognito_reset_database_up"] {
+                #expect(metrics.body.contains(name), "\(name) missing from /metrics")
+            }
+            #expect(!metrics.body.contains("user1"), "no username in any label")
+            #expect(await Self.get(port, "/healthz").status == 200)
+            #expect(await Self.get(port, "/readyz").status == 200)
+            #expect(await Self.get(port, "/nope").status == 404)
+
+            worker.send(SIGTERM)
+            messages += await notify.collect(until: { $0.contains("STOPPING=1") })
+            let result = await worker.wait()
+            #expect(result.status == 0, "\(result.stderr)")
+
+            let ready = messages.firstIndex { $0.contains("READY=1") }
+            let status = messages.lastIndex { $0.hasPrefix("STATUS=") && $0.contains("in flight") }
+            let watchdog = messages.firstIndex { $0 == "WATCHDOG=1" }
+            let stopping = messages.firstIndex { $0.contains("STOPPING=1") }
+            #expect(ready != nil && status != nil && watchdog != nil && stopping != nil, "\(messages)")
+            if let ready, let status, let watchdog, let stopping {
+                #expect(ready < status && ready < watchdog && status < stopping && watchdog < stopping, "\(messages)")
+                #expect(messages[..<ready].allSatisfy { $0.hasPrefix("STATUS=") }, "nothing but STATUS before READY")
+            }
+            await connection.close()
+        }
+        await server.shutdown()
+    }
+
+    @Test func badConfigurationFailsBeforeReady() async throws {
+        let server = try await FakeHTTPServer.start()
+        let notify = try NotifySocketListener()
+        try await TemporaryDatabase.with { database in
+            let env = environment(database.configuration.resolvedConnectionString(), server, notify)
+            #expect(try await CognitoResetBinary.run(["migrate"], environment: env).status == 0)
+            let folder = FileManager.default.temporaryDirectory.appending(path: "cfg-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(at: folder) }
+            let badFile = folder.appending(path: "bad.conf")
+            try "# settings\nCOGNITO_RESET_CONCURRENCY=8\nCOGNITO_RESET_SPEED=fast\n".write(to: badFile, atomically: true, encoding: .utf8)
+            let busy = try await FakeHTTPServer.start()  // a port already taken
+
+            let cases: [(String, [String: String], [String], String)] = [
+                ("unknown environment key", ["COGNITO_RESET_CONCURENCY": "8"], [], "COGNITO_RESET_CONCURENCY: unknown setting"),
+                ("unknown file key", [:], ["--config", badFile.path], "line 3: COGNITO_RESET_SPEED: unknown setting"),
+                ("bad duration", ["COGNITO_RESET_LEASE": "soon"], [], "COGNITO_RESET_LEASE: must be a duration"),
+                ("bad log format", ["COGNITO_RESET_LOG_FORMAT": "xml"], [], "--log-format:"),
+                ("malformed metrics address", ["COGNITO_RESET_METRICS_ADDRESS": "localhost"], [], "--metrics-address:"),
+                ("address not on this host", ["COGNITO_RESET_METRICS_ADDRESS": "192.0.2.1:9464"], [], "cannot listen on 192.0.2.1:9464"),
+                ("address in use", ["COGNITO_RESET_METRICS_ADDRESS": "127.0.0.1:\(busy.url.port!)"], [], "cannot listen on"),
+                ("no AWS credentials", ["AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": ""], [], "no AWS credentials found"),
+            ]
+            for (name, overrides, arguments, message) in cases {
+                let result = try await CognitoResetBinary.run(["worker"] + arguments, environment: env.merging(overrides) { $1 })
+                #expect(result.status == 2, "\(name): \(result.stderr)")
+                #expect(result.stderr.hasPrefix("error: ") && result.stderr.contains(message), "\(name): \(result.stderr)")
+                #expect(result.stderr.split(separator: "\n").count == 1, "\(name): one line")
+                #expect(!result.stderr.contains("secret"), "\(name): no secret")
+            }
+            // Nothing above may have told systemd it was ready.
+            while let message = await notify.next(timeout: .milliseconds(200)) {
+                #expect(!message.contains("READY=1"), "\(message)")
+            }
+            await busy.shutdown()
+        }
+        await server.shutdown()
+    }
+
+    /// A private server of its own, stopped and started again under the running daemon.
+    @Test func survivesTheDatabaseStoppingAndStartingWithoutARestart() async throws {
+        let scripts = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appending(path: "scripts/lib/common.sh").path
+        // No spaces in the path: pg_ctl's -o options are split on them.
+        let folder = FileManager.default.temporaryDirectory.appending(path: "pg-outage-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let dir = folder.appending(path: "pg").path
+        let output = folder.appending(path: "out").path
+        /// Runs `script` after sourcing common.sh, with system(3) on a thread of its own: the
+        /// server it starts outlives the shell, which Foundation's Process does not always notice.
+        func shell(_ script: String) async -> (status: Int32, stdout: String) {
+            let command = "/bin/bash -c '. \(scripts) && \(script)' >\(output) 2>&1"
+            let status = await withCheckedContinuation { continuation in
+                Thread.detachNewThread { continuation.resume(returning: system(command)) }
+            }
+            return (status, (try? String(contentsOfFile: output, encoding: .utf8)) ?? "")
+        }
+        let started = await shell(#"pg_start "\#(dir)" >/dev/null 2>&1 && printf "%s %s" "$DATABASE_URL" "$PG_PORT""#)
+        try #require(started.status == 0, "\(started.stdout)")
+        let parts = started.stdout.split(separator: " ")
+        let (databaseURL, pgPort) = (String(parts[0]), String(parts[1]))
+        defer {
+            Thread.detachNewThread { _ = system("/bin/bash -c '. \(scripts) && pg_stop \(dir); rm -rf \(folder.path)'") }
+        }
+
+        let server = try await FakeHTTPServer.start()
+        let notify = try NotifySocketListener()
+        var env = environment(databaseURL, server, notify)
+        let port = Self.freePort()
+        env["COGNITO_RESET_METRICS_ADDRESS"] = "127.0.0.1:\(port)"
+        #expect(try await CognitoResetBinary.run(["migrate"], environment: env).status == 0)
+        let worker = try CognitoResetBinary.start(["worker", "--lease", "3s", "--heartbeat", "1s"], environment: env)
+        _ = await notify.collect(until: { $0.contains("READY=1") })
+        #expect(await Self.get(port, "/readyz").status == 200)
+
+        #expect(await shell(#"pg_stop "\#(dir)""#).status == 0)
+        let down = await notify.collect(until: { $0.contains("database unreachable") })
+        #expect(down.last?.contains("STATUS=database unreachable, retrying") == true, "\(down)")
+        #expect(await Self.get(port, "/readyz").status == 503)
+        #expect(await Self.get(port, "/healthz").status == 200, "alive while the database is away")
+        // The watchdog is still fed while the worker waits for the database.
+        _ = await notify.collect(until: { $0 == "WATCHDOG=1" })
+
+        #expect(await shell(#"pg_resume "\#(dir)" \#(pgPort)"#).status == 0)
+        let back = await notify.collect(until: { $0.hasPrefix("STATUS=") && $0.contains("runnable") })
+        #expect(back.last?.contains("in flight") == true, "\(back)")
+        #expect(await Self.get(port, "/readyz").status == 200)
+        // And it works again: a job enqueued now is done.
+        let enqueued = try await CognitoResetBinary.run(["enqueue", "--pool", Self.pool, "--user", "after-outage"], environment: env)
+        #expect(enqueued.status == 0, "\(enqueued.stderr)")
+        try await withDeadline(.seconds(60), "the job enqueued after the outage to be called") { await server.waitForRequests(1) }
+
+        worker.send(SIGTERM)
+        let result = await worker.wait()
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stderr.contains("database reachable again"))
+        await server.shutdown()
+    }
+}
