@@ -1,12 +1,30 @@
 public import Foundation
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// A datagram socket standing in for systemd's `$NOTIFY_SOCKET`: tests hand `name` to a daemon
 /// and read what it reports (READY=1, STATUS=…, WATCHDOG=1, STOPPING=1).
+///
+/// A thread of its own drains the socket as datagrams arrive, as systemd does: a unix datagram
+/// queue holds only a few messages (`net.unix.max_dgram_qlen`, 10 by default), and a sender that
+/// must not block drops the rest.
 public final class NotifySocketListener: Sendable {
-    let fd: Int32
+    private struct State {
+        var received: [String] = []
+        var consumed = 0
+        var waiter: CheckedContinuation<Void, Never>?
+        var closed = false
+    }
+
+    /// Shared with the reader thread, which outlives nothing: it stops once `closed` is set.
+    private final class Shared: Sendable {
+        let state = Mutex(State())
+    }
+
+    private let fd: Int32
+    private let shared = Shared()
     /// The value for `$NOTIFY_SOCKET`: `@…` for an abstract socket, else a file path.
     public let name: String
 
@@ -29,20 +47,58 @@ public final class NotifySocketListener: Sendable {
             close(fd)
             throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EINVAL)
         }
+        var timeout = timeval(tv_sec: 0, tv_usec: 200_000)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        Thread.detachNewThread { [fd, shared] in Self.readLoop(fd, shared) }
     }
 
-    /// The next datagram, or nil if none arrives within `timeout`. Waits on a thread of its own,
-    /// never on the cooperative pool.
-    public func next(timeout: Duration = .seconds(10)) async -> String? {
-        await withCheckedContinuation { continuation in
-            Thread.detachNewThread { [fd] in
-                var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-                let millis = Int32(timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
-                guard poll(&poller, 1, millis) == 1 else { return continuation.resume(returning: nil) }
-                var buffer = [UInt8](repeating: 0, count: 4096)
-                let count = recv(fd, &buffer, buffer.count, 0)
-                continuation.resume(returning: count > 0 ? String(decoding: buffer[..<count], as: UTF8.self) : nil)
+    /// Drains the socket until the listener is gone, then closes it.
+    private static func readLoop(_ fd: Int32, _ shared: Shared) {
+        defer { close(fd) }
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while !shared.state.withLock({ $0.closed }) {
+            let count = recv(fd, &buffer, buffer.count, 0)
+            guard count > 0 else { continue }  // the 200 ms timeout: check for close
+            let message = String(decoding: buffer[..<count], as: UTF8.self)
+            let waiter = shared.state.withLock { state -> CheckedContinuation<Void, Never>? in
+                state.received.append(message)
+                defer { state.waiter = nil }
+                return state.waiter
             }
+            waiter?.resume()
+        }
+    }
+
+    /// The next datagram not yet returned, or nil if none arrives within `timeout`.
+    public func next(timeout: Duration = .seconds(10)) async -> String? {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            if let message = shared.state.withLock({ state -> String? in
+                guard state.consumed < state.received.count else { return nil }
+                state.consumed += 1
+                return state.received[state.consumed - 1]
+            }) {
+                return message
+            }
+            guard ContinuousClock.now < deadline else { return nil }
+            // Wait for the reader, at most 100 ms at a time (simple and bounded; no lost wake-up
+            // can stall this longer than that).
+            let timer = Task { [self] in
+                try? await Task.sleep(for: .milliseconds(100))
+                shared.state.withLock { state -> CheckedContinuation<Void, Never>? in
+                    defer { state.waiter = nil }
+                    return state.waiter
+                }?.resume()
+            }
+            await withCheckedContinuation { continuation in
+                let ready = shared.state.withLock { state -> Bool in
+                    if state.consumed < state.received.count || state.waiter != nil { return true }
+                    state.waiter = continuation
+                    return false
+                }
+                if ready { continuation.resume() }
+            }
+            timer.cancel()
         }
     }
 
@@ -58,7 +114,8 @@ public final class NotifySocketListener: Sendable {
     }
 
     deinit {
-        close(fd)
+        // The reader notices within its 200 ms receive timeout and closes the socket.
+        shared.state.withLock { $0.closed = true }
         if !name.hasPrefix("@") { unlink(name) }
     }
 }

@@ -35,6 +35,9 @@ struct MigrateCommandTests {
         }
     }
 
+    static let migrationsFolder = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().appending(path: "migrations")
+
     @Test func twoProcessesMigratingAtOnceApplyEachFileOnce() async throws {
         try await TemporaryDatabase.with { database in
             async let a = CognitoResetBinary.run(["migrate"], environment: env(database))
@@ -43,7 +46,10 @@ struct MigrateCommandTests {
             #expect(results.allSatisfy { $0.status == 0 }, "\(results.map(\.stderr))")
             #expect(results.filter { $0.stdout.contains("Applied 0001_initial.sql") }.count == 1)
             let connection = try await database.connect()
-            #expect(try await connection.query("SELECT count(*) FROM cognito_reset.schema_migrations")[0].decode(Int.self, at: 0) == 1)
+            let files = try FileManager.default.contentsOfDirectory(atPath: Self.migrationsFolder.path).filter { $0.hasSuffix(".sql") }
+            #expect(try await connection.query("SELECT count(*) FROM cognito_reset.schema_migrations")[0].decode(Int.self, at: 0) == files.count)
+            #expect(results.flatMap { $0.stdout.split(separator: "\n").filter { $0.hasPrefix("Applied") } }.count == files.count,
+                    "each file applied by exactly one of the two")
             await connection.close()
         }
     }

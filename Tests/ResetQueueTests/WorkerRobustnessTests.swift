@@ -97,10 +97,12 @@ struct WorkerRobustnessTests {
     }
 
     @Test func heartbeatsKeepTheLeaseOfALongCall() async throws {
-        try await WorkerHarness.with(responder: { _, _ in .delay(.milliseconds(2_500), then: .cognitoSuccess()) }) { harness in
+        // A call more than twice the lease; the lease leaves room for a heartbeat delayed by a
+        // busy machine (the whole suite runs in parallel on two cores).
+        try await WorkerHarness.with(responder: { _, _ in .delay(.milliseconds(4_500), then: .cognitoSuccess()) }) { harness in
             try await harness.insertJobs(1, prefix: "slow")
             var configuration = WorkerHarness.configuration()
-            configuration.lease = .seconds(1)
+            configuration.lease = .seconds(2)
             configuration.heartbeatInterval = .milliseconds(200)
             let worker = harness.makeWorker(configuration)
             let task = harness.start(worker)
