@@ -100,8 +100,17 @@ struct WorkerHarness {
     /// writes outcomes, rescues, claims or goes idle (events, not sleeps).
     func waitUntil(_ what: String, deadline: Duration = .seconds(60), count sql: String, is target: Int) async throws {
         let (pool, events) = (self.pool, self.events)
+        /// The count, or nil when the connection was lost (tests that take the database away
+        /// can hand the pool a connection whose end it has not seen yet: ask again).
+        @Sendable func current() async throws -> Int? {
+            do {
+                return try await pool.query(PostgresQuery(sql))[0].decode(Int.self, at: 0)
+            } catch let error as PostgresError where error.isConnectionError {
+                return nil
+            }
+        }
         try await withDeadline(deadline, what) {
-            while try await pool.query(PostgresQuery(sql))[0].decode(Int.self, at: 0) != target {
+            while try await current() != target {
                 _ = try await events.next(what, deadline: deadline) { event in
                     switch event {
                     case .recorded, .rescued, .claimed, .idle: true
