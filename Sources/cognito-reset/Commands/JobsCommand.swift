@@ -27,7 +27,7 @@ struct JobsCommand: AsyncParsableCommand {
             }
             print(["ID", "POOL", "USER", "STATE", "ATTEMPT", "PRIO", "RUN AT", "LAST ERROR"].joined(separator: "\t"))
             for job in jobs {
-                print([String(job.id), job.userPoolID, job.username, job.state, "\(job.attempt)/\(job.maxAttempts)",
+                print([String(job.id), TableCell.safe(job.userPoolID), TableCell.safe(job.username), job.state, "\(job.attempt)/\(job.maxAttempts)",
                        String(job.priority), job.runAt.formatted(.iso8601), job.lastErrorCode ?? "-"].joined(separator: "\t"))
             }
         }

@@ -1,0 +1,184 @@
+import ArgumentParser
+import CognitoClient
+import Foundation
+import Logging
+import ResetQueue
+import Synchronization
+
+/// `cognito-reset import FILE.csv`: bulk resets, now or at a planned time.
+struct ImportCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "import",
+        abstract: "Enqueue a reset for every line of a CSV file (or - for stdin), in one transaction.",
+        discussion: """
+            Columns by header, case-insensitive: username (required), user_pool_id (required unless \
+            --pool; an empty value takes --pool), run_at (optional, as --run-at), client_metadata.KEY \
+            (optional). RFC 4180: quotes, embedded commas and newlines, CRLF, a UTF-8 BOM. Every valid \
+            line is enqueued or none is; users with an active job and lines repeated in the file are \
+            counted as duplicates; every rejected line is reported with its line number and reason, \
+            and kept in cognito_reset.import_rejections. The same file (same SHA-256) imported again \
+            adds nothing unless --force.
+            """
+    )
+
+    @OptionGroup var database: DatabaseOptions
+
+    @Argument(help: ArgumentHelp("The CSV file, or - for standard input.", valueName: "FILE"))
+    var file: String
+
+    @Option(name: .customLong("pool"), help: ArgumentHelp("User pool for lines without a user_pool_id.", valueName: "ID"))
+    var pool: String?
+
+    @Option(help: ArgumentHelp("When the batch runs: now, RFC 3339 with a zone, or +30m/+2h/+1d.", valueName: "TIME"))
+    var runAt: String?
+
+    @Option(help: ArgumentHelp("0 (most urgent) to 1000 (default 100).", valueName: "P"))
+    var priority: Int = ResetRequest.defaultPriority
+
+    @Option(help: ArgumentHelp("Attempts before a job fails (1-100, default 10).", valueName: "N"))
+    var maxAttempts: Int = ResetRequest.defaultMaxAttempts
+
+    @Option(help: ArgumentHelp("Who asked, for the audit (default: the database role).", valueName: "WHO"))
+    var requestedBy: String?
+
+    @Flag(help: "Check every line and report, write nothing.")
+    var dryRun = false
+
+    @Flag(help: "Import even if this exact file was imported before.")
+    var force = false
+
+    @Flag(help: "Print JSON for machines.")
+    var json = false
+
+    func run() async throws {
+        let logger = try database.logger()
+        let settings = try makeSettings(now: Date())
+        let (descriptor, name, size) = try openInput()
+        defer { if descriptor != 0 { close(descriptor) } }
+        let progress: ProgressBar? = (!json && isatty(2) == 1) ? ProgressBar(total: size) : nil
+        var onProgress: (@Sendable (Int64) -> Void)?
+        if let progress {
+            onProgress = { bytes in progress.update(bytes) }
+        }
+        let report: ImportReport
+        do {
+            report = try await database.withJobStore(logger: logger) { store in
+                try await store.importCSV(
+                    descriptor: descriptor, fileName: name, settings: settings, dryRun: dryRun, force: force,
+                    onProgress: onProgress)
+            }
+        } catch let error as ImportInputError {
+            progress?.finish()
+            throw CLIError.badInput("\(file): \(error.description)")
+        }
+        progress?.finish()
+        if json { try printJSON(report) } else { printHuman(report) }
+    }
+
+    func makeSettings(now: Date) throws -> ImportSettings {
+        do throws(InvalidInput) {
+            guard ResetRequest.priorityRange.contains(priority) else {
+                throw InvalidInput(field: "priority", rule: "must be an integer from 0 (most urgent) to 1000")
+            }
+            guard ResetRequest.maxAttemptsRange.contains(maxAttempts) else {
+                throw InvalidInput(field: "max-attempts", rule: "must be an integer from 1 to 100")
+            }
+            if let requestedBy, requestedBy.count > 255 {
+                throw InvalidInput(field: "requested-by", rule: "must be at most 255 characters")
+            }
+            var poolID: UserPoolID?
+            if let pool {
+                do throws(InvalidInput) {
+                    poolID = try UserPoolID(pool)
+                } catch {
+                    throw InvalidInput(field: "pool", rule: error.rule)
+                }
+            }
+            var runAtDate: Date?
+            if let runAt { runAtDate = try ScheduleTime.parse(runAt, field: "run-at", now: now) }
+            return ImportSettings(
+                pool: poolID, runAt: runAtDate, priority: priority, maxAttempts: maxAttempts, requestedBy: requestedBy, now: now)
+        } catch {
+            throw CLIError(error)
+        }
+    }
+
+    /// The descriptor to read, the name to record, and the size when known (for the ETA).
+    func openInput() throws -> (Int32, String, Int64?) {
+        if file == "-" { return (0, "stdin", nil) }
+        let descriptor = open(file, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else {
+            throw CLIError.badInput("\(file): cannot open: \(String(cString: strerror(errno)))")
+        }
+        var info = stat()
+        guard fstat(descriptor, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else {
+            close(descriptor)
+            throw CLIError.badInput("\(file): not a regular file")
+        }
+        return (descriptor, URL(fileURLWithPath: file).lastPathComponent, Int64(info.st_size))
+    }
+
+    func printJSON(_ report: ImportReport) throws {
+        print(String(decoding: try jsonEncoder().encode(report), as: UTF8.self))
+    }
+
+    func printHuman(_ report: ImportReport) {
+        let counts = "\(report.read) lines read, \(report.accepted) \(dryRun ? "would be new jobs" : "new jobs"), "
+            + "\(report.duplicate) duplicates, \(report.rejected) rejected"
+        if let previous = report.previousImportID {
+            let when = report.previousImportAt.map { " on \($0.formatted(.iso8601))" } ?? ""
+            print("\(report.fileName) was already imported (import \(previous)\(when), same SHA-256); nothing added. Use --force to import it again.")
+        } else if report.read == 0 {
+            print("\(report.fileName): a header and no lines; nothing to import.")
+        } else if dryRun {
+            print("Dry run, nothing written: \(counts).")
+        } else {
+            print("Import \(report.importID.map(String.init) ?? "-") of \(report.fileName): \(counts).")
+        }
+        if !report.rejections.isEmpty {
+            print("Rejected lines:")
+            for rejection in report.rejections.prefix(50) {
+                print("  line \(rejection.line): \(rejection.reason)")
+            }
+            if report.rejected > 50 {
+                let kept = report.importID.map { "; all are in cognito_reset.import_rejections (import_id \($0))" } ?? ""
+                print("  ... and \(report.rejected - 50) more\(kept)")
+            }
+        }
+    }
+}
+
+/// A one-line progress bar on stderr (a terminal only): bytes read, rate and time left.
+final class ProgressBar: Sendable {
+    private let total: Int64?
+    private let started = ContinuousClock.now
+    private let lastDrawn = Mutex<ContinuousClock.Instant?>(nil)
+
+    init(total: Int64?) { self.total = total }
+
+    func update(_ bytes: Int64) {
+        let now = ContinuousClock.now
+        let due = lastDrawn.withLock { last -> Bool in
+            if let last, now - last < .milliseconds(200) { return false }
+            last = now
+            return true
+        }
+        guard due else { return }
+        let elapsed = max(0.001, Double((now - started).components.attoseconds) / 1e18 + Double((now - started).components.seconds))
+        let rate = Double(bytes) / elapsed
+        var line = String(format: "\r%8.1f MB  %6.1f MB/s", Double(bytes) / 1e6, rate / 1e6)
+        if let total, total > 0 {
+            let fraction = min(1, Double(bytes) / Double(total))
+            let width = 30
+            let filled = Int(fraction * Double(width))
+            let left = rate > 0 ? Double(total - bytes) / rate : 0
+            line += "  [" + String(repeating: "#", count: filled) + String(repeating: " ", count: width - filled) + "]"
+                + String(format: " %3.0f%%  ETA %.0fs", fraction * 100, left)
+        }
+        FileHandle.standardError.write(Data(line.utf8))
+    }
+
+    func finish() {
+        FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
+    }
+}

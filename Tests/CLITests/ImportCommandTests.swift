@@ -1,0 +1,149 @@
+import CognitoTesting
+import Foundation
+import Postgres
+import PostgresTesting
+import Testing
+
+/// `cognito-reset import`: CSV files, good and bad, against a real database.
+@Suite("cognito-reset import")
+struct ImportCommandTests {
+    /// Runs `body` with a migrated database, its environment and a folder for files.
+    func withDatabase(_ body: ([String: String], PostgresConnection, URL) async throws -> Void) async throws {
+        try await TemporaryDatabase.with { database in
+            let env = ["DATABASE_URL": database.configuration.resolvedConnectionString()]
+            #expect(try await CognitoResetBinary.run(["migrate"], environment: env).status == 0)
+            let folder = FileManager.default.temporaryDirectory.appending(path: "import-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(at: folder) }
+            let connection = try await database.connect()
+            try await body(env, connection, folder)
+            await connection.close()
+        }
+    }
+
+    func write(_ bytes: [UInt8], _ name: String, in folder: URL) throws -> String {
+        let url = folder.appending(path: name)
+        try Data(bytes).write(to: url)
+        return url.path
+    }
+
+    func count(_ sql: String, _ connection: PostgresConnection) async throws -> Int {
+        try await connection.query(PostgresQuery(sql))[0].decode(Int.self, at: 0)
+    }
+
+    func report(_ result: ChildProcess.Result) throws -> [String: Any] {
+        try #require(JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any], "\(result.stdout)\(result.stderr)")
+    }
+
+    @Test func importsRFC4180WithLineNumbersDedupeAndRejections() async throws {
+        try await withDatabase { env, connection, folder in
+            try await connection.execute("INSERT INTO cognito_reset.jobs (user_pool_id, username) VALUES ('eu-west-1_Imp1', 'active')")
+            // BOM, CRLF and LF mixed, quotes with commas and a line break, a repeated user, a user
+            // with an active job, a blank line, a short line, invalid UTF-8, metadata and run_at.
+            var bytes: [UInt8] = [0xEF, 0xBB, 0xBF]
+            bytes += Array("Username,User_Pool_Id,client_metadata.Ticket,run_at\r\n".utf8)
+            bytes += Array("alice,eu-west-1_Imp1,T-1,\r\n".utf8)                       // 2 accepted
+            bytes += Array("\"b,o\"\"b\",eu-west-1_Imp1,,\n".utf8)                    // 3 accepted: b,o"b
+            bytes += Array("\"two\nlines\",eu-west-1_Imp1,,\r\n".utf8)               // 4-5 rejected (line break)
+            bytes += Array("carol,not a pool,,\n".utf8)                                // 6 rejected
+            bytes += Array("alice,eu-west-1_Imp1,T-2,\n".utf8)                         // 7 duplicate in the file
+            bytes += Array("\r\n".utf8)                                                // 8 blank
+            bytes += Array("dave,eu-west-1_Imp1\n".utf8)                               // 9 wrong field count
+            bytes += [0xFF, 0xFE] + Array("eve,eu-west-1_Imp1,,\n".utf8)              // 10 invalid UTF-8
+            bytes += Array("active,eu-west-1_Imp1,,\n".utf8)                           // 11 duplicate (active job)
+            bytes += Array("=cmd|foo!A0,eu-west-1_Imp1,,2030-01-01T00:00:00Z\n".utf8) // 12 accepted, verbatim
+            bytes += Array("frank,eu-west-1_Imp1,,tomorrow\n".utf8)                    // 13 rejected run_at
+            let path = try write(bytes, "users.csv", in: folder)
+
+            let result = try await CognitoResetBinary.run(["import", path, "--json", "--requested-by", "ops"], environment: env)
+            #expect(result.status == 0, "\(result.stderr)")
+            let summary = try report(result)
+            #expect(summary["read"] as? Int == 11)
+            #expect(summary["accepted"] as? Int == 3)
+            #expect(summary["duplicate"] as? Int == 2)
+            #expect(summary["rejected"] as? Int == 6)
+            let rejections = (summary["rejections"] as? [[String: Any]] ?? []).map { ($0["line"] as? Int ?? 0, $0["reason"] as? String ?? "") }
+            #expect(rejections.map(\.0) == [4, 6, 8, 9, 10, 13], "\(rejections)")
+            #expect(rejections.first { $0.0 == 9 }?.1 == "wrong number of fields: expected 4, found 2")
+            #expect(rejections.first { $0.0 == 10 }?.1 == "invalid UTF-8")
+            #expect(rejections.first { $0.0 == 8 }?.1 == "blank line")
+
+            let users = try await connection.query(
+                "SELECT username FROM cognito_reset.jobs WHERE import_id IS NOT NULL ORDER BY id").map { try $0.decode(String.self, at: 0) }
+            #expect(users == ["alice", "b,o\"b", "=cmd|foo!A0"])
+            #expect(try await count("SELECT count(*) FROM cognito_reset.jobs WHERE username = 'alice' AND client_metadata = '{\"Ticket\": \"T-1\"}'", connection) == 1)
+            #expect(try await count("SELECT count(*) FROM cognito_reset.jobs WHERE username = '=cmd|foo!A0' AND run_at = '2030-01-01T00:00:00Z'", connection) == 1)
+            #expect(try await count("SELECT count(*) FROM cognito_reset.import_rejections", connection) == 6)
+            #expect(try await count("""
+                SELECT count(*) FROM cognito_reset.imports WHERE rows_read = 11 AND rows_accepted = 3 AND rows_duplicate = 2
+                AND rows_rejected = 6 AND requested_by = 'ops' AND file_name = 'users.csv'
+                """, connection) == 1)
+
+            // The formula-looking username is stored verbatim and never printed unescaped.
+            let listed = try await CognitoResetBinary.run(["jobs", "list"], environment: env)
+            #expect(listed.stdout.contains("\t'=cmd|foo!A0\t"))
+            #expect(!listed.stdout.contains("\t=cmd"))
+
+            // The same file again adds nothing and says so.
+            let again = try await CognitoResetBinary.run(["import", path], environment: env)
+            #expect(again.status == 0)
+            #expect(again.stdout.contains("already imported"))
+            #expect(try await count("SELECT count(*) FROM cognito_reset.jobs", connection) == 4)
+            // Forced, the active-job dedupe still adds nothing.
+            let forced = try await CognitoResetBinary.run(["import", path, "--force", "--json"], environment: env)
+            #expect(try report(forced)["accepted"] as? Int == 0)
+            #expect(try await count("SELECT count(*) FROM cognito_reset.jobs", connection) == 4)
+        }
+    }
+
+    @Test func dryRunStdinPoolAndScheduleWriteNothingOrTheWholeBatch() async throws {
+        try await withDatabase { env, connection, folder in
+            let csv = "username\n" + (1...500).map { "user\($0)" }.joined(separator: "\n") + "\n"
+            let dry = try await CognitoResetBinary.run(["import", "-", "--pool", "eu-west-1_Imp2", "--dry-run", "--json"], environment: env, stdin: csv)
+            #expect(dry.status == 0, "\(dry.stderr)")
+            #expect(try report(dry)["accepted"] as? Int == 500)
+            #expect(try await count("SELECT count(*) FROM cognito_reset.jobs", connection) == 0)
+            #expect(try await count("SELECT count(*) FROM cognito_reset.imports", connection) == 0)
+
+            let scheduled = try await CognitoResetBinary.run(
+                ["import", "-", "--pool", "eu-west-1_Imp2", "--run-at", "+2h", "--priority", "500"], environment: env, stdin: csv)
+            #expect(scheduled.status == 0, "\(scheduled.stderr)")
+            #expect(scheduled.stdout.contains("500 lines read, 500 new jobs, 0 duplicates, 0 rejected"), "\(scheduled.stdout)")
+            #expect(try await count("""
+                SELECT count(*) FROM cognito_reset.jobs
+                WHERE priority = 500 AND run_at BETWEEN now() + interval '119 minutes' AND now() + interval '121 minutes'
+                """, connection) == 500)
+            _ = folder
+        }
+    }
+
+    @Test func badFilesGetOneClearLineAndWriteNothing() async throws {
+        try await withDatabase { env, connection, folder in
+            let huge = "username,user_pool_id\n" + String(repeating: "x", count: 10_000_000) + ",eu-west-1_Imp3\n"
+            let cases: [(String, [UInt8], [String], Int32, String)] = [
+                ("empty", [], [], 2, "the file is empty"),
+                ("header only", Array("username,user_pool_id\n".utf8), [], 0, "a header and no lines"),
+                ("binary", [0x7F, 0x45, 0x4C, 0x46, 0x02, 0x01, 0x01, 0x00, 0xFF, 0xFE, 0x00, 0x10], [], 2, "not valid UTF-8"),
+                ("no username column", Array("user,user_pool_id\nx,eu-west-1_Imp3\n".utf8), [], 2, "unknown column user"),
+                ("no pool column", Array("username\nx\n".utf8), [], 2, "no user_pool_id column"),
+                ("10 MB line", Array(huge.utf8), [], 0, "1 rejected"),
+            ]
+            for (name, bytes, arguments, status, message) in cases {
+                let path = try write(bytes, "\(name).csv", in: folder)
+                let result = try await CognitoResetBinary.run(["import", path] + arguments, environment: env)
+                #expect(result.status == status, "\(name): \(result.stderr)")
+                #expect((result.stdout + result.stderr).contains(message), "\(name): \(result.stdout)\(result.stderr)")
+                if status == 2 {
+                    #expect(result.stderr.split(separator: "\n").count == 1, "\(name): one line")
+                }
+            }
+            #expect(try await count("SELECT count(*) FROM cognito_reset.jobs", connection) == 0, "nothing half-imported")
+            let missing = try await CognitoResetBinary.run(["import", folder.appending(path: "nope.csv").path], environment: env)
+            #expect(missing.status == 2)
+            #expect(missing.stderr.contains("cannot open"))
+            let badPool = try await CognitoResetBinary.run(["import", "-", "--pool", "nope"], environment: env, stdin: "username\nx\n")
+            #expect(badPool.status == 2)
+            #expect(badPool.stderr.hasPrefix("error: --pool:"))
+        }
+    }
+}
