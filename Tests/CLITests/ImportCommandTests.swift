@@ -146,4 +146,43 @@ struct ImportCommandTests {
             #expect(badPool.stderr.hasPrefix("error: --pool:"))
         }
     }
+
+    /// What cognito-reset-import.service runs when files land in the inbox.
+    @Test func theInboxImportsEachFileAndFilesItWithAReport() async throws {
+        try await withDatabase { env, connection, folder in
+            let inbox = folder.appending(path: "inbox")
+            try FileManager.default.createDirectory(at: inbox, withIntermediateDirectories: true)
+            _ = try write(Array("username,user_pool_id\na1,eu-west-1_Inb1\na2,eu-west-1_Inb1\nbad user,eu-west-1_Inb1\n".utf8), "inbox/a.csv", in: folder)
+            _ = try write(Array("who,what\nx,y\n".utf8), "inbox/b.csv", in: folder)
+            _ = try write(Array("username,user_pool_id\nhalf".utf8), "inbox/.c.csv.part", in: folder)  // still being written
+            _ = try write(Array("username,user_pool_id\nn1,eu-west-1_Inb1\n".utf8), "inbox/notes.txt", in: folder)
+
+            let result = try await CognitoResetBinary.run(["import", "--inbox", inbox.path], environment: env)
+            #expect(result.status == 0, "\(result.stderr)")
+            #expect(result.stdout.contains("a.csv: Import"), "\(result.stdout)")
+            #expect(result.stdout.contains("b.csv: rejected: header: unknown column who"), "\(result.stdout)")
+            let manager = FileManager.default
+            #expect(Set(try manager.contentsOfDirectory(atPath: inbox.path)) == [".c.csv.part", "notes.txt", "done", "rejected"])
+            #expect(Set(try manager.contentsOfDirectory(atPath: inbox.appending(path: "done").path)) == ["a.csv", "a.csv.report.json"])
+            #expect(Set(try manager.contentsOfDirectory(atPath: inbox.appending(path: "rejected").path)) == ["b.csv", "b.csv.report.json"])
+            let report = try #require(JSONSerialization.jsonObject(
+                with: Data(contentsOf: inbox.appending(path: "done/a.csv.report.json"))) as? [String: Any])
+            #expect(report["accepted"] as? Int == 2)
+            #expect((report["rejections"] as? [[String: Any]])?.first?["line"] as? Int == 4)
+            #expect(try await count("SELECT count(*) FROM cognito_reset.jobs", connection) == 2)
+
+            // The same content again is filed as rejected, with the reason, and adds nothing.
+            _ = try write(Array("username,user_pool_id\na1,eu-west-1_Inb1\na2,eu-west-1_Inb1\nbad user,eu-west-1_Inb1\n".utf8), "inbox/a.csv", in: folder)
+            let again = try await CognitoResetBinary.run(["import", "--inbox", inbox.path], environment: env)
+            #expect(again.stdout.contains("a.csv: rejected: already imported"), "\(again.stdout)")
+            #expect(try manager.contentsOfDirectory(atPath: inbox.appending(path: "rejected").path).contains { $0.hasSuffix("-a.csv") || $0 == "a.csv" })
+            #expect(try await count("SELECT count(*) FROM cognito_reset.jobs", connection) == 2)
+
+            // The database away: the file stays for the next run, exit 3.
+            _ = try write(Array("username,user_pool_id\nz1,eu-west-1_Inb1\n".utf8), "inbox/z.csv", in: folder)
+            let down = try await CognitoResetBinary.run(["import", "--inbox", inbox.path], environment: ["DATABASE_URL": "postgresql://127.0.0.1:1/none?connect_timeout=2"])
+            #expect(down.status == 3, "\(down.stderr)")
+            #expect(manager.fileExists(atPath: inbox.appending(path: "z.csv").path))
+        }
+    }
 }

@@ -9,7 +9,8 @@ struct SystemdUnitTests {
     static let folder = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         .appending(path: "systemd")
-    static let services = ["cognito-reset.service", "cognito-reset-prune.service"]
+    static let services = ["cognito-reset.service", "cognito-reset-prune.service", "cognito-reset-import.service"]
+    static let others = ["cognito-reset-prune.timer", "cognito-reset-import.path"]
     /// `cognito-reset worker --grace`'s default (COGNITO_RESET_GRACE unset).
     static let workerDefaultGrace = "20s"
 
@@ -26,7 +27,7 @@ struct SystemdUnitTests {
         let staged = FileManager.default.temporaryDirectory.appending(path: "units-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: staged, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: staged) }
-        for name in services + ["cognito-reset-prune.timer"] {
+        for name in services + others {
             let text = try String(contentsOf: folder.appending(path: name), encoding: .utf8)
                 .replacingOccurrences(of: "/usr/local/bin/cognito-reset", with: CognitoResetBinary.url.path)
             try Data(text.utf8).write(to: staged.appending(path: name))
@@ -56,7 +57,7 @@ struct SystemdUnitTests {
 
     /// `verify` exits 0 even when it ignores a misspelled or unsupported directive (a protection
     /// silently lost), so besides the status, no message may name the unit.
-    @Test(arguments: services + ["cognito-reset-prune.timer"])
+    @Test(arguments: services + others)
     func unitVerifiesCleanly(_ name: String) async throws {
         try await Self.withStagedUnits { staged in
             let result = try await Self.analyze(["verify", staged.appending(path: name).path])

@@ -24,7 +24,11 @@ struct ImportCommand: AsyncParsableCommand {
     @OptionGroup var database: DatabaseOptions
 
     @Argument(help: ArgumentHelp("The CSV file, or - for standard input.", valueName: "FILE"))
-    var file: String
+    var file: String?
+
+    @Option(help: ArgumentHelp(
+        "Import every *.csv in DIR, one by one, moving each to DIR/done or DIR/rejected with a report.", valueName: "DIR"))
+    var inbox: String?
 
     @Option(name: .customLong("pool"), help: ArgumentHelp("User pool for lines without a user_pool_id.", valueName: "ID"))
     var pool: String?
@@ -50,10 +54,21 @@ struct ImportCommand: AsyncParsableCommand {
     @Flag(help: "Print JSON for machines.")
     var json = false
 
+    func validate() throws {
+        guard (file == nil) != (inbox == nil) else {
+            throw ValidationError("give either FILE or --inbox DIR")
+        }
+    }
+
     func run() async throws {
         let logger = try database.logger()
+        if let inbox {
+            try await InboxImport(command: self, folder: URL(fileURLWithPath: inbox), logger: logger).run()
+            return
+        }
+        let file = self.file ?? "-"
         let settings = try makeSettings(now: Date())
-        let (descriptor, name, size) = try openInput()
+        let (descriptor, name, size) = try openInput(file)
         defer { if descriptor != 0 { close(descriptor) } }
         let progress: ProgressBar? = (!json && isatty(2) == 1) ? ProgressBar(total: size) : nil
         var onProgress: (@Sendable (Int64) -> Void)?
@@ -104,7 +119,7 @@ struct ImportCommand: AsyncParsableCommand {
     }
 
     /// The descriptor to read, the name to record, and the size when known (for the ETA).
-    func openInput() throws -> (Int32, String, Int64?) {
+    func openInput(_ file: String) throws -> (Int32, String, Int64?) {
         if file == "-" { return (0, "stdin", nil) }
         let descriptor = open(file, O_RDONLY | O_CLOEXEC)
         guard descriptor >= 0 else {
@@ -123,18 +138,7 @@ struct ImportCommand: AsyncParsableCommand {
     }
 
     func printHuman(_ report: ImportReport) {
-        let counts = "\(report.read) lines read, \(report.accepted) \(dryRun ? "would be new jobs" : "new jobs"), "
-            + "\(report.duplicate) duplicates, \(report.rejected) rejected"
-        if let previous = report.previousImportID {
-            let when = report.previousImportAt.map { " on \($0.formatted(.iso8601))" } ?? ""
-            print("\(report.fileName) was already imported (import \(previous)\(when), same SHA-256); nothing added. Use --force to import it again.")
-        } else if report.read == 0 {
-            print("\(report.fileName): a header and no lines; nothing to import.")
-        } else if dryRun {
-            print("Dry run, nothing written: \(counts).")
-        } else {
-            print("Import \(report.importID.map(String.init) ?? "-") of \(report.fileName): \(counts).")
-        }
+        print(Self.describe(report, dryRun: dryRun))
         if !report.rejections.isEmpty {
             print("Rejected lines:")
             for rejection in report.rejections.prefix(50) {
@@ -145,6 +149,21 @@ struct ImportCommand: AsyncParsableCommand {
                 print("  ... and \(report.rejected - 50) more\(kept)")
             }
         }
+    }
+
+    /// One line saying what the import did.
+    static func describe(_ report: ImportReport, dryRun: Bool) -> String {
+        let counts = "\(report.read) lines read, \(report.accepted) \(dryRun ? "would be new jobs" : "new jobs"), "
+            + "\(report.duplicate) duplicates, \(report.rejected) rejected"
+        if let previous = report.previousImportID {
+            let when = report.previousImportAt.map { " on \($0.formatted(.iso8601))" } ?? ""
+            return "\(report.fileName) was already imported (import \(previous)\(when), same SHA-256); nothing added. Use --force to import it again."
+        } else if report.read == 0 {
+            return "\(report.fileName): a header and no lines; nothing to import."
+        } else if dryRun {
+            return "Dry run, nothing written: \(counts)."
+        }
+        return "Import \(report.importID.map(String.init) ?? "-") of \(report.fileName): \(counts)."
     }
 }
 
