@@ -223,8 +223,9 @@ final class QueryCanceller: Sendable {
     func endCancel() { pending.leave() }
 
     /// Blocks (the connection's own thread, never the cooperative pool) until every cancel
-    /// request dispatched so far has reached the server.
-    func waitForPendingCancels() { pending.wait() }
+    /// request dispatched so far has reached the server, or 10 s: a cancel that cannot reach the
+    /// server (a partition; PQcancel has no timeout) must not wedge the connection forever.
+    func waitForPendingCancels() { _ = pending.wait(timeout: .now() + 10) }
 
     func replace(with pointer: OpaquePointer?) {
         state.withLock { handle in

@@ -109,6 +109,7 @@ struct DaemonProcessTests {
                 ("address not on this host", ["COGNITO_RESET_METRICS_ADDRESS": "192.0.2.1:9464"], [], "cannot listen on 192.0.2.1:9464"),
                 ("address in use", ["COGNITO_RESET_METRICS_ADDRESS": "127.0.0.1:\(busy.url.port!)"], [], "cannot listen on"),
                 ("no AWS credentials", ["AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": ""], [], "no AWS credentials found"),
+                ("poll slower than the watchdog pings", ["COGNITO_RESET_POLL": "2s"], [], "--poll: must be below half of systemd's WatchdogSec="),
             ]
             for (name, overrides, arguments, message) in cases {
                 let result = try await CognitoResetBinary.run(["worker"] + arguments, environment: env.merging(overrides) { $1 })

@@ -141,6 +141,17 @@ struct ImportCommandTests {
             let missing = try await CognitoResetBinary.run(["import", folder.appending(path: "nope.csv").path], environment: env)
             #expect(missing.status == 2)
             #expect(missing.stderr.contains("cannot open"))
+            let previewInbox = try await CognitoResetBinary.run(["import", "--inbox", folder.path, "--dry-run"], environment: env)
+            #expect(previewInbox.status == 2)
+            #expect(previewInbox.stderr.contains("--inbox: cannot be combined with --dry-run"))
+            // A NUL in client metadata (jsonb cannot hold it) costs its line, not the import.
+            let nul = try await CognitoResetBinary.run(
+                ["import", "-", "--pool", "eu-west-1_Imp3", "--json"], environment: env,
+                stdin: "username,client_metadata.note\nok1,fine\nbad1,a\u{0}b\n")
+            #expect(nul.status == 0, "\(nul.stderr)")
+            #expect(try report(nul)["accepted"] as? Int == 1)
+            #expect(nul.stdout.contains("client_metadata.note: contains a NUL character"))
+            try await connection.execute("DELETE FROM cognito_reset.jobs")
             let badPool = try await CognitoResetBinary.run(["import", "-", "--pool", "nope"], environment: env, stdin: "username\nx\n")
             #expect(badPool.status == 2)
             #expect(badPool.stderr.hasPrefix("error: --pool:"))
@@ -177,6 +188,18 @@ struct ImportCommandTests {
             #expect(again.stdout.contains("a.csv: rejected: already imported"), "\(again.stdout)")
             #expect(try manager.contentsOfDirectory(atPath: inbox.appending(path: "rejected").path).contains { $0.hasSuffix("-a.csv") || $0 == "a.csv" })
             #expect(try await count("SELECT count(*) FROM cognito_reset.jobs", connection) == 2)
+
+            // Refused for a reason that is not the file's (a role without the grant): it stays.
+            let login = "inbox_\(UUID().uuidString.prefix(8).lowercased())"
+            try await connection.execute("CREATE ROLE \(unescaped: login) LOGIN PASSWORD 'pw-inbox' IN ROLE cognito_reset_monitor")
+            _ = try write(Array("username,user_pool_id\ny1,eu-west-1_Inb1\n".utf8), "inbox/y.csv", in: folder)
+            let monitorURL = try #require(env["DATABASE_URL"].flatMap { try? ConnectionConfiguration($0) })
+                .setting("user", to: login).setting("password", to: "pw-inbox").resolvedConnectionString()
+            let denied = try await CognitoResetBinary.run(["import", "--inbox", inbox.path], environment: ["DATABASE_URL": monitorURL])
+            #expect(denied.status == 1, "\(denied.stdout)\(denied.stderr)")
+            #expect(manager.fileExists(atPath: inbox.appending(path: "y.csv").path))
+            try FileManager.default.removeItem(at: inbox.appending(path: "y.csv"))
+            try await connection.execute("DROP ROLE \(unescaped: login)")
 
             // The database away: the file stays for the next run, exit 3.
             _ = try write(Array("username,user_pool_id\nz1,eu-west-1_Inb1\n".utf8), "inbox/z.csv", in: folder)

@@ -98,6 +98,9 @@ final class CSVImportParser {
                 }
                 // The key keeps its case as written.
                 let key = String(raw.trimmingCharacters(in: .whitespaces).dropFirst("client_metadata.".count))
+                guard !key.unicodeScalars.contains("\u{0}") else {
+                    throw ImportInputError(description: "header: column \(index + 1) holds a NUL character")
+                }
                 columns.metadata.append((key, index))
             }
         }
@@ -180,6 +183,10 @@ final class CSVImportParser {
         if !columns.metadata.isEmpty {
             var values: [String: String] = [:]
             for (key, index) in columns.metadata where !fields[index].isEmpty {
+                // PostgreSQL's jsonb cannot hold U+0000: refuse the line, not the whole import.
+                guard !fields[index].unicodeScalars.contains("\u{0}") else {
+                    return reject("client_metadata.\(key): contains a NUL character")
+                }
                 values[key] = fields[index]
             }
             if !values.isEmpty {

@@ -53,6 +53,14 @@ extension PostgresJobStore {
             SELECT count(*) FROM cognito_reset.workers
             WHERE state = 'stopped' AND coalesce(stopped_at, heartbeat_at) < now() - make_interval(secs => $1)
             """
+        /// Imports the real run would remove: old, and no job of theirs would remain.
+        static let countImports = """
+            SELECT count(*) FROM cognito_reset.imports i
+            WHERE i.created_at < now() - make_interval(secs => $1)
+              AND NOT EXISTS (SELECT 1 FROM cognito_reset.jobs j WHERE j.import_id = i.id
+                              AND NOT (j.state IN ('succeeded', 'failed', 'cancelled')
+                                       AND j.finished_at < now() - make_interval(secs => $1)))
+            """
         static let gauges = """
             SELECT count(*), extract(epoch FROM now() - min(run_at))::double precision
             FROM cognito_reset.jobs
@@ -74,6 +82,7 @@ extension PostgresJobStore {
             report.jobs = try row.decode(Int.self, at: 0)
             report.attempts = try row.decode(Int.self, at: 1)
             report.workers = try await pool.query(PostgresQuery(MaintenanceSQL.countWorkers, [seconds]))[0].decode(Int.self, at: 0)
+            report.imports = try await pool.query(PostgresQuery(MaintenanceSQL.countImports, [seconds]))[0].decode(Int.self, at: 0)
             return report
         }
         while true {

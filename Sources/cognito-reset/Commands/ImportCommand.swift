@@ -58,6 +58,10 @@ struct ImportCommand: AsyncParsableCommand {
         guard (file == nil) != (inbox == nil) else {
             throw ValidationError("give either FILE or --inbox DIR")
         }
+        // The inbox files every file it reads into done/ or rejected/: there is no preview.
+        if inbox != nil, dryRun || json {
+            throw ValidationError("--inbox: cannot be combined with --dry-run or --json (each file gets a JSON report in done/ or rejected/)")
+        }
     }
 
     func run() async throws {

@@ -8,7 +8,8 @@ import ResetQueue
 ///
 /// Half-written files are never picked up: writers create the file under another name (a
 /// leading `.` or another extension) and rename it to `*.csv` when complete, an atomic step.
-/// If the database cannot be reached, the file stays in the inbox and the command exits 3.
+/// If the database cannot be reached (exit 3) or refuses for a reason that is not the file's
+/// (exit 1, e.g. a missing grant), the file stays in the inbox for the next run.
 struct InboxImport {
     let command: ImportCommand
     let folder: URL
@@ -74,11 +75,11 @@ struct InboxImport {
             return .done(report)
         } catch let error as ImportInputError {
             return .rejected(error.description, nil)
-        } catch let error as CLIError where error.exitCode == CLIError.unavailableCode {
-            return .unavailable(error)
-        } catch let error as CLIError {
+        } catch let error as CLIError where error.exitCode == CLIError.badInputCode {
             return .rejected(error.message, nil)
         } catch {
+            // Unreachable, or refused for a reason that is not the file's (a missing grant, a
+            // schema not migrated): the file stays for the next run.
             return .unavailable(error)
         }
     }

@@ -63,6 +63,11 @@ struct WorkerCommand: AsyncParsableCommand {
         let options = try resolvedOptions(settings)
         let notifier = SystemdNotifier(environment: environment)
         let watchdog = WatchdogSettings(environment: environment)
+        if let watchdog, options.poll >= watchdog.pingInterval {
+            // An idle worker turns its loop once per poll: slower than the pings, systemd would
+            // restart a healthy worker.
+            throw CLIError.badInput("--poll: must be below half of systemd's WatchdogSec= (\(watchdog.timeout)) so an idle worker keeps feeding the watchdog")
+        }
 
         let configuration = try database.configuration()
         let worker: QueueWorker
@@ -135,6 +140,7 @@ struct WorkerCommand: AsyncParsableCommand {
                     .init(service: worker, successTerminationBehavior: .gracefullyShutdownGroup),
                 ],
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        pulse.beat()  // the start-up checks above took their time; the watchdog starts now
         notifier.send(["READY=1", "STATUS=ready: claiming work"])
         var failure: (any Error)?
         do {
@@ -214,7 +220,13 @@ struct WorkerCommand: AsyncParsableCommand {
             throw CLIError.failure("the cognito_reset schema is missing: run `cognito-reset migrate` first")
         }
         let migrator = try CognitoResetSchema.migrator(logger: logger)
-        let status = try await pool.withConnection { try await migrator.status(on: $0) }
+        let status: Migrator.Status
+        do {
+            status = try await pool.withConnection { try await migrator.status(on: $0) }
+        } catch let error as PostgresError where error.sqlState == SQLState.insufficientPrivilege {
+            // Before migration 0002 the worker role may not read the migrations table.
+            throw CLIError.failure("cannot read the schema version (\(error.message)): run `cognito-reset migrate` first")
+        }
         if !status.pending.isEmpty {
             throw CLIError.failure(
                 "the database schema is older than this binary (pending migrations: \(status.pending.map(String.init).joined(separator: ", "))): run `cognito-reset migrate` first")
