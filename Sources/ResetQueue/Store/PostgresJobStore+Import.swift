@@ -38,6 +38,11 @@ extension PostgresJobStore {
         /// speculative insertion of every row. A job enqueued meanwhile for one of these users
         /// makes it fail on the unique index; the import then falls back to `insertJobs`.
         ///
+        /// Rows go in sorted by user: the two indexes on (user_pool_id, username) then grow at
+        /// their right edge like the id indexes, instead of splitting pages all over (about a
+        /// third faster for a million lines). Ids, and so claim order within the import, follow
+        /// the usernames rather than the file's order.
+        ///
         /// The active users are read once, up front (a materialised CTE): a plan that scanned
         /// `jobs` per staged line would also walk the pages this very insert is filling, which is
         /// quadratic.
@@ -52,6 +57,7 @@ extension PostgresJobStore {
             FROM import_staging s
             WHERE s.reason IS NULL
               AND NOT EXISTS (SELECT 1 FROM active a WHERE a.user_pool_id = s.user_pool_id AND a.username = s.username)
+            ORDER BY s.user_pool_id, s.username
             """
         static let insertRejections = """
             INSERT INTO cognito_reset.import_rejections (import_id, line_number, reason)
