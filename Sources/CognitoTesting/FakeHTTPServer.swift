@@ -42,6 +42,9 @@ public final class FakeHTTPServer: Sendable {
         public let body: String
         /// When the request was complete at the server.
         public let receivedAt: ContinuousClock.Instant
+        /// Which TCP connection brought it (numbered as connections are accepted): tells apart
+        /// the requests of two client processes whatever order they arrive in.
+        public let connection: Int
 
         public func header(_ name: String) -> String? {
             headers.first { $0.name.lowercased() == name.lowercased() }?.value
@@ -137,6 +140,9 @@ public final class FakeHTTPServer: Sendable {
 }
 
 /// Collects one request, then plays the scripted reply.
+/// Numbers the connections every fake server accepts.
+private let nextConnection = Atomic<Int>(0)
+
 private final class ScriptedHandler: ChannelInboundHandler, @unchecked Sendable {
     // @unchecked: NIO confines a handler to its channel's event loop; its mutable fields are only
     // touched from `channelRead` and tasks scheduled on that same loop.
@@ -146,6 +152,8 @@ private final class ScriptedHandler: ChannelInboundHandler, @unchecked Sendable 
     let box: FakeHTTPServer.StateBox
     private var head: HTTPRequestHead?
     private var body = ByteBuffer()
+
+    private let connection = nextConnection.add(1, ordering: .relaxed).newValue
 
     init(box: FakeHTTPServer.StateBox) { self.box = box }
 
@@ -160,7 +168,7 @@ private final class ScriptedHandler: ChannelInboundHandler, @unchecked Sendable 
             guard let head else { return }
             let request = FakeHTTPServer.RecordedRequest(
                 method: head.method.rawValue, uri: head.uri, headers: head.headers.map { ($0.name, $0.value) },
-                body: body.readString(length: body.readableBytes) ?? "", receivedAt: .now)
+                body: body.readString(length: body.readableBytes) ?? "", receivedAt: .now, connection: connection)
             play(box.record(request), context: context)
         }
     }

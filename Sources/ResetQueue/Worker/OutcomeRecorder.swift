@@ -19,6 +19,8 @@ actor OutcomeRecorder {
     private let store: PostgresJobStore
     private let workerID: String
     private let interval: Duration
+    /// Outcomes that make a batch worth writing without waiting out `interval`.
+    private let eagerCount: Int
     private let logger: Logger
     private let onWritten: @Sendable (Written) async -> Void
     private var records: [JobRecord] = []
@@ -34,9 +36,10 @@ actor OutcomeRecorder {
     private var sinceSummary = Tally()
 
     init(
-        store: PostgresJobStore, workerID: String, interval: Duration, logger: Logger,
+        store: PostgresJobStore, workerID: String, interval: Duration, eagerCount: Int = 32, logger: Logger,
         onWritten: @escaping @Sendable (Written) async -> Void
     ) {
+        self.eagerCount = max(1, eagerCount)
         self.store = store
         self.workerID = workerID
         self.interval = interval
@@ -46,12 +49,14 @@ actor OutcomeRecorder {
 
     func add(_ record: JobRecord) async {
         records.append(record)
-        await wake.signal()
+        // Wake the writer for the first outcome (it starts gathering) and again when a full
+        // batch is waiting (it writes at once instead of finishing the gathering interval).
+        if records.count == 1 || records.count == eagerCount { await wake.signal() }
     }
 
     func release(_ job: ClaimedJob) async {
         releases.append(job)
-        await wake.signal()
+        if releases.count == 1 { await wake.signal() }
     }
 
     var isEmpty: Bool { records.isEmpty && releases.isEmpty && !isFlushing }
@@ -65,7 +70,10 @@ actor OutcomeRecorder {
                 await wake.wait(timeout: nil)
             }
             guard !Task.isCancelled, !isStopped || !(records.isEmpty && releases.isEmpty) else { return }
-            try? await Task.sleep(for: interval)
+            // Gather for `interval`, or less once `eagerCount` outcomes wait: a busy worker then
+            // writes full batches back to back, and its unwritten outcomes (which the claim loop
+            // bounds) stay few.
+            if records.count < eagerCount { await wake.wait(timeout: interval) }
             if await flush() {
                 failures = 0
             } else {

@@ -114,7 +114,8 @@ public final class QueueWorker: Service, Sendable {
     private func runUntilStopped() async throws {
         guard await register() else { return }
         let recorder = OutcomeRecorder(
-            store: store, workerID: configuration.workerID, interval: configuration.flushInterval, logger: logger,
+            store: store, workerID: configuration.workerID, interval: configuration.flushInterval,
+            eagerCount: configuration.concurrency, logger: logger,
             onWritten: { [state, onEvent] written in
                 await state.settled(written.settled)
                 onEvent(.recorded(written.movedOn))

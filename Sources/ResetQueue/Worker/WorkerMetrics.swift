@@ -1,5 +1,6 @@
 import CognitoClient
 import CoreMetrics
+import Synchronization
 
 /// The worker's metrics, through swift-metrics (the executable chooses the backend; Prometheus in
 /// `cognito-reset worker`). Names follow Prometheus conventions; labels are small fixed sets
@@ -12,20 +13,23 @@ struct WorkerMetrics: Sendable {
     /// The LISTEN connection came back after the database went away.
     let reconnects = Counter(label: "cognito_reset_database_reconnects_total")
 
+    /// Handles made once per label value, not once per call (the hot path at thousands of calls
+    /// per second).
+    private let durations = HandleCache<Timer> { Timer(label: "cognito_reset_cognito_call_duration_seconds", dimensions: [("outcome", $0)]) }
+    private let failed = HandleCache<Counter> { Counter(label: "cognito_reset_jobs_failed_total", dimensions: [("error_class", $0)]) }
+    private let retried = HandleCache<Counter> { Counter(label: "cognito_reset_jobs_retried_total", dimensions: [("error_class", $0)]) }
+
     /// One finished call: its latency, and what it did to its job.
     func record(_ record: JobRecord, errorClass: CognitoError.ErrorClass?, duration: Duration) {
-        let outcome = record.outcome.rawValue
-        Timer(label: "cognito_reset_cognito_call_duration_seconds", dimensions: [("outcome", outcome)])
-            .recordNanoseconds(duration.nanoseconds)
+        durations[record.outcome.rawValue].recordNanoseconds(duration.nanoseconds)
         if errorClass == .throttled || errorClass == .throttledLong { throttles.increment() }
-        let label = Self.label(errorClass)
         switch record.newState {
         case .succeeded:
             succeeded.increment()
         case .failed:
-            Counter(label: "cognito_reset_jobs_failed_total", dimensions: [("error_class", label)]).increment()
+            failed[Self.label(errorClass)].increment()
         case .retrying:
-            Counter(label: "cognito_reset_jobs_retried_total", dimensions: [("error_class", label)]).increment()
+            retried[Self.label(errorClass)].increment()
         default:
             break
         }
@@ -40,6 +44,24 @@ struct WorkerMetrics: Sendable {
         guard let errorClass else { return "none" }
         return errorClass.description.reduce(into: "") { text, character in
             if character.isUppercase { text += "_" + character.lowercased() } else { text.append(character) }
+        }
+    }
+}
+
+/// Metric handles by label value, made on first use.
+final class HandleCache<Handle: Sendable>: Sendable {
+    private let make: @Sendable (String) -> Handle
+    private let handles = Mutex<[String: Handle]>([:])
+
+    init(_ make: @escaping @Sendable (String) -> Handle) { self.make = make }
+
+    subscript(_ value: String) -> Handle {
+        if let handle = handles.withLock({ $0[value] }) { return handle }
+        let handle = make(value)
+        return handles.withLock { handles in
+            if let existing = handles[value] { return existing }
+            handles[value] = handle
+            return handle
         }
     }
 }

@@ -16,35 +16,23 @@ struct InboxImport {
     let logger: Logger
 
     func run() async throws {
-        let manager = FileManager.default
-        let names: [String]
-        do {
-            names = try manager.contentsOfDirectory(atPath: folder.path)
-        } catch {
-            throw CLIError.badInput("--inbox: cannot read \(folder.path): \((error as NSError).localizedDescription)")
-        }
         let done = folder.appending(path: "done")
         let rejected = folder.appending(path: "rejected")
-        for directory in [done, rejected] {
-            try? manager.createDirectory(at: directory, withIntermediateDirectories: true)
-        }
-        let files = names.filter { !$0.hasPrefix(".") && $0.lowercased().hasSuffix(".csv") }.sorted()
+        let files = try await blockingIO { [folder] in try Self.pendingFiles(in: folder, creating: [done, rejected]) }
         var imported = 0
         var refused = 0
-        for name in files {
-            let source = folder.appending(path: name)
-            var isDirectory: ObjCBool = false
-            guard manager.fileExists(atPath: source.path, isDirectory: &isDirectory), !isDirectory.boolValue else { continue }
+        for source in files {
+            let name = source.lastPathComponent
             let outcome = await importOne(source)
             switch outcome {
             case .done(let report):
-                try move(source, to: done, report: try jsonEncoder().encode(report))
+                try await move(source, to: done, report: try jsonEncoder().encode(report))
                 print("\(name): \(ImportCommand.describe(report, dryRun: false))")
                 imported += 1
             case .rejected(let reason, let report):
                 let body = try report.map { try jsonEncoder().encode($0) }
                     ?? JSONSerialization.data(withJSONObject: ["file_name": name, "error": reason], options: [.sortedKeys])
-                try move(source, to: rejected, report: body)
+                try await move(source, to: rejected, report: body)
                 print("\(name): rejected: \(reason)")
                 refused += 1
             case .unavailable(let error):
@@ -84,8 +72,33 @@ struct InboxImport {
         }
     }
 
+    /// The `*.csv` files waiting in `folder`, in name order (hidden files are still being
+    /// written); makes the `done` and `rejected` folders if missing.
+    static func pendingFiles(in folder: URL, creating outboxes: [URL]) throws -> [URL] {
+        let manager = FileManager.default
+        let names: [String]
+        do {
+            names = try manager.contentsOfDirectory(atPath: folder.path)
+        } catch {
+            throw CLIError.badInput("--inbox: cannot read \(folder.path): \((error as NSError).localizedDescription)")
+        }
+        for directory in outboxes {
+            try? manager.createDirectory(at: directory, withIntermediateDirectories: true)
+        }
+        return names.filter { !$0.hasPrefix(".") && $0.lowercased().hasSuffix(".csv") }.sorted().compactMap { name in
+            let source = folder.appending(path: name)
+            var isDirectory: ObjCBool = false
+            guard manager.fileExists(atPath: source.path, isDirectory: &isDirectory), !isDirectory.boolValue else { return nil }
+            return source
+        }
+    }
+
     /// Moves `file` into `folder` (a timestamp added if the name is taken) with its report beside it.
-    private func move(_ file: URL, to folder: URL, report: Data) throws {
+    private func move(_ file: URL, to folder: URL, report: Data) async throws {
+        try await blockingIO { try Self.moveNow(file, to: folder, report: report) }
+    }
+
+    private static func moveNow(_ file: URL, to folder: URL, report: Data) throws {
         var target = folder.appending(path: file.lastPathComponent)
         if FileManager.default.fileExists(atPath: target.path) {
             let stamp = Date().formatted(.iso8601).replacingOccurrences(of: ":", with: "")

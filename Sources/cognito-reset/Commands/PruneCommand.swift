@@ -32,7 +32,7 @@ struct PruneCommand: AsyncParsableCommand {
     var json = false
 
     func run() async throws {
-        let settings = try Settings(environment: ProcessInfo.processInfo.environment, configFile: nil)
+        let settings = try await blockingIO { try Settings(environment: ProcessInfo.processInfo.environment, configFile: nil) }
         let logger = try database.logging.bootstrap(settings: settings)
         let retention = try settings.duration(olderThan, "COGNITO_RESET_RETENTION", flagName: "--older-than", default: .seconds(30 * 86_400))
         guard retention >= .seconds(3600) else {

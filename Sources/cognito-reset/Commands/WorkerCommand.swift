@@ -58,7 +58,7 @@ struct WorkerCommand: AsyncParsableCommand {
 
     func run() async throws {
         let environment = ProcessInfo.processInfo.environment
-        let settings = try Settings(environment: environment, configFile: config)
+        let settings = try await blockingIO { [config] in try Settings(environment: environment, configFile: config) }
         let logger = try database.logging.bootstrap(settings: settings, defaultLevel: .info)
         let options = try resolvedOptions(settings)
         let notifier = SystemdNotifier(environment: environment)
