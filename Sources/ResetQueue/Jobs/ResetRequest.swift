@@ -28,17 +28,9 @@ public struct ResetRequest: Sendable {
         priority: Int = ResetRequest.defaultPriority, maxAttempts: Int = ResetRequest.defaultMaxAttempts,
         clientMetadata: ClientMetadata? = nil, idempotencyKey: String? = nil, requestedBy: String? = nil
     ) throws(InvalidInput) {
-        guard Self.priorityRange.contains(priority) else {
-            throw InvalidInput(field: "priority", rule: "must be an integer from 0 (most urgent) to 1000")
-        }
-        guard Self.maxAttemptsRange.contains(maxAttempts) else {
-            throw InvalidInput(field: "max-attempts", rule: "must be an integer from 1 to 100")
-        }
+        try Self.check(priority: priority, maxAttempts: maxAttempts, requestedBy: requestedBy)
         if let idempotencyKey, !(1...255).contains(idempotencyKey.count) {
             throw InvalidInput(field: "idempotency-key", rule: "must be 1-255 characters")
-        }
-        if let requestedBy, requestedBy.count > 255 {
-            throw InvalidInput(field: "requested-by", rule: "must be at most 255 characters")
         }
         self.userPoolID = userPoolID
         self.username = username
@@ -48,5 +40,18 @@ public struct ResetRequest: Sendable {
         self.clientMetadata = clientMetadata
         self.idempotencyKey = idempotencyKey
         self.requestedBy = requestedBy
+    }
+
+    /// The rules every request and every import shares.
+    public static func check(priority: Int, maxAttempts: Int, requestedBy: String?) throws(InvalidInput) {
+        guard priorityRange.contains(priority) else {
+            throw InvalidInput(field: "priority", rule: "must be an integer from 0 (most urgent) to 1000")
+        }
+        guard maxAttemptsRange.contains(maxAttempts) else {
+            throw InvalidInput(field: "max-attempts", rule: "must be an integer from 1 to 100")
+        }
+        if let requestedBy, requestedBy.count > 255 {
+            throw InvalidInput(field: "requested-by", rule: "must be at most 255 characters")
+        }
     }
 }

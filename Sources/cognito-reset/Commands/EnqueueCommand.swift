@@ -23,23 +23,13 @@ struct EnqueueCommand: AsyncParsableCommand {
     @Option(name: .customLong("user"), help: ArgumentHelp("Username in the pool.", valueName: "NAME"))
     var user: String
 
-    @Option(help: ArgumentHelp("When to run: now, RFC 3339 with a zone, or +30m/+2h/+1d.", valueName: "TIME"))
-    var runAt: String?
-
-    @Option(help: ArgumentHelp("0 (most urgent) to 1000; lower runs first.", valueName: "P"))
-    var priority: Int = ResetRequest.defaultPriority
-
-    @Option(help: ArgumentHelp("Attempts before the job fails (1-100).", valueName: "N"))
-    var maxAttempts: Int = ResetRequest.defaultMaxAttempts
+    @OptionGroup var job: JobOptions
 
     @Option(help: ArgumentHelp("Your key for this request: enqueueing again with it returns the same job.", valueName: "K"))
     var idempotencyKey: String?
 
     @Option(help: ArgumentHelp("Passed to the pool's Lambda triggers as ClientMetadata (repeatable).", valueName: "KEY=VALUE"))
     var metadata: [String] = []
-
-    @Option(help: ArgumentHelp("Who asked, for the audit (default: the database role).", valueName: "WHO"))
-    var requestedBy: String?
 
     @Flag(help: "Print JSON for machines.")
     var json = false
@@ -66,9 +56,9 @@ struct EnqueueCommand: AsyncParsableCommand {
         return try ResetRequest(
             userPoolID: relabel("pool") { () throws(InvalidInput) in try UserPoolID(pool) },
             username: relabel("user") { () throws(InvalidInput) in try Username(user) },
-            runAt: try runAt.map { try ScheduleTime.parse($0, field: "run-at", now: now) },
-            priority: priority, maxAttempts: maxAttempts,
+            runAt: try job.checkedRunAt(now: now),
+            priority: job.priority, maxAttempts: job.maxAttempts,
             clientMetadata: try MetadataArguments.parse(metadata),
-            idempotencyKey: idempotencyKey, requestedBy: requestedBy)
+            idempotencyKey: idempotencyKey, requestedBy: job.requestedBy)
     }
 }

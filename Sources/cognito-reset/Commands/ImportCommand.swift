@@ -33,17 +33,7 @@ struct ImportCommand: AsyncParsableCommand {
     @Option(name: .customLong("pool"), help: ArgumentHelp("User pool for lines without a user_pool_id.", valueName: "ID"))
     var pool: String?
 
-    @Option(help: ArgumentHelp("When the batch runs: now, RFC 3339 with a zone, or +30m/+2h/+1d.", valueName: "TIME"))
-    var runAt: String?
-
-    @Option(help: ArgumentHelp("0 (most urgent) to 1000 (default 100).", valueName: "P"))
-    var priority: Int = ResetRequest.defaultPriority
-
-    @Option(help: ArgumentHelp("Attempts before a job fails (1-100, default 10).", valueName: "N"))
-    var maxAttempts: Int = ResetRequest.defaultMaxAttempts
-
-    @Option(help: ArgumentHelp("Who asked, for the audit (default: the database role).", valueName: "WHO"))
-    var requestedBy: String?
+    @OptionGroup var job: JobOptions
 
     @Flag(help: "Check every line and report, write nothing.")
     var dryRun = false
@@ -96,15 +86,7 @@ struct ImportCommand: AsyncParsableCommand {
 
     func makeSettings(now: Date) throws -> ImportSettings {
         do throws(InvalidInput) {
-            guard ResetRequest.priorityRange.contains(priority) else {
-                throw InvalidInput(field: "priority", rule: "must be an integer from 0 (most urgent) to 1000")
-            }
-            guard ResetRequest.maxAttemptsRange.contains(maxAttempts) else {
-                throw InvalidInput(field: "max-attempts", rule: "must be an integer from 1 to 100")
-            }
-            if let requestedBy, requestedBy.count > 255 {
-                throw InvalidInput(field: "requested-by", rule: "must be at most 255 characters")
-            }
+            let runAt = try job.checkedRunAt(now: now)
             var poolID: UserPoolID?
             if let pool {
                 do throws(InvalidInput) {
@@ -113,10 +95,9 @@ struct ImportCommand: AsyncParsableCommand {
                     throw InvalidInput(field: "pool", rule: error.rule)
                 }
             }
-            var runAtDate: Date?
-            if let runAt { runAtDate = try ScheduleTime.parse(runAt, field: "run-at", now: now) }
             return ImportSettings(
-                pool: poolID, runAt: runAtDate, priority: priority, maxAttempts: maxAttempts, requestedBy: requestedBy, now: now)
+                pool: poolID, runAt: runAt, priority: job.priority, maxAttempts: job.maxAttempts,
+                requestedBy: job.requestedBy, now: now)
         } catch {
             throw CLIError(error)
         }
