@@ -15,9 +15,10 @@ struct WorkerProcessTests {
          "AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER": server.url.absoluteString]
     }
 
-    func startWorker(_ environment: [String: String], _ extra: [String] = []) throws -> ChildProcess {
+    /// A worker with a short lease by default (a killed worker's jobs come back quickly).
+    func startWorker(_ environment: [String: String], _ extra: [String] = [], lease: String = "2s", heartbeat: String = "500ms") throws -> ChildProcess {
         try CognitoResetBinary.start(
-            ["worker", "--concurrency", "16", "--rate", "unlimited", "--lease", "2s", "--heartbeat", "500ms", "--poll", "200ms"] + extra,
+            ["worker", "--concurrency", "16", "--rate", "unlimited", "--lease", lease, "--heartbeat", heartbeat, "--poll", "200ms"] + extra,
             environment: environment)
     }
 
@@ -88,7 +89,8 @@ struct WorkerProcessTests {
             try await connection.execute("""
                 INSERT INTO cognito_reset.jobs (user_pool_id, username) SELECT \(Self.pool), 'user' || g FROM generate_series(1, 100) g
                 """)
-            let worker = try startWorker(env, ["--log-level", "info"])
+            // A lease no stall of a loaded machine can outlast: nothing here should be rescued.
+            let worker = try startWorker(env, ["--log-level", "info"], lease: "30s", heartbeat: "1s")
             await server.waitForRequests(20)
             worker.send(SIGTERM)
             let result = await worker.wait()

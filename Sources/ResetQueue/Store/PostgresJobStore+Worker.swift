@@ -95,10 +95,15 @@ extension PostgresJobStore {
 
         /// Returns jobs whose lease expired (their worker died or lost the database) to
         /// `retrying`, or `failed` if that was the last attempt, recording the lost call.
+        ///
+        /// Never the rescuing worker's own held jobs ($1, $2): it is alive, and its next heartbeat
+        /// renews them (a stalled database can make a renewal land after its lease ran out).
+        /// Its own claims it never received (a lost reply) are not held, so it rescues those too.
         static let rescue = """
             WITH expired AS (
                 SELECT id FROM cognito_reset.jobs
                 WHERE state = 'running' AND lease_expires_at < now()
+                  AND NOT (locked_by = $1 AND id = ANY($2::bigint[]))
                 ORDER BY lease_expires_at
                 LIMIT 1000
                 FOR UPDATE SKIP LOCKED
@@ -199,8 +204,8 @@ extension PostgresJobStore {
 
     /// Returns expired-lease jobs to the queue; returns how many.
     @discardableResult
-    public func rescueExpiredLeases() async throws -> Int {
-        try await pool.query(PostgresQuery(WorkerSQL.rescue)).count
+    public func rescueExpiredLeases(exceptHeldBy workerID: String = "", holding jobs: [Int64] = []) async throws -> Int {
+        try await pool.query(PostgresQuery(WorkerSQL.rescue, [workerID, jobs])).count
     }
 
     public func markSilentWorkersStopped(after silence: Duration) async throws {

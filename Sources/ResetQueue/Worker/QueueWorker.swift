@@ -263,11 +263,11 @@ public final class QueueWorker: Service, Sendable {
                 return
             }
             do {
+                let held = Array(await state.held)
                 let renewed = try await store.heartbeat(
-                    workerID: configuration.workerID, lease: configuration.lease, status: await state.status,
-                    holding: Array(await state.held))
+                    workerID: configuration.workerID, lease: configuration.lease, status: await state.status, holding: held)
                 onEvent(.heartbeat(renewedLeases: renewed))
-                let rescued = try await store.rescueExpiredLeases()
+                let rescued = try await store.rescueExpiredLeases(exceptHeldBy: configuration.workerID, holding: held)
                 if rescued > 0 {
                     metrics.rescued.increment(by: Int64(rescued))
                     logger.notice("rescued jobs whose worker stopped renewing its lease", metadata: ["jobs": "\(rescued)"])
