@@ -208,4 +208,25 @@ struct ImportCommandTests {
             #expect(manager.fileExists(atPath: inbox.appending(path: "z.csv").path))
         }
     }
+
+    /// The progress bar appears on a terminal (util-linux `script` gives the command one) and
+    /// never in piped output.
+    @Test func aProgressBarOnATerminalOnly() async throws {
+        try await withDatabase { env, connection, folder in
+            let csv = "username,user_pool_id\n" + (1...20_000).map { "tty\($0),eu-west-1_Tty1" }.joined(separator: "\n") + "\n"
+            let path = try write(Array(csv.utf8), "tty.csv", in: folder)
+            let piped = try await CognitoResetBinary.run(["import", path, "--dry-run"], environment: env)
+            #expect(piped.status == 0, "\(piped.stderr)")
+            #expect(piped.stderr.isEmpty, "no progress bar when piped: \(piped.stderr)")
+
+            let command = ([CognitoResetBinary.url.path, "import", path, "--dry-run"]).map { "'\($0)'" }.joined(separator: " ")
+            let onTerminal = try await ChildProcess.run(
+                URL(fileURLWithPath: "/usr/bin/script"), ["-qefc", command, "/dev/null"],
+                environment: CognitoResetBinary.environment(env))
+            #expect(onTerminal.status == 0, "\(onTerminal.stdout)")
+            #expect(onTerminal.stdout.contains("MB/s") && onTerminal.stdout.contains("ETA"), "\(onTerminal.stdout)")
+            #expect(onTerminal.stdout.contains("20000 lines read"))
+            _ = connection
+        }
+    }
 }
