@@ -229,4 +229,35 @@ struct ImportCommandTests {
             _ = connection
         }
     }
+
+    /// Another system enqueues one of the file's users while the import runs: the fast insert
+    /// meets the unique index, and the import falls back to skipping that user, not failing.
+    @Test func aUserEnqueuedDuringTheImportIsCountedAsADuplicate() async throws {
+        try await withDatabase { env, connection, folder in
+            let path = try write(Array("username,user_pool_id\nracer,eu-west-1_Race1\nother,eu-west-1_Race1\n".utf8), "race.csv", in: folder)
+            let observer = try await PostgresConnection.connect(try #require(ConnectionConfiguration(env["DATABASE_URL"]!)))
+            var importer: ChildProcess?
+            try await connection.transaction { transaction in
+                // Not committed yet: invisible to the import's anti-join, but its insert of
+                // "racer" must wait on the unique index for this transaction to end.
+                try await transaction.execute("INSERT INTO cognito_reset.jobs (user_pool_id, username) VALUES ('eu-west-1_Race1', 'racer')")
+                importer = try CognitoResetBinary.start(["import", path, "--json"], environment: env)
+                try await withDeadline(.seconds(60), "the import's insert to wait for this transaction") {
+                    while try await observer.query("""
+                        SELECT count(*) FROM pg_stat_activity
+                        WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%INSERT INTO cognito_reset.jobs%'
+                        """)[0].decode(Int.self, at: 0) == 0 {
+                        try await Task.sleep(for: .milliseconds(50))  // polling a condition, bounded by the deadline
+                    }
+                }
+            }
+            let result = try #require(await importer?.wait())
+            #expect(result.status == 0, "\(result.stderr)")
+            let summary = try report(result)
+            #expect(summary["accepted"] as? Int == 1)
+            #expect(summary["duplicate"] as? Int == 1)
+            #expect(try await count("SELECT count(*) FROM cognito_reset.jobs WHERE username = 'racer'", connection) == 1)
+            await observer.close()
+        }
+    }
 }
