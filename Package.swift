@@ -143,7 +143,7 @@ let package = Package(
 
         .testTarget(
             name: "PostgresTests",
-            dependencies: ["Postgres", "PostgresTesting"],
+            dependencies: ["Postgres", "PostgresTesting", "CognitoTesting"],
             swiftSettings: strictSettings
         ),
         .testTarget(

@@ -103,7 +103,7 @@ public enum Moto {
 
     /// Starts a private moto (e.g. with `INITIAL_NO_AUTH_ACTION_COUNT`) and waits until it listens.
     public static func start(environment extra: [String: String] = [:]) async throws -> (ChildProcess, URL) {
-        let port = try freePort()
+        let port = try TestPorts.unused()
         let child = try ChildProcess(
             URL(fileURLWithPath: "/usr/bin/env"), ["python3", "-m", "moto.server", "-H", "127.0.0.1", "-p", String(port)],
             environment: ProcessInfo.processInfo.environment.merging(extra) { $1 })
@@ -117,22 +117,6 @@ public enum Moto {
             try await Task.sleep(for: .milliseconds(50))  // polling a condition, bounded by the deadline
         }
         return (child, URL(string: "http://127.0.0.1:\(port)")!)
-    }
-
-    static func freePort() throws -> Int {
-        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(descriptor) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let ok = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(descriptor, $0, length) == 0 && getsockname(descriptor, $0, &length) == 0
-            }
-        }
-        guard ok else { throw MotoError(message: "no free port") }
-        return Int(UInt16(bigEndian: address.sin_port))
     }
 
     static func canConnect(port: Int) -> Bool {

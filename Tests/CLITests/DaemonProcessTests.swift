@@ -20,19 +20,6 @@ struct DaemonProcessTests {
          "WATCHDOG_USEC": "1000000", "COGNITO_RESET_STATUS_INTERVAL": "200ms", "COGNITO_RESET_POLL": "200ms"]
     }
 
-    /// A loopback port nobody listens on right now.
-    static func freePort() -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
-        return Int(UInt16(bigEndian: address.sin_port))
-    }
-
     static func get(_ port: Int, _ path: String) async -> (status: Int, body: String) {
         var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)\(path)")!)
         request.timeoutInterval = 10
@@ -50,7 +37,7 @@ struct DaemonProcessTests {
             try await connection.execute("""
                 INSERT INTO cognito_reset.jobs (user_pool_id, username) SELECT \(Self.pool), 'user' || g FROM generate_series(1, 40) g
                 """)
-            let port = Self.freePort()
+            let port = try TestPorts.unused()
             env["COGNITO_RESET_METRICS_ADDRESS"] = "127.0.0.1:\(port)"
             let worker = try CognitoResetBinary.start(["worker", "--rate", "unlimited", "--concurrency", "4"], environment: env)
             var messages = await notify.collect(until: { $0.contains("WATCHDOG=1") })
@@ -156,7 +143,7 @@ struct DaemonProcessTests {
         let server = try await FakeHTTPServer.start()
         let notify = try NotifySocketListener()
         var env = environment(databaseURL, server, notify)
-        let port = Self.freePort()
+        let port = try TestPorts.unused()
         env["COGNITO_RESET_METRICS_ADDRESS"] = "127.0.0.1:\(port)"
         #expect(try await CognitoResetBinary.run(["migrate"], environment: env).status == 0)
         let worker = try CognitoResetBinary.start(["worker", "--lease", "3s", "--heartbeat", "1s"], environment: env)

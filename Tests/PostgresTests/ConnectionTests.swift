@@ -1,3 +1,4 @@
+import CognitoTesting
 import Foundation
 import Postgres
 import PostgresTesting
