@@ -14,7 +14,7 @@ struct CognitoReset: AsyncParsableCommand {
             """,
         version: CognitoResetVersion.current,
         subcommands: [
-            MigrateCommand.self, WorkerCommand.self, EnqueueCommand.self, ImportCommand.self, StatusCommand.self, JobsCommand.self, PruneCommand.self,
+            MigrateCommand.self, WorkerCommand.self, EnqueueCommand.self, ImportCommand.self, StatusCommand.self, JobsCommand.self, PruneCommand.self, RateCommand.self,
             AdminResetCommand.self, ChangePasswordCommand.self,
         ]
     )

@@ -9,11 +9,16 @@ public struct ImportSettings: Sendable {
     public var priority: Int
     public var maxAttempts: Int
     public var requestedBy: String?
+    /// The import's own ceiling (requests/s), below the fleet's: a bulk import never takes the
+    /// whole quota. nil: only the fleet's bucket applies.
+    public var rate: Double?
     /// "now" for `run_at` values such as `+2h`.
     public var now: Date
 
     public init(pool: UserPoolID? = nil, runAt: Date? = nil, priority: Int = ResetRequest.defaultPriority,
-                maxAttempts: Int = ResetRequest.defaultMaxAttempts, requestedBy: String? = nil, now: Date = Date()) {
+                maxAttempts: Int = ResetRequest.defaultMaxAttempts, requestedBy: String? = nil, rate: Double? = nil,
+                now: Date = Date()) {
+        self.rate = rate
         self.pool = pool
         self.runAt = runAt
         self.priority = priority

@@ -17,8 +17,8 @@ extension PostgresJobStore {
             SELECT id, created_at FROM cognito_reset.imports WHERE sha256 = $1 ORDER BY id LIMIT 1
             """
         static let insertImport = """
-            INSERT INTO cognito_reset.imports (file_name, sha256, user_pool_id, run_at, priority, max_attempts, requested_by)
-            VALUES ($1, $2, $3, $4, $5, $6, coalesce($7, current_user::text))
+            INSERT INTO cognito_reset.imports (file_name, sha256, user_pool_id, run_at, priority, max_attempts, requested_by, rate)
+            VALUES ($1, $2, $3, $4, $5, $6, coalesce($7, current_user::text), $8)
             RETURNING id
             """
         /// One set-based insert: the first line for each user wins, users with an active job
@@ -127,7 +127,7 @@ extension PostgresJobStore {
                 }
                 let importID = try await connection.query(PostgresQuery(ImportSQL.insertImport, [
                     fileName, report.sha256, settings.pool?.rawValue, settings.runAt, settings.priority, settings.maxAttempts,
-                    settings.requestedBy,
+                    settings.requestedBy, settings.rate,
                 ]))[0].decode(Int64.self, at: 0)
                 report.importID = importID
                 let jobValues: [any PostgresEncodable] = [importID, settings.priority, settings.maxAttempts, settings.requestedBy]

@@ -31,6 +31,8 @@ public struct QueueStatus: Sendable, Codable {
     /// Failed jobs by their last error code, most frequent first (last 24 hours).
     public let failuresByCode: [String: Int]
     public let workers: [Worker]
+    /// The shared rate buckets (`rate show`).
+    public let rateLimits: [RateBucketStatus]
 
     /// Jobs still to do: runnable, scheduled, retrying or running.
     public var remaining: Int { counts.pending + counts.running + counts.retrying }
@@ -81,12 +83,14 @@ extension PostgresJobStore {
                     secondsSinceHeartbeat: try worker.decode(Double.self, at: 6), succeeded: try worker.decode(Int.self, at: 7),
                     failed: try worker.decode(Int.self, at: 8), retried: try worker.decode(Int.self, at: 9))
             }
+            let buckets = try await connection.query(PostgresQuery(RateSQL.buckets, [String?.none])).map(Self.bucket)
             return QueueStatus(
                 counts: .init(pending: try int(0), running: try int(1), retrying: try int(2), succeeded: try int(3),
                               failed: try int(4), cancelled: try int(5)),
                 runnableNow: try int(6), scheduledLater: try int(7), oldestRunnableAgeSeconds: try row.decode(Double?.self, at: 8),
                 succeededLastMinute: try int(9), succeededLastHour: try int(10), failedLastMinute: try int(11),
-                failedLastHour: try int(12), workersAlive: try int(13), failuresByCode: failures, workers: workers)
+                failedLastHour: try int(12), workersAlive: try int(13), failuresByCode: failures, workers: workers,
+                rateLimits: buckets)
         }
     }
 }

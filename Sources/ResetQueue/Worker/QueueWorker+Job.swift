@@ -33,8 +33,11 @@ extension QueueWorker {
         let errorClass: CognitoError.ErrorClass? = if case .failure(let error) = result { error.errorClass } else { nil }
         metrics.record(record, errorClass: errorClass, duration: duration)
         switch record.outcome {
-        case .throttled: await limiter.recordThrottle()
-        case .succeeded: await limiter.recordSuccess()
+        case .throttled where errorClass == .throttled:
+            if let throttleReporter { await throttleReporter.report() } else { await limiter.recordThrottle() }
+        case .succeeded where throttleReporter == nil:
+            // The shared bucket climbs back by itself (CUBIC, by time since the last cut).
+            await limiter.recordSuccess()
         default: break
         }
         logger.debug(

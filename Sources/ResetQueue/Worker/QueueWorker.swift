@@ -34,6 +34,8 @@ public final class QueueWorker: Service, Sendable {
     let listenConfiguration: ConnectionConfiguration
     let cognito: CognitoIdentityProviderClient
     let limiter: any RateLimiter
+    /// Set when calls are paced by the shared bucket (`configuration.sharedRate`).
+    let throttleReporter: ThrottleReporter?
     let logger: Logger
     let random: @Sendable () -> Double
     let onEvent: @Sendable (WorkerEvent) -> Void
@@ -58,6 +60,7 @@ public final class QueueWorker: Service, Sendable {
         var logger = logger
         logger[metadataKey: "worker"] = "\(configuration.workerID)"
         self.logger = logger
+        self.throttleReporter = configuration.sharedRate.map { ThrottleReporter(store: store, key: $0.key, logger: logger) }
         self.random = random
         self.onEvent = onEvent
     }
@@ -66,6 +69,14 @@ public final class QueueWorker: Service, Sendable {
     /// in-flight calls are finishing within the grace period.
     public var isStopping: Bool {
         get async { await state.isStopping }
+    }
+
+    /// The rate calls are paced at now, in requests per second (nil: unlimited). With the shared
+    /// bucket, its adaptive rate as of the last claim.
+    public var currentRate: Double? {
+        get async {
+            configuration.sharedRate == nil ? await limiter.currentRate : await state.sharedRate
+        }
     }
 
     /// What the worker is doing now (its `workers` row, live).
@@ -191,20 +202,30 @@ public final class QueueWorker: Service, Sendable {
                     continue
                 }
                 do {
-                    let claimed = try await store.claim(
-                        workerID: configuration.workerID, limit: min(free, configuration.claimBatchSize),
-                        lease: configuration.lease)
-                    failures = 0
-                    if !claimed.isEmpty {
-                        metrics.claimed.increment(by: Int64(claimed.count))
-                        await state.claimed(claimed)
-                        onEvent(.claimed(claimed))
-                        for job in claimed {
-                            // Tokens are taken here, in claim order, so urgent jobs go first.
-                            let wait = await limiter.reserve()
-                            jobs.addTask { await self.process(job, after: wait, recorder: recorder) }
+                    if let shared = configuration.sharedRate {
+                        switch try await claimPaced(shared, limit: min(free, configuration.claimBatchSize), jobs: &jobs, recorder: recorder) {
+                        case .claimed:
+                            failures = 0
+                            continue
+                        case .nothingRunnable:
+                            failures = 0
                         }
-                        continue
+                    } else {
+                        let claimed = try await store.claim(
+                            workerID: configuration.workerID, limit: min(free, configuration.claimBatchSize),
+                            lease: configuration.lease)
+                        failures = 0
+                        if !claimed.isEmpty {
+                            metrics.claimed.increment(by: Int64(claimed.count))
+                            await state.claimed(claimed)
+                            onEvent(.claimed(claimed))
+                            for job in claimed {
+                                // Tokens are taken here, in claim order, so urgent jobs go first.
+                                let wait = await limiter.reserve()
+                                jobs.addTask { await self.process(job, after: wait, recorder: recorder) }
+                            }
+                            continue
+                        }
                     }
                     if configuration.drain, await drained(recorder) { break }
                     onEvent(.idle)
@@ -228,6 +249,32 @@ public final class QueueWorker: Service, Sendable {
                 jobs.cancelAll()
             }
         }
+    }
+
+    private enum PacedResult { case claimed, nothingRunnable }
+
+    /// One claim from the shared bucket: jobs only for the slots it has free, each called at its
+    /// slot. When slots are short (or the ceiling is 0) it waits until the next batch is due,
+    /// at most a second, so a changed ceiling is seen promptly.
+    private func claimPaced(
+        _ shared: SharedRateLimit, limit: Int, jobs: inout DiscardingTaskGroup, recorder: OutcomeRecorder
+    ) async throws -> PacedResult {
+        let claim = try await store.claimPaced(workerID: configuration.workerID, limit: limit, lease: configuration.lease, rate: shared)
+        await state.observeSharedRate(claim.currentRate)
+        if !claim.jobs.isEmpty {
+            let claimed = claim.jobs.map(\.job)
+            metrics.claimed.increment(by: Int64(claimed.count))
+            await state.claimed(claimed)
+            onEvent(.claimed(claimed))
+            for (job, callIn) in claim.jobs {
+                jobs.addTask { await self.process(job, after: callIn, recorder: recorder) }
+            }
+        }
+        guard let wait = claim.wait else { return .nothingRunnable }
+        if (claim.jobs.count < limit) && (wait > .zero) {
+            await state.pause(for: min(wait, .seconds(1)))
+        }
+        return .claimed
     }
 
     /// For --drain: nothing in flight, nothing left to write, nothing runnable.

@@ -22,6 +22,9 @@ public struct WorkerConfiguration: Sendable {
     /// Outcomes are written in batches at least this often (successes are batched).
     public var flushInterval: Duration = .milliseconds(20)
     public var retryPolicy = JobRetryPolicy()
+    /// Draw every call from this fleet-wide bucket (claiming only as many jobs as it has slots
+    /// for). nil: the `RateLimiter` given to the worker paces calls, per process.
+    public var sharedRate: SharedRateLimit?
     /// Log usernames in full (per-job lines, at debug); otherwise masked (`a***@example.com`).
     public var logUsernames = false
 

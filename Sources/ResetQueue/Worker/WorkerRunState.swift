@@ -14,6 +14,8 @@ actor WorkerRunState {
     /// Claimed and not yet finished (waiting for a token, or calling Cognito).
     private(set) var inFlight = 0
     private(set) var status = WorkerStatus()
+    /// The shared bucket's adaptive rate as of the last paced claim.
+    var sharedRate: Double?
     private let inFlightGauge = Gauge(label: "cognito_reset_calls_in_flight")
     private var idleWaiters: [CheckedContinuation<Void, Never>] = []
     private var pausers: [Int: CheckedContinuation<Void, Never>] = [:]
@@ -44,6 +46,10 @@ actor WorkerRunState {
 
     private func endPause(_ id: Int) {
         pausers.removeValue(forKey: id)?.resume()
+    }
+
+    func observeSharedRate(_ rate: Double) {
+        sharedRate = rate
     }
 
     func claimed(_ jobs: [ClaimedJob]) {

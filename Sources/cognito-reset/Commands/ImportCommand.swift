@@ -35,6 +35,11 @@ struct ImportCommand: AsyncParsableCommand {
 
     @OptionGroup var job: JobOptions
 
+    @Option(help: ArgumentHelp(
+        "This import's own ceiling in requests/s (e.g. 5/s), below the fleet's: its jobs never take more; change it later with `rate set R --import ID`.",
+        valueName: "R"))
+    var rate: String?
+
     @Flag(help: "Check every line and report, write nothing.")
     var dryRun = false
 
@@ -85,6 +90,7 @@ struct ImportCommand: AsyncParsableCommand {
     }
 
     func makeSettings(now: Date) throws -> ImportSettings {
+        let importRate = try rate.map { try RateArgument.parse($0, field: "--rate") }
         do throws(InvalidInput) {
             let runAt = try job.checkedRunAt(now: now)
             var poolID: UserPoolID?
@@ -97,7 +103,7 @@ struct ImportCommand: AsyncParsableCommand {
             }
             return ImportSettings(
                 pool: poolID, runAt: runAt, priority: job.priority, maxAttempts: job.maxAttempts,
-                requestedBy: job.requestedBy, now: now)
+                requestedBy: job.requestedBy, rate: importRate, now: now)
         } catch {
             throw CLIError(error)
         }

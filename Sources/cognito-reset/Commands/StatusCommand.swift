@@ -50,10 +50,17 @@ struct StatusCommand: AsyncParsableCommand {
                 "  \(worker.id)  \(worker.state)  in flight \(worker.inFlight)  heartbeat \(seconds(worker.secondsSinceHeartbeat)) ago"
                     + "  ok \(worker.succeeded)  failed \(worker.failed)  retried \(worker.retried)")
         }
+        for bucket in status.rateLimits {
+            lines.append("Rate        " + RateCommand.Show.describe(bucket))
+        }
         if withETA {
             lines.append("Drain ETA   " + (status.drainETASeconds.map { "about \(seconds($0)) for \(status.remaining) job(s)" } ?? "unknown (nothing finished in the last minute)"))
         }
         return lines.joined(separator: "\n")
+    }
+
+    static func ago(_ date: Date) -> String {
+        seconds(max(0, -date.timeIntervalSinceNow)) + " ago"
     }
 
     static func seconds(_ value: Double) -> String {

@@ -32,8 +32,15 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Cognito calls in flight at most (default 16).", valueName: "N"))
     var concurrency: Int?
 
-    @Option(help: ArgumentHelp("Calls per second for this process, or 'unlimited' (default 25).", valueName: "R"))
+    @Option(help: ArgumentHelp(
+        "Ceiling (requests/s) of the fleet-wide bucket when this worker creates it (default 25; an existing bucket keeps its own, see `rate set`), or 'unlimited' for no limit at all (benchmarks, emulators).",
+        valueName: "R"))
     var rate: String?
+
+    @Option(help: ArgumentHelp(
+        "The fleet-wide bucket every worker with this key shares: one per AWS account and region (default cognito:$AWS_REGION).",
+        valueName: "KEY"))
+    var rateKey: String?
 
     @Flag(help: "Exit 0 once nothing is runnable and nothing is in flight.")
     var drain = false
@@ -121,16 +128,16 @@ struct WorkerCommand: AsyncParsableCommand {
         workerConfiguration.pollInterval = options.poll
         workerConfiguration.gracePeriod = options.grace
         workerConfiguration.logUsernames = options.logUsernames
-        let limiter: any RateLimiter = options.rate.map { LocalRateLimiter(requestsPerSecond: $0) } ?? UnlimitedRateLimiter()
+        workerConfiguration.sharedRate = options.rate.map { SharedRateLimit(key: options.rateKey, initialCeiling: $0) }
         worker = QueueWorker(
             configuration: workerConfiguration, store: store, listenConfiguration: configuration,
-            cognito: cognito.client, limiter: limiter, logger: logger,
+            cognito: cognito.client, limiter: UnlimitedRateLimiter(), logger: logger,
             onEvent: { event in
                 if case .stopping = event { notifier.send(["STOPPING=1", "STATUS=stopping: finishing in-flight calls"]) }
             },
             pulse: pulse)
         let monitor = DaemonMonitor(
-            worker: worker, store: store, limiter: limiter, notifier: notifier, watchdog: watchdog, endpoint: endpoint,
+            worker: worker, store: store, notifier: notifier, watchdog: watchdog, endpoint: endpoint,
             statusInterval: options.statusInterval, logger: logger)
         let group = ServiceGroup(
             configuration: .init(
@@ -156,8 +163,9 @@ struct WorkerCommand: AsyncParsableCommand {
     /// The worker's settings after flags, environment and config file.
     struct Options {
         var concurrency: Int
-        /// nil: unlimited.
+        /// The shared bucket's initial ceiling; nil: unlimited.
         var rate: Double?
+        var rateKey: String
         var lease: Duration
         var heartbeat: Duration
         var poll: Duration
@@ -174,13 +182,8 @@ struct WorkerCommand: AsyncParsableCommand {
             throw CLIError.badInput("--concurrency: must be an integer from 1 to 1024")
         }
         let rateText = rate ?? settings["COGNITO_RESET_RATE"] ?? "25"
-        var rate: Double?
-        if rateText != "unlimited" {
-            guard let value = Double(rateText.replacingOccurrences(of: "/s", with: "")), value > 0, value <= 10_000 else {
-                throw CLIError.badInput("--rate: must be requests per second above 0 (e.g. 25 or 25/s), or 'unlimited'")
-            }
-            rate = value
-        }
+        let rate = rateText == "unlimited" ? nil : try RateArgument.parse(rateText, field: "--rate")
+        let rateKey = try RateArgument.key(rateKey ?? settings["COGNITO_RESET_RATE_KEY"], environment: ProcessInfo.processInfo.environment)
         let lease = try settings.duration(lease, "COGNITO_RESET_LEASE", flagName: "--lease", default: .seconds(30))
         let heartbeat = try settings.duration(heartbeat, "COGNITO_RESET_HEARTBEAT", flagName: "--heartbeat", default: lease / 3)
         let poll = try settings.duration(poll, "COGNITO_RESET_POLL", flagName: "--poll", default: .seconds(1))
@@ -195,7 +198,7 @@ struct WorkerCommand: AsyncParsableCommand {
         guard statusInterval >= .milliseconds(100) else { throw CLIError.badInput("--status-interval: must be at least 100ms") }
         let metricsAddress = try (metricsAddress ?? settings["COGNITO_RESET_METRICS_ADDRESS"]).map(Self.parseAddress)
         return Options(
-            concurrency: concurrency, rate: rate, lease: lease, heartbeat: heartbeat, poll: poll, grace: grace,
+            concurrency: concurrency, rate: rate, rateKey: rateKey, lease: lease, heartbeat: heartbeat, poll: poll, grace: grace,
             statusInterval: statusInterval, metricsAddress: metricsAddress,
             logUsernames: try settings.bool("COGNITO_RESET_LOG_USERNAMES", default: false))
     }

@@ -13,7 +13,6 @@ import Synchronization
 final class DaemonMonitor: Service {
     let worker: QueueWorker
     let store: PostgresJobStore
-    let limiter: any RateLimiter
     let notifier: SystemdNotifier
     let watchdog: WatchdogSettings?
     let endpoint: HTTPEndpoint?
@@ -27,12 +26,11 @@ final class DaemonMonitor: Service {
     private let databaseUp = Gauge(label: "cognito_reset_database_up")
 
     init(
-        worker: QueueWorker, store: PostgresJobStore, limiter: any RateLimiter, notifier: SystemdNotifier,
+        worker: QueueWorker, store: PostgresJobStore, notifier: SystemdNotifier,
         watchdog: WatchdogSettings?, endpoint: HTTPEndpoint?, statusInterval: Duration, logger: Logger
     ) {
         self.worker = worker
         self.store = store
-        self.limiter = limiter
         self.notifier = notifier
         self.watchdog = watchdog
         self.endpoint = endpoint
@@ -62,7 +60,7 @@ final class DaemonMonitor: Service {
         while !Task.isCancelled {
             let status = await worker.snapshot()
             let stopping = await worker.isStopping ? "stopping: " : ""
-            let currentRate = await limiter.currentRate
+            let currentRate = await worker.currentRate
             if let currentRate { rate.record(currentRate) }
             let rateText = currentRate.map { String(format: "%.1f req/s", $0) } ?? "unlimited rate"
             do {

@@ -12,7 +12,8 @@ struct Settings {
     static let known: [String: String] = [
         "COGNITO_RESET_CONFIG": "config file",
         "COGNITO_RESET_CONCURRENCY": "worker: calls in flight",
-        "COGNITO_RESET_RATE": "worker: calls per second",
+        "COGNITO_RESET_RATE": "worker: initial ceiling of the shared rate (requests/s) or unlimited",
+        "COGNITO_RESET_RATE_KEY": "worker, rate: the shared rate bucket's key",
         "COGNITO_RESET_LEASE": "worker: lease on claimed jobs",
         "COGNITO_RESET_HEARTBEAT": "worker: lease renewal interval",
         "COGNITO_RESET_POLL": "worker: poll interval",

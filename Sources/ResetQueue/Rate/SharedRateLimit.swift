@@ -1,0 +1,49 @@
+public import Foundation
+
+/// The fleet-wide rate limit a worker draws from: one row of `cognito_reset.rate_limits`, shared
+/// by every worker on every host that uses the same key (migration 0003 has the algorithm).
+public struct SharedRateLimit: Sendable, Equatable {
+    /// The bucket's key: one per AWS account and region (Cognito's quota is per account and region).
+    public var key: String
+    /// The ceiling (requests per second) a bucket is created with if none exists yet. An existing
+    /// bucket keeps its own: operators change it with `cognito-reset rate set` or SQL.
+    public var initialCeiling: Double
+    /// How far ahead a worker reserves call slots. Also the most a crashed worker's unused slots
+    /// can cost the fleet, and about how late a ceiling change is noticed.
+    public var horizon: Duration = .milliseconds(500)
+
+    public init(key: String, initialCeiling: Double) {
+        self.key = key
+        self.initialCeiling = initialCeiling
+    }
+
+    /// The default key for a region: `cognito:REGION`. Fleets serving several AWS accounts from
+    /// one database give each account its own key (`COGNITO_RESET_RATE_KEY`).
+    public static func defaultKey(region: String) -> String {
+        "cognito:\(region)"
+    }
+}
+
+/// One bucket as operators see it (`cognito_reset.rate_limit_status`).
+public struct RateBucketStatus: Sendable, Equatable, Codable {
+    public let key: String
+    /// Requests per second allowed at most; 0 pauses every worker using the key.
+    public let ceiling: Double
+    /// The adaptive rate in force now (lowered by throttling, climbing back to the ceiling).
+    public let currentRate: Double
+    public let burst: Double
+    public let floor: Double
+    public let paused: Bool
+    public let tokensLastMinute: Int
+    public let throttlesLastMinute: Int
+    public let lastThrottleAt: Date?
+}
+
+/// A paced claim: the jobs, each with the moment its call may go, or why none came.
+public struct PacedClaim: Sendable {
+    public let jobs: [(job: ClaimedJob, callIn: Duration)]
+    /// nil: nothing runnable. Otherwise how long until the next batch of slots is free.
+    public let wait: Duration?
+    public let currentRate: Double
+    public let ceiling: Double
+}

@@ -1,0 +1,31 @@
+import CognitoClient
+import ResetQueue
+
+/// Rates as operators write them: `25`, `25/s`, `2.5/s` (requests per second).
+enum RateArgument {
+    /// Parses `text` for `field`; `allowZero` for ceilings, where 0 means paused.
+    static func parse(_ text: String, field: String, allowZero: Bool = false) throws -> Double {
+        let number = text.hasSuffix("/s") ? String(text.dropLast(2)) : text
+        let rule = allowZero
+            ? "must be requests per second from 0 (paused) to 10000, e.g. 25 or 25/s"
+            : "must be requests per second above 0 and at most 10000, e.g. 25 or 25/s"
+        guard let value = Double(number), value.isFinite, value <= 10_000, allowZero ? value >= 0 : value > 0 else {
+            throw CLIError.badInput("\(field): \(rule)")
+        }
+        return value
+    }
+
+    /// The shared bucket's key: `--rate-key` / `COGNITO_RESET_RATE_KEY`, else one per region
+    /// (`cognito:REGION`, from AWS_REGION or the profile), else `cognito:default`.
+    static func key(_ explicit: String?, environment: [String: String]) throws -> String {
+        if let explicit {
+            guard (1...200).contains(explicit.count), !explicit.contains(where: { $0.isNewline || $0 == "\0" }) else {
+                throw CLIError.badInput("--rate-key: must be 1 to 200 characters on one line")
+            }
+            return explicit
+        }
+        let profileRegion = SharedFilesCredentialProvider(environment: environment).region()
+        let region = (try? CognitoEndpointResolver.fromEnvironment(environment, profileRegion: profileRegion))?.configuredRegion
+        return SharedRateLimit.defaultKey(region: region ?? "default")
+    }
+}
