@@ -23,7 +23,7 @@ struct RateCommand: AsyncParsableCommand {
 
         func run() async throws {
             let logger = try database.logging.bootstrap()
-            let key = try self.key.map { try RateArgument.key($0, environment: [:]) }
+            let key = try self.key.map { try RateArgument.key($0, field: "--key", environment: [:]) }
             let buckets = try await database.withJobStore(logger: logger) { try await $0.rateBuckets(key: key) }
             if json {
                 print(String(decoding: try jsonEncoder().encode(buckets), as: UTF8.self))
@@ -84,7 +84,9 @@ struct RateCommand: AsyncParsableCommand {
                 throw CLIError.badInput("--burst: must be from 1 to 10000 calls")
             }
             let floor = try self.floor.map { try RateArgument.parse($0, field: "--floor") }
-            let key = try RateArgument.key(key ?? ProcessInfo.processInfo.environment["COGNITO_RESET_RATE_KEY"], environment: ProcessInfo.processInfo.environment)
+            let key = try RateArgument.key(
+                key ?? ProcessInfo.processInfo.environment["COGNITO_RESET_RATE_KEY"], field: "--key",
+                environment: ProcessInfo.processInfo.environment)
             let bucket = try await database.withJobStore(logger: logger) { store in
                 try await store.setRateCeiling(key: key, ceiling: ceiling, burst: burst, floor: floor)
                 return try await store.rateBuckets(key: key).first

@@ -17,10 +17,10 @@ enum RateArgument {
 
     /// The shared bucket's key: `--rate-key` / `COGNITO_RESET_RATE_KEY`, else one per region
     /// (`cognito:REGION`, from AWS_REGION or the profile), else `cognito:default`.
-    static func key(_ explicit: String?, environment: [String: String]) throws -> String {
+    static func key(_ explicit: String?, field: String = "--rate-key", environment: [String: String]) throws -> String {
         if let explicit {
             guard (1...200).contains(explicit.count), !explicit.contains(where: { $0.isNewline || $0 == "\0" }) else {
-                throw CLIError.badInput("--rate-key: must be 1 to 200 characters on one line")
+                throw CLIError.badInput("\(field): must be 1 to 200 characters on one line")
             }
             return explicit
         }
