@@ -15,6 +15,9 @@ ALTER TABLE cognito_reset.rate_limits
     DROP CONSTRAINT rate_limits_current_rate_range,
     ADD CONSTRAINT rate_limits_current_rate_range CHECK (current_rate >= 0 AND current_rate <= 10000),
     -- Throttling never pushes the rate below this (unless the ceiling itself is lower).
+    -- Calls at once after an idle spell: 1 by default, so calls are evenly spaced from the start
+    -- (Cognito counts requests per second; a burst on top of the steady rate gets throttled).
+    ALTER COLUMN burst SET DEFAULT 1,
     ADD COLUMN floor_rate double precision NOT NULL DEFAULT 1
         CONSTRAINT rate_limits_floor_rate_range CHECK (floor_rate > 0 AND floor_rate <= 10000),
     ADD COLUMN next_slot_at timestamptz,
@@ -42,7 +45,8 @@ CREATE FUNCTION cognito_reset.rate_limits_ceiling_changed() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'INSERT' OR NEW.rate IS DISTINCT FROM OLD.rate THEN
-        NEW.current_rate := NEW.rate;
+        -- Clamped, so that an out-of-range ceiling is reported by the ceiling's own constraint.
+        NEW.current_rate := greatest(0, least(NEW.rate, 10000));
         NEW.decreased_at := NULL;
         NEW.rate_before_decrease := NULL;
     END IF;
@@ -143,7 +147,7 @@ BEGIN
     SELECT * INTO b FROM cognito_reset.rate_limits AS rl WHERE rl.key = p_key FOR UPDATE;
     IF NOT FOUND THEN
         INSERT INTO cognito_reset.rate_limits AS rl (key, rate, burst, current_rate)
-        VALUES (p_key, p_default_rate, greatest(1, p_default_rate), p_default_rate)
+        VALUES (p_key, p_default_rate, 1, p_default_rate)
         ON CONFLICT (key) DO NOTHING;
         SELECT * INTO b FROM cognito_reset.rate_limits AS rl WHERE rl.key = p_key FOR UPDATE;
     END IF;
@@ -168,6 +172,11 @@ BEGIN
                       ELSE floor(extract(epoch FROM t + make_interval(secs => p_horizon) - slot_base) * r)::integer + 1 END;
     batch := least(p_want, greatest(1, floor(r * p_horizon / 2)::integer));
     IF available < batch THEN
+        UPDATE cognito_reset.rate_limits AS rl SET current_rate = r, updated_at = t,
+            window_started_at = b.window_started_at, window_tokens = b.window_tokens,
+            previous_window_tokens = b.previous_window_tokens, window_throttles = b.window_throttles,
+            previous_window_throttles = b.previous_window_throttles
+        WHERE rl.key = p_key;
         RETURN QUERY SELECT NULL::bigint, NULL::text, NULL::text, NULL::jsonb, NULL::integer, NULL::integer,
             NULL::smallint, NULL::timestamptz, NULL::bigint, NULL::double precision,
             greatest(0.001, extract(epoch FROM slot_base + make_interval(secs => (batch - 1) / r - p_horizon) - t))::double precision,

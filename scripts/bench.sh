@@ -9,7 +9,11 @@
 #   - CSV import: a generated file of IMPORT_ROWS lines (default 1,000,000) imported by
 #     `cognito-reset import` next to `psql \copy` of the same file into a bare two-column table,
 #     medians of 3 runs each, their ratio, and the import's peak RSS.
-#   scripts/bench.sh [--jobs N] [--concurrency N] [--latency-samples N]
+#   - the shared rate limit: 3 worker processes on one 20/s bucket (calls per 5 s window, drain
+#     time, claim statements per second), the same fleet against a fake Cognito throttling above
+#     12/s (how soon it settles, throttles per window), and how soon a ceiling change is followed;
+#   scripts/bench.sh [--jobs N] [--concurrency N] [--latency-samples N] [--section all|worker|fleet]
+#                    [--fleet-jobs N]
 #   IMPORT_ROWS=N scripts/bench.sh   (IMPORT_ONLY=1 skips the worker figures)
 set -euo pipefail
 cd "$(dirname "$0")/.."

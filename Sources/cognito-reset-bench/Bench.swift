@@ -6,6 +6,7 @@ import PostgresTesting
 // Benchmarks for scripts/bench.sh (issue: the queue worker's performance targets). Prints figures;
 // asserts nothing. Usage:
 //   cognito-reset-bench --worker BIN [--jobs 50000] [--concurrency 64] [--latency-samples 1000]
+//                       [--section all|worker|fleet] [--fleet-jobs 1000]
 // with DATABASE_URL naming a server where databases may be created.
 
 struct Options {
@@ -13,6 +14,9 @@ struct Options {
     var jobs = 50_000
     var concurrency = 64
     var latencySamples = 1_000
+    /// `worker` (issue 4's figures), `fleet` (the shared rate limit's) or `all`.
+    var section = "all"
+    var fleetJobs = 1_000
 
     init(_ arguments: [String]) {
         var rest = arguments.makeIterator()
@@ -23,6 +27,8 @@ struct Options {
             case "--jobs": jobs = Int(value) ?? jobs
             case "--concurrency": concurrency = Int(value) ?? concurrency
             case "--latency-samples": latencySamples = Int(value) ?? latencySamples
+            case "--section": section = value
+            case "--fleet-jobs": fleetJobs = Int(value) ?? fleetJobs
             default: fatalError("unknown option \(flag)")
             }
         }
@@ -90,6 +96,18 @@ enum Bench {
             URL(fileURLWithPath: options.worker), ["migrate"],
             environment: ["DATABASE_URL": template.configuration.resolvedConnectionString(), "PATH": "/usr/bin:/bin"])
         guard migrate.status == 0 else { fatalError("migrate failed: \(migrate.stderr)") }
+        if options.section != "fleet" {
+            try await workerFigures(template: template)
+        }
+        if options.section != "worker" {
+            try await FleetBench.steadyRate(template: template.name, jobs: options.fleetJobs)
+            try await FleetBench.throttling(template: template.name, jobs: 600)
+            try await FleetBench.ceilingChange(template: template.name)
+        }
+        try await template.drop()
+    }
+
+    static func workerFigures(template: TemporaryDatabase) async throws {
 
         // 1. Worker throughput against a fake Cognito that answers at once.
         say("== worker throughput: \(options.jobs) jobs, one worker, concurrency \(options.concurrency), rate limit off")
@@ -173,8 +191,6 @@ enum Bench {
         latencies.sort()
         let sorted = latencies
         func percentile(_ p: Double) -> Double { sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))] }
-
-        try await template.drop()
 
         let ratio = workerRate / max(ceiling, 1)
         say("")

@@ -83,13 +83,20 @@ struct RateCommandTests {
             #expect(try await rate() == nil, "0 removes the import's own ceiling")
         }
     }
+}
+
+/// Issue 7's proof at the scale of processes. A suite name ending in TimingTests: scripts/test.sh
+/// runs it after all the others, so their load does not blur the rates it measures.
+@Suite("Worker processes sharing one rate, timed")
+struct FleetRateTimingTests {
+    static let pool = RateCommandTests.pool
 
     /// Issue 7's proof: three worker processes, one bucket at 20/s. Every 5-second window after
     /// the first stays within ±5% of 20/s at the fake server, except that a worker SIGKILLed
     /// while holding slots costs the fleet at most one horizon (half a second) of calls.
     @Test func threeWorkerProcessesShareOneRateAndAKilledOneCostsAtMostOneHorizon() async throws {
         let server = try await FakeHTTPServer.start()
-        try await withDatabase { env, connection in
+        try await RateCommandTests().withDatabase { env, connection in
             var env = env
             env["AWS_ACCESS_KEY_ID"] = "AKIDTEST"
             env["AWS_SECRET_ACCESS_KEY"] = "secret"

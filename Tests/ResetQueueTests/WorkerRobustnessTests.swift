@@ -13,7 +13,11 @@ struct WorkerRobustnessTests {
         try await WorkerHarness.with { harness in
             try await harness.insertJobs(5_000)
             let running = (0..<workers).map { index -> (QueueWorker, Task<Void, any Error>) in
-                let worker = harness.makeWorker(WorkerHarness.configuration("w\(index)-\(UUID().uuidString.prefix(4))"))
+                // Exclusive claims are what is tested, not rescue: a lease no stall of a loaded
+                // machine outlasts (a rescued lease legitimately repeats a call).
+                var configuration = WorkerHarness.configuration("w\(index)-\(UUID().uuidString.prefix(4))")
+                configuration.lease = .seconds(60)
+                let worker = harness.makeWorker(configuration)
                 return (worker, harness.start(worker))
             }
             try await harness.waitUntilAllFinished(deadline: .seconds(180))

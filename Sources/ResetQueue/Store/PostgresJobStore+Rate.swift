@@ -21,7 +21,7 @@ extension PostgresJobStore {
         /// restarts the adaptive rate from the new ceiling.
         static let setCeiling = """
             INSERT INTO cognito_reset.rate_limits AS rl (key, rate, burst, floor_rate, current_rate)
-            VALUES ($1, $2::double precision, coalesce($3::double precision, greatest(1, $2::double precision)),
+            VALUES ($1, $2::double precision, coalesce($3::double precision, 1),
                     coalesce($4::double precision, 1), $2::double precision)
             ON CONFLICT (key) DO UPDATE
             SET rate = excluded.rate, burst = coalesce($3, rl.burst), floor_rate = coalesce($4, rl.floor_rate),

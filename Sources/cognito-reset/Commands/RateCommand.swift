@@ -58,7 +58,7 @@ struct RateCommand: AsyncParsableCommand {
         @Argument(help: ArgumentHelp("Requests per second, e.g. 10 or 10/s; 0 pauses every call.", valueName: "RATE")) var rate: String
         @Option(help: ArgumentHelp("The bucket (default cognito:$AWS_REGION).", valueName: "KEY")) var key: String?
         @Option(help: ArgumentHelp("Instead, this import's own ceiling (0 to remove it).", valueName: "ID")) var `import`: Int64?
-        @Option(help: ArgumentHelp("Calls allowed at once after an idle spell (default: unchanged, new buckets one second's worth).", valueName: "N")) var burst: Double?
+        @Option(help: ArgumentHelp("Calls allowed at once after an idle spell (default: unchanged, new buckets 1: evenly spaced).", valueName: "N")) var burst: Double?
         @Option(help: ArgumentHelp("Throttling never lowers the rate below this (default: unchanged, new buckets 1/s).", valueName: "R")) var floor: String?
         @Flag(help: "Print JSON for machines.") var json = false
 
