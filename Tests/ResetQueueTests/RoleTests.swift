@@ -56,6 +56,32 @@ struct RoleTests {
         }
     }
 
+    /// Paced claims, throttle reports and the rate view work with the roles' own grants (the
+    /// functions run as the caller); the monitor and the enqueuer cannot take or change the rate.
+    @Test func theWorkerDrawsFromTheSharedRateAndTheMonitorOnlyReadsIt() async throws {
+        try await withMigratedConnection { connection in
+            try await connection.execute("""
+                INSERT INTO cognito_reset.imports (file_name, sha256, rate) VALUES ('a.csv', repeat('a', 64), 2)
+                """)
+            try await connection.execute("""
+                INSERT INTO cognito_reset.jobs (user_pool_id, username, import_id)
+                SELECT 'eu-west-1_a1', 'u' || g, (SELECT max(id) FROM cognito_reset.imports) FROM generate_series(1, 5) g
+                """)
+            let worker = "cognito_reset_worker"
+            let claim = "SELECT * FROM cognito_reset.claim_paced('w', 4, 30, 'cognito:test', 25)"
+            #expect(try await sqlState(as: worker, claim, on: connection) == nil)
+            #expect(try await sqlState(as: worker, "SELECT cognito_reset.report_throttles('cognito:test', 1)", on: connection) == nil)
+            #expect(try await sqlState(as: worker, "SELECT * FROM cognito_reset.rate_limit_status", on: connection) == nil)
+            let monitor = "cognito_reset_monitor"
+            let denied = SQLState.insufficientPrivilege
+            #expect(try await sqlState(as: monitor, "SELECT * FROM cognito_reset.rate_limit_status", on: connection) == nil)
+            #expect(try await sqlState(as: monitor, claim, on: connection) == denied)
+            #expect(try await sqlState(as: monitor, "UPDATE cognito_reset.rate_limits SET rate = 0", on: connection) == denied)
+            #expect(try await sqlState(as: "cognito_reset_enqueuer", claim, on: connection) == denied)
+            #expect(try await sqlState(as: "cognito_reset_enqueuer", "SELECT cognito_reset.report_throttles('cognito:test', 1)", on: connection) == denied)
+        }
+    }
+
     @Test func theMonitorReadsStatusOnly() async throws {
         try await withMigratedConnection { (connection: PostgresConnection) async throws in
             let role = "cognito_reset_monitor"
