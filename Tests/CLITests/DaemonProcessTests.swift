@@ -149,23 +149,43 @@ struct DaemonProcessTests {
         let worker = try CognitoResetBinary.start(["worker", "--lease", "3s", "--heartbeat", "1s"], environment: env)
         _ = await notify.collect(until: { $0.contains("READY=1") })
         #expect(await Self.get(port, "/readyz").status == 200)
+        // Work in progress at a shared rate of 10/s when the database goes away.
+        #expect(try await CognitoResetBinary.run(["rate", "set", "10/s"], environment: env).status == 0)
+        let connection = try await PostgresConnection.connect(try ConnectionConfiguration(databaseURL))
+        try await connection.execute("""
+            INSERT INTO cognito_reset.jobs (user_pool_id, username) SELECT \(Self.pool), 'backlog' || g FROM generate_series(1, 40) g
+            """)
+        await connection.close()
+        await server.waitForRequests(5)
 
         #expect(await shell(#"pg_stop "\#(dir)""#).status == 0)
+        let stoppedAt = ContinuousClock.now
         let down = await notify.collect(until: { $0.contains("database unreachable") })
         #expect(down.last?.contains("STATUS=database unreachable, retrying") == true, "\(down)")
         #expect(await Self.get(port, "/readyz").status == 503)
         #expect(await Self.get(port, "/healthz").status == 200, "alive while the database is away")
         // The watchdog is still fed while the worker waits for the database.
         _ = await notify.collect(until: { $0 == "WATCHDOG=1" })
+        // No slots from the database, no calls: the worker does not fall back to a rate of its own
+        // (only calls whose slot it held, at most half a second ahead, may still go out).
+        try await Task.sleep(for: .seconds(3))  // measuring an absence of calls takes time
+        let lateCalls = server.requests.filter { $0.receivedAt > stoppedAt + .seconds(2) }
+        #expect(lateCalls.isEmpty, "\(lateCalls.count) calls while the database was down")
+        #expect(server.requests.count < 40)
 
         #expect(await shell(#"pg_resume "\#(dir)" \#(pgPort)"#).status == 0)
         let back = await notify.collect(until: { $0.hasPrefix("STATUS=") && $0.contains("runnable") })
         #expect(back.last?.contains("in flight") == true, "\(back)")
         #expect(await Self.get(port, "/readyz").status == 200)
         // And it works again: a job enqueued now is done.
-        let enqueued = try await CognitoResetBinary.run(["enqueue", "--pool", Self.pool, "--user", "after-outage"], environment: env)
+        let enqueued = try await CognitoResetBinary.run(
+            ["enqueue", "--pool", Self.pool, "--user", "after-outage", "--priority", "0"], environment: env)
         #expect(enqueued.status == 0, "\(enqueued.stderr)")
-        try await withDeadline(.seconds(60), "the job enqueued after the outage to be called") { await server.waitForRequests(1) }
+        try await withDeadline(.seconds(60), "the job enqueued after the outage to be called") {
+            while !server.requests.contains(where: { $0.username == "after-outage" }) {
+                await server.waitForRequests(server.requests.count + 1)
+            }
+        }
 
         worker.send(SIGTERM)
         let result = await worker.wait()
