@@ -16,6 +16,15 @@ struct SharedRateLimitTimingTests {
         SharedRateLimit(key: Self.key, initialCeiling: ceiling)
     }
 
+    /// `count` workers, each its own identity, all drawing from the same bucket.
+    func fleet(_ count: Int, ceiling: Double, _ harness: WorkerHarness) -> [QueueWorker] {
+        (0..<count).map { _ in
+            var configuration = WorkerHarness.configuration(WorkerConfiguration.makeWorkerID())
+            configuration.sharedRate = shared(ceiling)
+            return harness.makeWorker(configuration)
+        }
+    }
+
     @Test func anUrgentJobGoesBeforeABulkBacklogWhenTokensAreScarce() async throws {
         try await WorkerHarness.with { harness in
             try await harness.insertJobs(200, prefix: "bulk")
@@ -42,13 +51,7 @@ struct SharedRateLimitTimingTests {
     @Test func everyWorkerFollowsACeilingChangeWithinTwoSecondsAndZeroPauses() async throws {
         try await WorkerHarness.with { harness in
             try await harness.insertJobs(2000)
-            var configuration = WorkerHarness.configuration()
-            configuration.sharedRate = shared(40)
-            let workers = (0..<2).map { _ in
-                var own = configuration
-                own.workerID = WorkerConfiguration.makeWorkerID()
-                return harness.makeWorker(own)
-            }
+            let workers = fleet(2, ceiling: 40, harness)
             let tasks = workers.map(harness.start)
             await harness.server.waitForRequests(40)
             let store = PostgresJobStore(pool: harness.pool)
@@ -90,13 +93,7 @@ struct SharedRateLimitTimingTests {
             gate.admit() ? .cognitoSuccess() : .cognitoError(400, type: "TooManyRequestsException", message: "Rate exceeded")
         }) { harness in
             try await harness.insertJobs(500, maxAttempts: 2)
-            var configuration = WorkerHarness.configuration()
-            configuration.sharedRate = shared(20)
-            let workers = (0..<3).map { _ in
-                var own = configuration
-                own.workerID = WorkerConfiguration.makeWorkerID()
-                return harness.makeWorker(own)
-            }
+            let workers = fleet(3, ceiling: 20, harness)
             let tasks = workers.map(harness.start)
             try await harness.waitUntilAllFinished(deadline: .seconds(120))
             for (worker, task) in zip(workers, tasks) { try await harness.stop(worker, task) }

@@ -103,7 +103,7 @@ extension PostgresJobStore {
             WITH expired AS (
                 SELECT id FROM cognito_reset.jobs
                 WHERE state = 'running' AND lease_expires_at < now()
-                  AND NOT (locked_by = $1 AND id = ANY($2::bigint[]))
+                  AND NOT (locked_by = $1 AND ($3 OR id = ANY($2::bigint[])))
                 ORDER BY lease_expires_at
                 LIMIT 1000
                 FOR UPDATE SKIP LOCKED
@@ -204,8 +204,12 @@ extension PostgresJobStore {
 
     /// Returns expired-lease jobs to the queue; returns how many.
     @discardableResult
-    public func rescueExpiredLeases(exceptHeldBy workerID: String = "", holding jobs: [Int64] = []) async throws -> Int {
-        try await pool.query(PostgresQuery(WorkerSQL.rescue, [workerID, jobs])).count
+    /// `workerID`'s jobs in `jobs` are skipped (it is alive and renews them), and all of its jobs
+    /// when `claimInProgress`: a claim whose reply is still on its way looks like a lost one.
+    public func rescueExpiredLeases(
+        exceptHeldBy workerID: String = "", holding jobs: [Int64] = [], claimInProgress: Bool = false
+    ) async throws -> Int {
+        try await pool.query(PostgresQuery(WorkerSQL.rescue, [workerID, jobs, claimInProgress])).count
     }
 
     public func markSilentWorkersStopped(after silence: Duration) async throws {

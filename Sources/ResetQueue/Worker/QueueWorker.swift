@@ -211,13 +211,14 @@ public final class QueueWorker: Service, Sendable {
                             failures = 0
                         }
                     } else {
-                        let claimed = try await store.claim(
-                            workerID: configuration.workerID, limit: min(free, configuration.claimBatchSize),
-                            lease: configuration.lease)
+                        let claimed = try await registeringClaim {
+                            try await store.claim(
+                                workerID: configuration.workerID, limit: min(free, configuration.claimBatchSize),
+                                lease: configuration.lease)
+                        } jobs: { $0 }
                         failures = 0
                         if !claimed.isEmpty {
                             metrics.claimed.increment(by: Int64(claimed.count))
-                            await state.claimed(claimed)
                             onEvent(.claimed(claimed))
                             for job in claimed {
                                 // Tokens are taken here, in claim order, so urgent jobs go first.
@@ -253,18 +254,36 @@ public final class QueueWorker: Service, Sendable {
 
     private enum PacedResult { case claimed, nothingRunnable }
 
+    /// Runs a claim statement and puts its jobs in `held`, telling the heartbeat meanwhile that a
+    /// claim is on its way (so it does not mistake a slow reply for a lost one).
+    private func registeringClaim<Reply>(
+        _ claim: () async throws -> Reply, jobs: (Reply) -> [ClaimedJob]
+    ) async throws -> Reply {
+        await state.claimStarted()
+        let reply: Reply
+        do {
+            reply = try await claim()
+        } catch {
+            await state.claimEnded()
+            throw error
+        }
+        await state.claimed(jobs(reply))
+        return reply
+    }
+
     /// One claim from the shared bucket: jobs only for the slots it has free, each called at its
     /// slot. When slots are short (or the ceiling is 0) it waits until the next batch is due,
     /// at most a second, so a changed ceiling is seen promptly.
     private func claimPaced(
         _ shared: SharedRateLimit, limit: Int, jobs: inout DiscardingTaskGroup, recorder: OutcomeRecorder
     ) async throws -> PacedResult {
-        let claim = try await store.claimPaced(workerID: configuration.workerID, limit: limit, lease: configuration.lease, rate: shared)
+        let claim = try await registeringClaim {
+            try await store.claimPaced(workerID: configuration.workerID, limit: limit, lease: configuration.lease, rate: shared)
+        } jobs: { $0.jobs.map(\.job) }
         await state.observeSharedRate(claim.currentRate)
         if !claim.jobs.isEmpty {
             let claimed = claim.jobs.map(\.job)
             metrics.claimed.increment(by: Int64(claimed.count))
-            await state.claimed(claimed)
             onEvent(.claimed(claimed))
             for (job, callIn) in claim.jobs {
                 jobs.addTask { await self.process(job, after: callIn, recorder: recorder) }
@@ -319,7 +338,10 @@ public final class QueueWorker: Service, Sendable {
                 let renewed = try await store.heartbeat(
                     workerID: configuration.workerID, lease: configuration.lease, status: await state.status, holding: held)
                 onEvent(.heartbeat(renewedLeases: renewed))
-                let rescued = try await store.rescueExpiredLeases(exceptHeldBy: configuration.workerID, holding: held)
+                // Read together (one actor call): a claim moves from "in progress" to "held" at once.
+                let (holding, claimInProgress) = await state.rescueExclusions()
+                let rescued = try await store.rescueExpiredLeases(
+                    exceptHeldBy: configuration.workerID, holding: holding, claimInProgress: claimInProgress)
                 if rescued > 0 {
                     metrics.rescued.increment(by: Int64(rescued))
                     logger.notice("rescued jobs whose worker stopped renewing its lease", metadata: ["jobs": "\(rescued)"])

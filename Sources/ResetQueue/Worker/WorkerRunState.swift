@@ -11,6 +11,10 @@ actor WorkerRunState {
     private(set) var held: Set<Int64> = []
     /// A database error that retrying cannot fix (permissions, missing schema); stops the worker.
     private(set) var fatal: PostgresError?
+    /// Claim statements sent whose jobs are not yet in `held`. While one is, this worker's own
+    /// expired leases are not rescued: on a starved machine a reply can take longer to be
+    /// handled than the lease lasts, and would look like a lost one.
+    private(set) var claimsInProgress = 0
     /// Claimed and not yet finished (waiting for a token, or calling Cognito).
     private(set) var inFlight = 0
     private(set) var status = WorkerStatus()
@@ -52,7 +56,25 @@ actor WorkerRunState {
         sharedRate = rate
     }
 
+    func claimStarted() {
+        claimsInProgress += 1
+    }
+
+    /// The claim's reply was handled (its jobs, if any, are in `held`), or it failed.
+    func claimEnded() {
+        claimsInProgress -= 1
+    }
+
+    /// What the rescue must leave alone: the held jobs, and every job of ours while a claim is
+    /// in progress.
+    func rescueExclusions() -> (held: [Int64], claimInProgress: Bool) {
+        (Array(held), claimsInProgress > 0)
+    }
+
+    /// A claim's reply was handled: its jobs (maybe none) are held from now on.
     func claimed(_ jobs: [ClaimedJob]) {
+        claimsInProgress -= 1
+        guard !jobs.isEmpty else { return }
         inFlight += jobs.count
         status.inFlight = inFlight
         inFlightGauge.record(inFlight)

@@ -129,6 +129,13 @@ struct WorkerCommand: AsyncParsableCommand {
         workerConfiguration.gracePeriod = options.grace
         workerConfiguration.logUsernames = options.logUsernames
         workerConfiguration.sharedRate = options.rate.map { SharedRateLimit(key: options.rateKey, initialCeiling: $0) }
+        if let shared = workerConfiguration.sharedRate,
+            let bucket = try? await store.rateBuckets(key: shared.key).first, bucket.ceiling != shared.initialCeiling {
+            // The fleet's bucket is the truth; a flag on one host must not fight the others.
+            logger.notice(
+                "the shared rate limit keeps its own ceiling; --rate only seeds a new one (change it with `cognito-reset rate set`)",
+                metadata: ["rate.key": "\(shared.key)", "ceiling": "\(bucket.ceiling)", "rate": "\(shared.initialCeiling)"])
+        }
         worker = QueueWorker(
             configuration: workerConfiguration, store: store, listenConfiguration: configuration,
             cognito: cognito.client, limiter: UnlimitedRateLimiter(), logger: logger,
