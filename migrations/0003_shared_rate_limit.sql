@@ -360,6 +360,38 @@ CROSS JOIN LATERAL (
     FROM (SELECT extract(epoch FROM now() - b.window_started_at)::double precision AS e) AS elapsed
 ) AS w;
 
+-- queue_status's effective rate is the adaptive rate in force now, not as of the last claim.
+CREATE OR REPLACE VIEW cognito_reset.queue_status AS
+SELECT
+    (SELECT count(*) FROM cognito_reset.jobs WHERE state = 'pending')   AS pending,
+    (SELECT count(*) FROM cognito_reset.jobs WHERE state = 'running')   AS running,
+    (SELECT count(*) FROM cognito_reset.jobs WHERE state = 'retrying')  AS retrying,
+    (SELECT count(*) FROM cognito_reset.jobs WHERE state = 'succeeded') AS succeeded,
+    (SELECT count(*) FROM cognito_reset.jobs WHERE state = 'failed')    AS failed,
+    (SELECT count(*) FROM cognito_reset.jobs WHERE state = 'cancelled') AS cancelled,
+    runnable.runnable_now,
+    (SELECT count(*) FROM cognito_reset.jobs
+      WHERE state IN ('pending', 'retrying') AND run_at > now())        AS scheduled_later,
+    runnable.oldest_runnable_age_seconds,
+    (SELECT count(*) FROM cognito_reset.jobs
+      WHERE state = 'succeeded' AND finished_at > now() - interval '1 minute') AS succeeded_last_minute,
+    (SELECT count(*) FROM cognito_reset.jobs
+      WHERE state = 'succeeded' AND finished_at > now() - interval '1 hour')   AS succeeded_last_hour,
+    (SELECT count(*) FROM cognito_reset.jobs
+      WHERE state = 'failed' AND finished_at > now() - interval '1 minute')    AS failed_last_minute,
+    (SELECT count(*) FROM cognito_reset.jobs
+      WHERE state = 'failed' AND finished_at > now() - interval '1 hour')      AS failed_last_hour,
+    (SELECT count(*) FROM cognito_reset.workers
+      WHERE state <> 'stopped' AND heartbeat_at > now() - interval '1 minute') AS workers_alive,
+    (SELECT coalesce(sum(cognito_reset.adaptive_rate(b, now())), 0) FROM cognito_reset.rate_limits b) AS effective_rate
+FROM (
+    SELECT count(*) AS runnable_now,
+           extract(epoch FROM now() - min(run_at))::double precision AS oldest_runnable_age_seconds
+    FROM cognito_reset.jobs
+    WHERE state IN ('pending', 'retrying') AND run_at <= now()
+) AS runnable;
+
+
 -- The new functions are owned by the schema owner but run as the caller (SECURITY INVOKER): the
 -- worker's own grants apply. 0001 revoked EXECUTE from PUBLIC for everything in the schema.
 REVOKE EXECUTE ON FUNCTION cognito_reset.claim_paced(text, integer, double precision, text, double precision, double precision),
@@ -372,7 +404,8 @@ GRANT EXECUTE ON FUNCTION cognito_reset.claim_paced(text, integer, double precis
     cognito_reset.adaptive_rate(cognito_reset.rate_limits, timestamptz),
     cognito_reset.rate_window_rolled(cognito_reset.rate_limits, timestamptz)
     TO cognito_reset_worker;
+-- A view's functions run with its reader's privileges: everyone who reads queue_status needs it.
 GRANT EXECUTE ON FUNCTION cognito_reset.adaptive_rate(cognito_reset.rate_limits, timestamptz)
-    TO cognito_reset_monitor;
+    TO cognito_reset_monitor, cognito_reset_enqueuer;
 GRANT UPDATE (next_slot_at, rate) ON cognito_reset.imports TO cognito_reset_worker;
 GRANT SELECT ON cognito_reset.rate_limit_status TO cognito_reset_worker, cognito_reset_monitor;

@@ -96,6 +96,9 @@ struct SharedRateLimitTests {
             let bucket = try #require(try await store.rateBuckets(key: Self.key).first)
             #expect(bucket.throttlesLastMinute == 8 && bucket.lastThrottleAt != nil)
             #expect(bucket.currentRate >= 14 && bucket.currentRate <= 20, "climbing back since the cut: \(bucket.currentRate)")
+            // queue_status's effective rate is the rate in force now.
+            let effective = try await harness.count("SELECT round(effective_rate)::int FROM cognito_reset.queue_status")
+            #expect(effective >= 14 && effective <= 20, "\(effective)")
             // CUBIC: back at the throttled rate after K = cbrt(20 × 0.3 / 0.4) ≈ 2.47 s, then on up.
             func rate(after seconds: Double) async throws -> Double {
                 try await harness.pool.query(PostgresQuery("""
