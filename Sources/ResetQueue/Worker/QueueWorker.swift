@@ -252,55 +252,6 @@ public final class QueueWorker: Service, Sendable {
         }
     }
 
-    private enum PacedResult { case claimed, nothingRunnable }
-
-    /// Runs a claim statement and puts its jobs in `held`, telling the heartbeat meanwhile that a
-    /// claim is on its way (so it does not mistake a slow reply for a lost one).
-    private func registeringClaim<Reply>(
-        _ claim: () async throws -> Reply, jobs: (Reply) -> [ClaimedJob]
-    ) async throws -> Reply {
-        await state.claimStarted()
-        let reply: Reply
-        do {
-            reply = try await claim()
-        } catch {
-            await state.claimEnded()
-            throw error
-        }
-        await state.claimed(jobs(reply))
-        return reply
-    }
-
-    /// One claim from the shared bucket: jobs only for the slots it has free, each called at its
-    /// slot. When slots are short (or the ceiling is 0) it waits until the next batch is due,
-    /// at most a second, so a changed ceiling is seen promptly.
-    private func claimPaced(
-        _ shared: SharedRateLimit, limit: Int, jobs: inout DiscardingTaskGroup, recorder: OutcomeRecorder
-    ) async throws -> PacedResult {
-        let claim = try await registeringClaim {
-            try await store.claimPaced(workerID: configuration.workerID, limit: limit, lease: configuration.lease, rate: shared)
-        } jobs: { $0.jobs.map(\.job) }
-        await state.observeSharedRate(claim.currentRate)
-        if !claim.jobs.isEmpty {
-            let claimed = claim.jobs.map(\.job)
-            metrics.claimed.increment(by: Int64(claimed.count))
-            onEvent(.claimed(claimed))
-            for (job, callIn) in claim.jobs {
-                jobs.addTask { await self.process(job, after: callIn, recorder: recorder) }
-            }
-        }
-        guard let wait = claim.wait else { return .nothingRunnable }
-        if claim.jobs.isEmpty {
-            // Another worker took this batch. Those that missed come back at random points of
-            // the next interval instead of all at once, so most claims find a batch ready:
-            // fewer statements, and the worker that did claim keeps the schedule on time.
-            await state.pause(for: min(wait * (1 + random()), .seconds(1)))
-        } else if claim.jobs.count < limit {
-            await state.pause(for: min(wait, .seconds(1)))
-        }
-        return .claimed
-    }
-
     /// For --drain: nothing in flight, nothing left to write, nothing runnable.
     private func drained(_ recorder: OutcomeRecorder) async -> Bool {
         guard await state.inFlight == 0 else { return false }
