@@ -131,7 +131,6 @@ DECLARE
     slot_base timestamptz;
     available integer;
     batch integer;
-    n integer;
     import_ids bigint[] := '{}';
     allowances integer[] := '{}';
     import_bases timestamptz[] := '{}';
@@ -139,7 +138,9 @@ DECLARE
     imp record;
     imp_base timestamptz;
     import_wait double precision;
-    claimed integer;
+    claimed integer := 0;
+    n integer := 0;
+    wait_s double precision;
 BEGIN
     IF p_want < 1 OR p_horizon <= 0 THEN
         RAISE EXCEPTION 'claim_paced: p_want must be at least 1 and p_horizon above 0' USING ERRCODE = '22023';
@@ -156,128 +157,122 @@ BEGIN
     b := cognito_reset.rate_window_rolled(b, t);
     r := cognito_reset.adaptive_rate(b, t);
     IF r <= 0 THEN
-        UPDATE cognito_reset.rate_limits AS rl SET current_rate = 0, tokens = 0, updated_at = t,
-            window_started_at = b.window_started_at, window_tokens = b.window_tokens,
-            previous_window_tokens = b.previous_window_tokens, window_throttles = b.window_throttles,
-            previous_window_throttles = b.previous_window_throttles
-        WHERE rl.key = p_key;
-        RETURN QUERY SELECT NULL::bigint, NULL::text, NULL::text, NULL::jsonb, NULL::integer, NULL::integer,
-            NULL::smallint, NULL::timestamptz, NULL::bigint, NULL::double precision, 1.0::double precision, 0::double precision, b.rate;
-        RETURN;
-    END IF;
-    -- An idle bucket allows a burst, but never more than one second's worth at the current rate.
-    slot_base := greatest(coalesce(b.next_slot_at, t),
-                          t - make_interval(secs => (least(b.burst, greatest(1, r)) - 1) / r));
-    available := CASE WHEN slot_base > t + make_interval(secs => p_horizon) THEN 0
-                      ELSE floor(extract(epoch FROM t + make_interval(secs => p_horizon) - slot_base) * r)::integer + 1 END;
-    batch := least(p_want, greatest(1, floor(r * p_horizon / 2)::integer));
-    IF available < batch THEN
-        UPDATE cognito_reset.rate_limits AS rl SET current_rate = r, updated_at = t,
-            window_started_at = b.window_started_at, window_tokens = b.window_tokens,
-            previous_window_tokens = b.previous_window_tokens, window_throttles = b.window_throttles,
-            previous_window_throttles = b.previous_window_throttles
-        WHERE rl.key = p_key;
-        RETURN QUERY SELECT NULL::bigint, NULL::text, NULL::text, NULL::jsonb, NULL::integer, NULL::integer,
-            NULL::smallint, NULL::timestamptz, NULL::bigint, NULL::double precision,
-            greatest(0.001, extract(epoch FROM slot_base + make_interval(secs => (batch - 1) / r - p_horizon) - t))::double precision,
-            r, b.rate;
-        RETURN;
-    END IF;
-    n := least(p_want, available);
-
-    -- Imports with runnable jobs (a skip scan: one index probe per import), each allowed up to n
-    -- jobs, or as many slots as its own rate has free.
-    FOR imp IN
-        WITH RECURSIVE active(import_id) AS (
-            (SELECT j.import_id FROM cognito_reset.jobs j
-             WHERE j.state IN ('pending', 'retrying') AND j.import_id IS NOT NULL
-             ORDER BY j.import_id LIMIT 1)
-            UNION ALL
-            SELECT (SELECT j.import_id FROM cognito_reset.jobs j
-                    WHERE j.state IN ('pending', 'retrying') AND j.import_id IS NOT NULL AND j.import_id > a.import_id
-                    ORDER BY j.import_id LIMIT 1)
-            FROM active a WHERE a.import_id IS NOT NULL
-        )
-        SELECT i.id, i.rate, i.next_slot_at FROM active JOIN cognito_reset.imports i ON i.id = active.import_id
-    LOOP
-        IF imp.rate IS NULL THEN
-            import_ids := import_ids || imp.id;
-            allowances := allowances || n;
-            import_bases := import_bases || t;
-            import_rates := import_rates || 'Infinity'::double precision;
+        -- Paused (ceiling 0): look again in a second.
+        wait_s := 1.0;
+    ELSE
+        -- An idle bucket allows a burst, but never more than one second's worth at the current rate.
+        slot_base := greatest(coalesce(b.next_slot_at, t),
+                              t - make_interval(secs => (least(b.burst, greatest(1, r)) - 1) / r));
+        available := CASE WHEN slot_base > t + make_interval(secs => p_horizon) THEN 0
+                          ELSE floor(extract(epoch FROM t + make_interval(secs => p_horizon) - slot_base) * r)::integer + 1 END;
+        batch := least(p_want, greatest(1, floor(r * p_horizon / 2)::integer));
+        IF available < batch THEN
+            wait_s := greatest(0.001, extract(epoch FROM slot_base + make_interval(secs => (batch - 1) / r - p_horizon) - t));
         ELSE
-            imp_base := greatest(coalesce(imp.next_slot_at, t), t);
-            IF imp_base <= t + make_interval(secs => p_horizon) THEN
-                import_ids := import_ids || imp.id;
-                allowances := allowances || least(n, floor(extract(epoch FROM t + make_interval(secs => p_horizon) - imp_base) * imp.rate)::integer + 1);
-                import_bases := import_bases || imp_base;
-                import_rates := import_rates || imp.rate;
-            ELSE
-                -- Held back by its own rate: come back when its next slot is within reach.
-                import_wait := least(import_wait,
-                    extract(epoch FROM imp_base - make_interval(secs => p_horizon) - t)::double precision);
-            END IF;
+            n := least(p_want, available);
         END IF;
-    END LOOP;
+    END IF;
 
-    RETURN QUERY
-    WITH direct AS (
-        SELECT j.id, j.priority, j.run_at, NULL::bigint AS import_id
-        FROM cognito_reset.jobs j
-        WHERE j.state IN ('pending', 'retrying') AND j.import_id IS NULL AND j.run_at <= now()
-          AND j.attempt < j.max_attempts
-        ORDER BY j.priority, j.run_at, j.id
-        LIMIT n
-        FOR UPDATE SKIP LOCKED
-    ), imported AS (
-        SELECT c.id, c.priority, c.run_at, a.import_id
-        FROM unnest(import_ids, allowances) AS a(import_id, allowance)
-        CROSS JOIN LATERAL (
-            SELECT j.id, j.priority, j.run_at
+    IF n > 0 THEN
+        -- Imports with runnable jobs (a skip scan: one index probe per import), each allowed up to n
+        -- jobs, or as many slots as its own rate has free.
+        FOR imp IN
+            WITH RECURSIVE active(import_id) AS (
+                (SELECT j.import_id FROM cognito_reset.jobs j
+                 WHERE j.state IN ('pending', 'retrying') AND j.import_id IS NOT NULL
+                 ORDER BY j.import_id LIMIT 1)
+                UNION ALL
+                SELECT (SELECT j.import_id FROM cognito_reset.jobs j
+                        WHERE j.state IN ('pending', 'retrying') AND j.import_id IS NOT NULL AND j.import_id > a.import_id
+                        ORDER BY j.import_id LIMIT 1)
+                FROM active a WHERE a.import_id IS NOT NULL
+            )
+            SELECT i.id, i.rate, i.next_slot_at FROM active JOIN cognito_reset.imports i ON i.id = active.import_id
+        LOOP
+            IF imp.rate IS NULL THEN
+                import_ids := import_ids || imp.id;
+                allowances := allowances || n;
+                import_bases := import_bases || t;
+                import_rates := import_rates || 'Infinity'::double precision;
+            ELSE
+                imp_base := greatest(coalesce(imp.next_slot_at, t), t);
+                IF imp_base <= t + make_interval(secs => p_horizon) THEN
+                    import_ids := import_ids || imp.id;
+                    allowances := allowances || least(n, floor(extract(epoch FROM t + make_interval(secs => p_horizon) - imp_base) * imp.rate)::integer + 1);
+                    import_bases := import_bases || imp_base;
+                    import_rates := import_rates || imp.rate;
+                ELSE
+                    -- Held back by its own rate: come back when its next slot is within reach.
+                    import_wait := least(import_wait,
+                        extract(epoch FROM imp_base - make_interval(secs => p_horizon) - t)::double precision);
+                END IF;
+            END IF;
+        END LOOP;
+
+        RETURN QUERY
+        WITH direct AS (
+            SELECT j.id, j.priority, j.run_at, NULL::bigint AS import_id
             FROM cognito_reset.jobs j
-            WHERE j.state IN ('pending', 'retrying') AND j.import_id = a.import_id AND j.run_at <= now()
+            WHERE j.state IN ('pending', 'retrying') AND j.import_id IS NULL AND j.run_at <= now()
               AND j.attempt < j.max_attempts
             ORDER BY j.priority, j.run_at, j.id
-            LIMIT a.allowance
+            LIMIT n
             FOR UPDATE SKIP LOCKED
-        ) c
-    ), chosen AS (
-        SELECT x.id, x.import_id,
-               row_number() OVER (ORDER BY x.priority, x.run_at, x.id) - 1 AS slot,
-               row_number() OVER (PARTITION BY x.import_id ORDER BY x.priority, x.run_at, x.id) - 1 AS import_slot
-        FROM (SELECT * FROM direct UNION ALL SELECT * FROM imported ORDER BY 2, 3, 1 LIMIT n) x
-    ), claimed_jobs AS (
-        UPDATE cognito_reset.jobs AS j
-        SET state = 'running', locked_by = p_worker, attempt = j.attempt + 1, started_at = now(),
-            lease_expires_at = now() + make_interval(secs => p_lease)
-        FROM chosen WHERE j.id = chosen.id
-        RETURNING j.id, j.user_pool_id, j.username, j.client_metadata, j.attempt, j.max_attempts, j.priority,
-                  j.run_at, (extract(epoch FROM j.started_at) * 1000000)::bigint AS claim_token,
-                  chosen.slot, chosen.import_id, chosen.import_slot
-    ), import_use AS (
-        UPDATE cognito_reset.imports AS i
-        SET next_slot_at = u.base + make_interval(secs => u.used / u.rate)
-        FROM (SELECT cj.import_id, count(*) AS used, min(l.base) AS base, min(l.rate) AS rate
-              FROM claimed_jobs cj JOIN unnest(import_ids, import_bases, import_rates) AS l(import_id, base, rate)
-                ON l.import_id = cj.import_id
-              WHERE l.rate <> 'Infinity' GROUP BY cj.import_id) u
-        WHERE i.id = u.import_id
-    )
-    SELECT cj.id, cj.user_pool_id, cj.username, cj.client_metadata, cj.attempt, cj.max_attempts, cj.priority,
-           cj.run_at, cj.claim_token,
-           greatest(0, extract(epoch FROM greatest(
-               slot_base + make_interval(secs => cj.slot / r),
-               coalesce(l.base + make_interval(secs => CASE WHEN l.rate = 'Infinity' THEN 0 ELSE cj.import_slot / l.rate END), t))
-               - t))::double precision,
-           NULL::double precision, r, b.rate
-    FROM claimed_jobs cj
-    LEFT JOIN unnest(import_ids, import_bases, import_rates) AS l(import_id, base, rate) ON l.import_id = cj.import_id;
-    GET DIAGNOSTICS claimed = ROW_COUNT;
+        ), imported AS (
+            SELECT c.id, c.priority, c.run_at, a.import_id
+            FROM unnest(import_ids, allowances) AS a(import_id, allowance)
+            CROSS JOIN LATERAL (
+                SELECT j.id, j.priority, j.run_at
+                FROM cognito_reset.jobs j
+                WHERE j.state IN ('pending', 'retrying') AND j.import_id = a.import_id AND j.run_at <= now()
+                  AND j.attempt < j.max_attempts
+                ORDER BY j.priority, j.run_at, j.id
+                LIMIT a.allowance
+                FOR UPDATE SKIP LOCKED
+            ) c
+        ), chosen AS (
+            SELECT x.id, x.import_id,
+                   row_number() OVER (ORDER BY x.priority, x.run_at, x.id) - 1 AS slot,
+                   row_number() OVER (PARTITION BY x.import_id ORDER BY x.priority, x.run_at, x.id) - 1 AS import_slot
+            FROM (SELECT * FROM direct UNION ALL SELECT * FROM imported ORDER BY 2, 3, 1 LIMIT n) x
+        ), claimed_jobs AS (
+            UPDATE cognito_reset.jobs AS j
+            SET state = 'running', locked_by = p_worker, attempt = j.attempt + 1, started_at = now(),
+                lease_expires_at = now() + make_interval(secs => p_lease)
+            FROM chosen WHERE j.id = chosen.id
+            RETURNING j.id, j.user_pool_id, j.username, j.client_metadata, j.attempt, j.max_attempts, j.priority,
+                      j.run_at, (extract(epoch FROM j.started_at) * 1000000)::bigint AS claim_token,
+                      chosen.slot, chosen.import_id, chosen.import_slot
+        ), import_use AS (
+            UPDATE cognito_reset.imports AS i
+            SET next_slot_at = u.base + make_interval(secs => u.used / u.rate)
+            FROM (SELECT cj.import_id, count(*) AS used, min(l.base) AS base, min(l.rate) AS rate
+                  FROM claimed_jobs cj JOIN unnest(import_ids, import_bases, import_rates) AS l(import_id, base, rate)
+                    ON l.import_id = cj.import_id
+                  WHERE l.rate <> 'Infinity' GROUP BY cj.import_id) u
+            WHERE i.id = u.import_id
+        )
+        SELECT cj.id, cj.user_pool_id, cj.username, cj.client_metadata, cj.attempt, cj.max_attempts, cj.priority,
+               cj.run_at, cj.claim_token,
+               greatest(0, extract(epoch FROM greatest(
+                   slot_base + make_interval(secs => cj.slot / r),
+                   coalesce(l.base + make_interval(secs => CASE WHEN l.rate = 'Infinity' THEN 0 ELSE cj.import_slot / l.rate END), t))
+                   - t))::double precision,
+               NULL::double precision, r, b.rate
+        FROM claimed_jobs cj
+        LEFT JOIN unnest(import_ids, import_bases, import_rates) AS l(import_id, base, rate) ON l.import_id = cj.import_id;
+        GET DIAGNOSTICS claimed = ROW_COUNT;
+        wait_s := CASE WHEN claimed > 0
+             -- Jobs came: when the next batch of slots will be free, so the worker need not ask before.
+             THEN greatest(0, extract(epoch FROM slot_base + make_interval(secs => (claimed + batch - 1) / r - p_horizon) - t))
+             WHEN import_wait IS NOT NULL THEN greatest(0.001, import_wait) END;
+    END IF;
 
     UPDATE cognito_reset.rate_limits AS rl
     SET next_slot_at = CASE WHEN claimed > 0 THEN slot_base + make_interval(secs => claimed / r) ELSE b.next_slot_at END,
         current_rate = r,
-        tokens = least(b.burst, greatest(0, extract(epoch FROM t - (slot_base + make_interval(secs => claimed / r))) * r)),
+        tokens = CASE WHEN r <= 0 THEN 0
+                      ELSE least(b.burst, greatest(0, extract(epoch FROM t - (slot_base + make_interval(secs => claimed / r))) * r)) END,
         tokens_granted = b.tokens_granted + claimed,
         window_started_at = b.window_started_at,
         window_tokens = b.window_tokens + claimed,
@@ -287,11 +282,7 @@ BEGIN
         updated_at = t
     WHERE rl.key = p_key;
     RETURN QUERY SELECT NULL::bigint, NULL::text, NULL::text, NULL::jsonb, NULL::integer, NULL::integer,
-        NULL::smallint, NULL::timestamptz, NULL::bigint, NULL::double precision,
-        CASE WHEN claimed > 0
-             -- Jobs came: when the next batch of slots will be free, so the worker need not ask before.
-             THEN greatest(0, extract(epoch FROM slot_base + make_interval(secs => (claimed + batch - 1) / r - p_horizon) - t))::double precision
-             WHEN import_wait IS NOT NULL THEN greatest(0.001, import_wait) END, r, b.rate;
+        NULL::smallint, NULL::timestamptz, NULL::bigint, NULL::double precision, wait_s, r, b.rate;
 END
 $$;
 

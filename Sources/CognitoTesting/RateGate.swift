@@ -25,7 +25,7 @@ public final class RateGate: Sendable {
     public func admit() -> Bool {
         state.withLock { state in
             let now = ContinuousClock.now
-            state.tokens = min(burst, state.tokens + Self.seconds(now - state.last) * rate)
+            state.tokens = min(burst, state.tokens + (now - state.last).seconds * rate)
             state.last = now
             let admitted = state.tokens >= 1
             if admitted { state.tokens -= 1 }
@@ -35,10 +35,5 @@ public final class RateGate: Sendable {
     }
 
     /// Every call so far, in order.
-    /// Every call so far, in order.
     public var calls: [Call] { state.withLock { $0.calls } }
-
-    private static func seconds(_ duration: Duration) -> Double {
-        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
-    }
 }

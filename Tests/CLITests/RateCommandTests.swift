@@ -151,7 +151,3 @@ struct FleetRateTimingTests {
         await server.shutdown()
     }
 }
-
-extension Duration {
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
-}

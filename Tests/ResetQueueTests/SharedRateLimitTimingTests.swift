@@ -112,7 +112,3 @@ struct SharedRateLimitTimingTests {
     }
 }
 
-
-extension Duration {
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
-}
