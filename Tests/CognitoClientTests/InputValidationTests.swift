@@ -31,6 +31,32 @@ struct InputValidationTests {
         #expect(throws: InvalidInput.self) { try Username(name) }
     }
 
+    /// Plain ASCII is decided on bytes: each ASCII character must get the same answer there as
+    /// next to a non-ASCII one, where every scalar's general category decides.
+    @Test func asciiUsernamesGetTheSameAnswerOnBothPaths() {
+        for code in UInt8(0)..<0x80 {
+            let character = String(UnicodeScalar(code))
+            let fast = (try? Username("a" + character)) != nil
+            let slow = (try? Username("é" + character)) != nil
+            #expect(fast == slow, "U+\(String(code, radix: 16))")
+            #expect(fast == (0x21...0x7E).contains(code), "U+\(String(code, radix: 16))")
+        }
+    }
+
+    /// Only ASCII letters and digits (and '-', '_' before the last '_') make a pool id.
+    @Test func poolIDsTakeOnlyTheirASCIICharacters() {
+        for code in UInt8(0)..<0x80 {
+            let character = Character(UnicodeScalar(code))
+            let alphanumeric = character.isLetter || character.isNumber
+            #expect(((try? UserPoolID("eu-west-1\(character)_Ab1")) != nil) == (alphanumeric || character == "-" || character == "_"))
+            // An '_' there is the last one, so the id splits there instead ("eu-west-1_A" + "b").
+            #expect(((try? UserPoolID("eu-west-1_A\(character)b")) != nil) == (alphanumeric || character == "_"))
+        }
+        for id in ["eu-west-1_Ab\u{E9}", "eu-wést-1_Ab", "eu-west-1_Ab\u{301}", "eu-west-1_\u{FF21}b"] {
+            #expect(throws: InvalidInput.self) { try UserPoolID(id) }
+        }
+    }
+
     @Test func errorsNameTheFieldAndRuleButNotTheValue() {
         let secretish = "very secret value"
         let error = #expect(throws: InvalidInput.self) { try Username(secretish) }

@@ -22,13 +22,20 @@ public struct UserPoolID: Sendable, Hashable, CustomStringConvertible {
     public init(_ value: String) throws(InvalidInput) {
         let rule = "must look like REGION_ID (e.g. eu-west-1_AbC123): 1-55 characters, letters, digits, "
             + "'-' and '_', with an '_' followed by letters or digits"
-        guard (1...55).contains(value.utf16.count),
-            let separator = value.lastIndex(of: "_"),
-            separator != value.startIndex,
-            value[..<separator].allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") }),
-            case let suffix = value[value.index(after: separator)...],
+        // Every allowed character is ASCII, so the bytes decide (this runs for every line of an
+        // import and every call): a byte >= 0x80 fails the character test as its scalar would.
+        func isAlphanumeric(_ byte: UInt8) -> Bool {
+            (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
+                || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte)
+        }
+        let bytes = value.utf8
+        guard (1...55).contains(bytes.count),
+            let separator = bytes.lastIndex(of: UInt8(ascii: "_")),
+            separator != bytes.startIndex,
+            bytes[..<separator].allSatisfy({ isAlphanumeric($0) || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: "-") }),
+            case let suffix = bytes[bytes.index(after: separator)...],
             !suffix.isEmpty,
-            suffix.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber) })
+            suffix.allSatisfy(isAlphanumeric)
         else { throw InvalidInput(field: "UserPoolId", rule: rule) }
         self.rawValue = value
     }
@@ -48,7 +55,9 @@ public struct Username: Sendable, Hashable {
         guard (1...128).contains(value.utf16.count) else {  // the model counts UTF-16 units
             throw InvalidInput(field: "Username", rule: "must be 1-128 characters")
         }
-        let allowed = value.unicodeScalars.allSatisfy { scalar in
+        // Printable ASCII but the space is letters, digits, punctuation and symbols, all allowed:
+        // the common case is decided on bytes, anything else by each scalar's general category.
+        let allowed = value.utf8.allSatisfy({ (0x21...0x7E).contains($0) }) || value.unicodeScalars.allSatisfy { scalar in
             switch scalar.properties.generalCategory {
             case .uppercaseLetter, .lowercaseLetter, .titlecaseLetter, .modifierLetter, .otherLetter,
                 .nonspacingMark, .spacingMark, .enclosingMark,
