@@ -150,7 +150,9 @@ public struct SigV4Signer: Sendable {
     static func canonicalHeaders(_ headers: [(name: String, value: String)]) -> (String, String) {
         var byName: [String: [String]] = [:]
         for (name, value) in headers {
-            let collapsed = value.split(whereSeparator: { $0 == " " || $0 == "\t" || $0.isNewline })
+            // Most values are ASCII without any white space: nothing to trim or collapse.
+            let plain = value.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F }
+            let collapsed = plain ? value : value.split(whereSeparator: { $0 == " " || $0 == "\t" || $0.isNewline })
                 .joined(separator: " ")
             byName[name.lowercased(), default: []].append(collapsed)
         }
