@@ -235,7 +235,7 @@ struct ImportCommandTests {
     @Test func aUserEnqueuedDuringTheImportIsCountedAsADuplicate() async throws {
         try await withDatabase { env, connection, folder in
             let path = try write(Array("username,user_pool_id\nracer,eu-west-1_Race1\nother,eu-west-1_Race1\n".utf8), "race.csv", in: folder)
-            let observer = try await PostgresConnection.connect(try #require(ConnectionConfiguration(env["DATABASE_URL"]!)))
+            let observer = try await PostgresConnection.connect(try ConnectionConfiguration(try #require(env["DATABASE_URL"])))
             var importer: ChildProcess?
             try await connection.transaction { transaction in
                 // Not committed yet: invisible to the import's anti-join, but its insert of
