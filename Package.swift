@@ -125,7 +125,10 @@ let package = Package(
         // scripts/bench.sh's driver: throughput, SQL ceiling, wake-up latency, worker memory.
         .executableTarget(
             name: "cognito-reset-bench",
-            dependencies: ["Postgres", "PostgresTesting", "CognitoTesting"],
+            dependencies: [
+                "Postgres", "PostgresTesting", "CognitoTesting", "CognitoClient",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strictSettings
         ),
 
@@ -143,7 +146,10 @@ let package = Package(
 
         .testTarget(
             name: "PostgresTests",
-            dependencies: ["Postgres", "PostgresTesting", "CognitoTesting"],
+            dependencies: [
+                "Postgres", "PostgresTesting", "CognitoTesting", "CognitoClient",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strictSettings
         ),
         .testTarget(
@@ -165,7 +171,10 @@ let package = Package(
         // Runs the built `cognito-reset` binary as a subprocess: exit codes, messages, real effects.
         .testTarget(
             name: "CLITests",
-            dependencies: ["Postgres", "PostgresTesting", "CognitoTesting"],
+            dependencies: [
+                "Postgres", "PostgresTesting", "CognitoTesting", "CognitoClient",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strictSettings
         ),
     ]

@@ -3,12 +3,16 @@
 # Builds release binaries, starts a private PostgreSQL, then measures with cognito-reset-bench:
 #   - worker throughput: 50,000 queued jobs, one worker, concurrency 64, rate limit off, against a
 #     local fake Cognito that answers at once; and the same workload's SQL ceiling with pgbench
-#     running only the claim and completion statements (no Swift, no HTTP), side by side;
+#     running only the claim and completion statements (no Swift, no HTTP), side by side; and
+#     the worker's Cognito client alone against the same fake server (no database), which bounds
+#     what any worker on this machine can reach (1 / (1/ceiling + 1/http));
 #   - enqueue-to-call latency: an idle worker, 1,000 single inserts, p50 / p99;
 #   - the worker's peak RSS;
 #   - CSV import: a generated file of IMPORT_ROWS lines (default 1,000,000) imported by
 #     `cognito-reset import` next to `psql \copy` of the same file into a bare two-column table,
-#     medians of 3 runs each, their ratio, and the import's peak RSS.
+#     medians of 3 runs each, their ratio, and the import's peak RSS; and the floors: the same
+#     \copy straight into cognito_reset.jobs, and into a table with only an identity key and the
+#     active-user unique index;
 #   - the shared rate limit: 3 worker processes on one 20/s bucket (calls per 5 s window, drain
 #     time, claim statements per second), the same fleet against a fake Cognito throttling above
 #     12/s (how soon it settles, throttles per window), and how soon a ceiling change is followed;
@@ -81,7 +85,19 @@ for _ in 1 2 3; do
     psql -q "$import_url" -c "TRUNCATE cognito_reset.jobs, cognito_reset.imports CASCADE" >/dev/null
     import_times+=("$(seconds_of env DATABASE_URL="$import_url" "$bin_dir/cognito-reset" import "$csv")")
 done
-psql -q "$import_url" -c "TRUNCATE cognito_reset.jobs, cognito_reset.imports CASCADE" >/dev/null
+# Floors: what PostgreSQL alone takes to put the same file where jobs must live, with no Swift,
+# no validation, no staging and no dedupe. First straight into cognito_reset.jobs (its indexes,
+# checks and trigger are the queue's), then into the least any job table needs: an identity key
+# and the unique index on the active user that the dedupe rests on.
+psql -q "$import_url" -c "CREATE TABLE minimal (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, username text, user_pool_id text, state text NOT NULL DEFAULT 'pending')" \
+    -c "CREATE UNIQUE INDEX ON minimal (user_pool_id, username) WHERE state IN ('pending', 'running', 'retrying')" >/dev/null
+jobs_copy_times=() minimal_copy_times=()
+for _ in 1 2 3; do
+    psql -q "$import_url" -c "TRUNCATE cognito_reset.jobs, cognito_reset.imports CASCADE" -c "TRUNCATE minimal" >/dev/null 2>&1
+    jobs_copy_times+=("$(seconds_of psql -q "$import_url" -c "\\copy cognito_reset.jobs (username, user_pool_id) FROM '$csv' WITH (FORMAT csv, HEADER true)")")
+    minimal_copy_times+=("$(seconds_of psql -q "$import_url" -c "\\copy minimal (username, user_pool_id) FROM '$csv' WITH (FORMAT csv, HEADER true)")")
+done
+psql -q "$import_url" -c "TRUNCATE cognito_reset.jobs, cognito_reset.imports CASCADE" >/dev/null 2>&1
 rss=$(peak_rss env DATABASE_URL="$import_url" "$bin_dir/cognito-reset" import "$csv")
 jobs=$(psql -qtA "$import_url" -c "SELECT count(*) FROM cognito_reset.jobs")
 copy_median=$(median "${copy_times[@]}")
@@ -90,4 +106,9 @@ echo "CSV import of $rows lines (medians of 3; jobs created by the last run: $jo
 echo "  psql \\copy into a bare table:   ${copy_median} s   (runs: ${copy_times[*]})"
 echo "  cognito-reset import:           ${import_median} s   (runs: ${import_times[*]})"
 echo "  ratio import / \\copy:          $(python3 -c "print(f'{$import_median / $copy_median:.2f}')")  (target: at most 1.5)"
+jobs_copy_median=$(median "${jobs_copy_times[@]}")
+minimal_copy_median=$(median "${minimal_copy_times[@]}")
+echo "  floors, PostgreSQL alone (psql \\copy of the same file, no Swift, no staging, no dedupe):"
+echo "    straight into cognito_reset.jobs:        ${jobs_copy_median} s = $(python3 -c "print(f'{$jobs_copy_median / $copy_median:.1f}')") x \\copy   (runs: ${jobs_copy_times[*]})"
+echo "    identity key + active-user unique index: ${minimal_copy_median} s = $(python3 -c "print(f'{$minimal_copy_median / $copy_median:.1f}')") x \\copy   (runs: ${minimal_copy_times[*]})"
 echo "  import peak RSS:                ${rss} MiB  (target: under 100 MiB)"

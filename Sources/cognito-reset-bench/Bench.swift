@@ -17,6 +17,9 @@ struct Options {
     /// `worker` (issue 4's figures), `fleet` (the shared rate limit's) or `all`.
     var section = "all"
     var fleetJobs = 1_000
+    /// Child mode for the HTTP-only figure: the fake server's URL and how many calls to make.
+    var httpClient: URL?
+    var calls = 0
 
     init(_ arguments: [String]) {
         var rest = arguments.makeIterator()
@@ -29,6 +32,8 @@ struct Options {
             case "--latency-samples": latencySamples = Int(value) ?? latencySamples
             case "--section": section = value
             case "--fleet-jobs": fleetJobs = Int(value) ?? fleetJobs
+            case "--http-client": httpClient = URL(string: value)
+            case "--calls": calls = Int(value) ?? calls
             default: fatalError("unknown option \(flag)")
             }
         }
@@ -88,6 +93,9 @@ func waitFor(_ connection: PostgresConnection, succeeded count: Int) async throw
 @main
 enum Bench {
     static func main() async throws {
+        if let url = options.httpClient {
+            return try await HTTPCeiling.runClient(url: url, calls: options.calls, concurrency: options.concurrency)
+        }
         // A migrated template, copied for each measurement.
         let template = try await TemporaryDatabase.create(prefix: "bench_template")
         let migrate = try await ChildProcess.run(
@@ -118,6 +126,9 @@ enum Bench {
             let worker = try startWorker(workerEnvironment(database, server))
             await server.waitForRequests(1)
             let first = server.requests[0].receivedAt
+            // Every call made before polling the database: the poll's scans would otherwise take
+            // CPU from the run being measured.
+            await server.waitForRequests(options.jobs)
             try await waitFor(connection, succeeded: options.jobs)
             let elapsed = seconds(ContinuousClock.now - first)
             workerPeak = peakRSS(worker.pid)
@@ -162,6 +173,11 @@ enum Bench {
         }
         let ceiling = ceilings.map(\.jobsPerSecond).max() ?? 1
 
+        // 2b. The HTTP work alone: the worker's Cognito client against the same fake server.
+        say("== HTTP alone: the worker's Cognito client, \(options.jobs) calls, concurrency \(options.concurrency), no database")
+        let httpRate = try await HTTPCeiling.measure(bench: CommandLine.arguments[0], calls: options.jobs, concurrency: options.concurrency)
+        say(String(format: "client process + fake server: %.0f calls/s", httpRate))
+
         // 3. Wake-up latency: an idle worker, one job inserted at a time.
         say("== enqueue-to-call latency: idle worker, \(options.latencySamples) single inserts")
         var latencies: [Double] = []
@@ -197,6 +213,12 @@ enum Bench {
         for entry in ceilings {
             say(String(format: "                vs pgbench with %d client(s): %.0f jobs/s, %.0f%%", entry.clients, entry.jobsPerSecond, workerRate / entry.jobsPerSecond * 100))
         }
+        // Both halves need the same two cores: per job, SQL costs 1/ceiling and HTTP 1/httpRate of
+        // the machine, so no worker built on this client can go faster than this.
+        let bound = 1 / (1 / ceiling + 1 / httpRate)
+        say(String(format: "HTTP alone      %.0f calls/s (client + fake server, no database); with the SQL ceiling on the same cores,", httpRate))
+        say(String(format: "                at most 1 / (1/%.0f + 1/%.0f) = %.0f jobs/s (%.0f%% of the ceiling); the worker reaches %.0f%% of that bound",
+                   ceiling, httpRate, bound, bound / ceiling * 100, workerRate / bound * 100))
         say(String(format: "latency         p50 %.2f ms, p99 %.2f ms, max %.2f ms (targets p50 <= 5, p99 <= 25)", percentile(0.50), percentile(0.99), sorted.last ?? 0))
         say(String(format: "worker memory   peak RSS %.1f MiB in the throughput run, %.1f MiB in the latency run (target <= 64)", workerPeak ?? -1, idlePeak ?? -1))
 
