@@ -119,6 +119,10 @@ enum Bench {
         say("== worker throughput: \(options.jobs) jobs, one worker, concurrency \(options.concurrency), rate limit off")
         var workerRate = 0.0
         var workerPeak: Double?
+        let cores = Double(ProcessInfo.processInfo.activeProcessorCount)
+        /// Microseconds of CPU per job (kernel included), and the share of the machine busy.
+        struct CPUPerJob { var worker = 0.0, server = 0.0, rest = 0.0, busy = 0.0 }
+        var workerRun = CPUPerJob()
         try await TemporaryDatabase.with(template: template.name) { database in
             let server = try await FakeHTTPServer.start()
             let connection = try await database.connect()
@@ -126,11 +130,19 @@ enum Bench {
             let worker = try startWorker(workerEnvironment(database, server))
             await server.waitForRequests(1)
             let first = server.requests[0].receivedAt
+            let cpuBefore = (machine: machineBusySeconds(), worker: processCPUSeconds(pid: worker.pid) ?? 0, server: processCPUSeconds())
             // Every call made before polling the database: the poll's scans would otherwise take
             // CPU from the run being measured.
             await server.waitForRequests(options.jobs)
             try await waitFor(connection, succeeded: options.jobs)
             let elapsed = seconds(ContinuousClock.now - first)
+            let machine = machineBusySeconds() - cpuBefore.machine
+            let workerCPU = (processCPUSeconds(pid: worker.pid) ?? 0) - cpuBefore.worker
+            let serverCPU = processCPUSeconds() - cpuBefore.server
+            workerRun = CPUPerJob(
+                worker: workerCPU / Double(options.jobs) * 1e6, server: serverCPU / Double(options.jobs) * 1e6,
+                rest: (machine - workerCPU - serverCPU) / Double(options.jobs) * 1e6,
+                busy: machine / (elapsed * cores))
             workerPeak = peakRSS(worker.pid)
             worker.send(SIGTERM)
             _ = await worker.wait()
@@ -144,7 +156,7 @@ enum Bench {
         // 2. The SQL ceiling: pgbench running only the claim and completion statements, with 1, 2
         // and 4 clients (the worker itself claims on one connection and records on another).
         say("== SQL ceiling: pgbench, claim \(options.concurrency) + complete, per client count")
-        var ceilings: [(clients: Int, jobsPerSecond: Double)] = []
+        var ceilings: [(clients: Int, jobsPerSecond: Double, sqlMicroseconds: Double)] = []
         for clients in [1, 2, 4] {
             try await TemporaryDatabase.with(template: template.name) { database in
                 let connection = try await database.connect()
@@ -158,6 +170,7 @@ enum Bench {
                     """.write(to: script, atomically: true, encoding: .utf8)
                 defer { try? FileManager.default.removeItem(at: script) }
                 let transactions = (options.jobs + options.concurrency * clients - 1) / (options.concurrency * clients)
+                let cpuBefore = (machine: machineBusySeconds(), pgbench: childrenCPUSeconds(), bench: processCPUSeconds())
                 let pgbench = try await ChildProcess.run(
                     URL(fileURLWithPath: "/usr/bin/env"),
                     ["pgbench", "-n", "-c", String(clients), "-j", String(min(clients, 2)), "-t", String(transactions), "-f", script.path,
@@ -167,16 +180,21 @@ enum Bench {
                     let line = pgbench.stdout.split(separator: "\n").first(where: { $0.hasPrefix("tps = ") }),
                     let tps = Double(line.dropFirst(6).prefix { $0 != " " })
                 else { fatalError("pgbench failed: \(pgbench.stderr)\(pgbench.stdout)") }
-                ceilings.append((clients, tps * Double(options.concurrency)))
+                // PostgreSQL's CPU per job: the machine's, less pgbench's own and this process's.
+                let sql = machineBusySeconds() - cpuBefore.machine - (childrenCPUSeconds() - cpuBefore.pgbench)
+                    - (processCPUSeconds() - cpuBefore.bench)
+                ceilings.append((clients, tps * Double(options.concurrency), sql / Double(options.jobs) * 1e6))
                 say(String(format: "pgbench, %d client(s): %.1f transactions/s x %d jobs = %.0f jobs/s", clients, tps, options.concurrency, tps * Double(options.concurrency)))
             }
         }
-        let ceiling = ceilings.map(\.jobsPerSecond).max() ?? 1
+        let best = ceilings.max { $0.jobsPerSecond < $1.jobsPerSecond }!
+        let ceiling = best.jobsPerSecond
 
         // 2b. The HTTP work alone: the worker's Cognito client against the same fake server.
         say("== HTTP alone: the worker's Cognito client, \(options.jobs) calls, concurrency \(options.concurrency), no database")
-        let httpRate = try await HTTPCeiling.measure(bench: CommandLine.arguments[0], calls: options.jobs, concurrency: options.concurrency)
-        say(String(format: "client process + fake server: %.0f calls/s", httpRate))
+        let http = try await HTTPCeiling.measure(bench: CommandLine.arguments[0], calls: options.jobs, concurrency: options.concurrency)
+        say(String(format: "client process + fake server: %.0f calls/s; CPU per call: client %.0f µs, fake server %.0f µs",
+                   http.callsPerSecond, http.clientMicrosecondsPerCall, http.serverMicrosecondsPerCall))
 
         // 3. Wake-up latency: an idle worker, one job inserted at a time.
         say("== enqueue-to-call latency: idle worker, \(options.latencySamples) single inserts")
@@ -213,12 +231,18 @@ enum Bench {
         for entry in ceilings {
             say(String(format: "                vs pgbench with %d client(s): %.0f jobs/s, %.0f%%", entry.clients, entry.jobsPerSecond, workerRate / entry.jobsPerSecond * 100))
         }
-        // Both halves need the same two cores: per job, SQL costs 1/ceiling and HTTP 1/httpRate of
-        // the machine, so no worker built on this client can go faster than this.
-        let bound = 1 / (1 / ceiling + 1 / httpRate)
-        say(String(format: "HTTP alone      %.0f calls/s (client + fake server, no database); with the SQL ceiling on the same cores,", httpRate))
-        say(String(format: "                at most 1 / (1/%.0f + 1/%.0f) = %.0f jobs/s (%.0f%% of the ceiling); the worker reaches %.0f%% of that bound",
-                   ceiling, httpRate, bound, bound / ceiling * 100, workerRate / bound * 100))
+        // The machine's CPU per job, measured (kernel time included). Half the ceiling leaves
+        // cores / (ceiling / 2) of CPU per job; the HTTP work alone plus the SQL alone, each as
+        // cheap as in its own run, already need more, before any work of the worker's own.
+        let budget = cores / (ceiling / 2) * 1e6
+        let needed = http.clientMicrosecondsPerCall + http.serverMicrosecondsPerCall + best.sqlMicroseconds
+        say(String(format: "CPU per job     worker run: worker %.0f + fake server %.0f + PostgreSQL and the rest %.0f = %.0f µs (machine %.0f%% busy)",
+                   workerRun.worker, workerRun.server, workerRun.rest, workerRun.worker + workerRun.server + workerRun.rest, workerRun.busy * 100))
+        say(String(format: "                SQL alone (pgbench, %d client(s)): %.0f µs; HTTP alone: client %.0f + fake server %.0f µs",
+                   best.clients, best.sqlMicroseconds, http.clientMicrosecondsPerCall, http.serverMicrosecondsPerCall))
+        say(String(format: "                50%% of the ceiling allows %.0f µs per job on %.0f cores; SQL + HTTP alone need %.0f µs: at most %.0f jobs/s (%.0f%% of the ceiling)",
+                   budget, cores, needed, cores / needed * 1e6, cores / needed * 1e6 / ceiling * 100))
+        say(String(format: "                for any worker with this client here; the worker reaches %.0f%% of that", workerRate / (cores / needed * 1e6) * 100))
         say(String(format: "latency         p50 %.2f ms, p99 %.2f ms, max %.2f ms (targets p50 <= 5, p99 <= 25)", percentile(0.50), percentile(0.99), sorted.last ?? 0))
         say(String(format: "worker memory   peak RSS %.1f MiB in the throughput run, %.1f MiB in the latency run (target <= 64)", workerPeak ?? -1, idlePeak ?? -1))
 

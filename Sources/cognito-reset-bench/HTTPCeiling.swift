@@ -44,22 +44,39 @@ enum HTTPCeiling {
         }
         await transport.shutdown()
         if failures > 0 { fatalError("\(failures) calls failed") }
+        print("cpu=\(processCPUSeconds())")
     }
 
-    /// Runs the client mode in a child process against a fresh fake server; calls per second,
+    /// What the HTTP work costs: calls per second, and CPU time per call in the client process and
+    /// in the fake server (this process, which does nothing else meanwhile), kernel time included.
+    struct Figures {
+        let callsPerSecond: Double
+        let clientMicrosecondsPerCall: Double
+        let serverMicrosecondsPerCall: Double
+    }
+
+    /// Runs the client mode in a child process against a fresh fake server; calls per second are
     /// measured at the server from the first request to the last, as the worker's figure is.
-    static func measure(bench: String, calls: Int, concurrency: Int) async throws -> Double {
+    static func measure(bench: String, calls: Int, concurrency: Int) async throws -> Figures {
         let server = try await FakeHTTPServer.start()
+        let serverCPUBefore = processCPUSeconds()
         let client = try ChildProcess(
             URL(fileURLWithPath: bench),
             ["--http-client", server.url.absoluteString, "--calls", String(calls), "--concurrency", String(concurrency)],
             environment: ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("AWS_") })
         await server.waitForRequests(calls)
+        let serverCPU = processCPUSeconds() - serverCPUBefore
         let requests = server.requests
         let result = await client.wait()
         await server.shutdown()
-        guard result.status == 0 else { fatalError("the HTTP client process failed: \(result.stderr)") }
-        return Double(calls) / (requests[calls - 1].receivedAt - requests[0].receivedAt).seconds
+        guard result.status == 0,
+            let line = result.stdout.split(separator: "\n").last(where: { $0.hasPrefix("cpu=") }),
+            let clientCPU = Double(line.dropFirst(4))
+        else { fatalError("the HTTP client process failed: \(result.stderr)") }
+        return Figures(
+            callsPerSecond: Double(calls) / (requests[calls - 1].receivedAt - requests[0].receivedAt).seconds,
+            clientMicrosecondsPerCall: clientCPU / Double(calls) * 1e6,
+            serverMicrosecondsPerCall: serverCPU / Double(calls) * 1e6)
     }
 }
 
