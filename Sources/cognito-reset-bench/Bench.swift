@@ -147,6 +147,9 @@ enum Bench {
             worker.send(SIGTERM)
             _ = await worker.wait()
             workerRate = Double(options.jobs) / elapsed
+            // One claim statement stamps its whole batch with the same started_at.
+            let claims = try await connection.query("SELECT count(DISTINCT started_at) FROM cognito_reset.jobs")[0].decode(Int.self, at: 0)
+            say(String(format: "claim statements: %d, %.1f jobs each on average", claims, Double(options.jobs) / Double(max(claims, 1))))
             say(String(format: "worker: %d jobs in %.2f s = %.0f jobs/s; calls made %d; peak RSS %.1f MiB",
                        options.jobs, elapsed, workerRate, server.requests.count, workerPeak ?? -1))
             await connection.close()
