@@ -209,6 +209,62 @@ struct ImportCommandTests {
         }
     }
 
+    /// Anyone who may drop files may also drop a link to a file only the service can read (its
+    /// database password), a FIFO or a folder: each is refused and filed, never read, and the run
+    /// neither hangs nor leaves them to start the path unit again.
+    @Test func theInboxRefusesLinksFIFOsAndFolders() async throws {
+        try await withDatabase { env, connection, folder in
+            let inbox = folder.appending(path: "inbox")
+            try FileManager.default.createDirectory(at: inbox.appending(path: "d.csv"), withIntermediateDirectories: true)
+            let secret = try write(Array("s3cret-password,x\n".utf8), "database-password", in: folder)
+            try FileManager.default.createSymbolicLink(atPath: inbox.appending(path: "a.csv").path, withDestinationPath: secret)
+            #expect(mkfifo(inbox.appending(path: "f.csv").path, 0o600) == 0)
+            _ = try write(Array("username,user_pool_id\nok1,eu-west-1_Inb2\n".utf8), "inbox/ok.csv", in: folder)
+
+            let run = try await CognitoResetBinary.run(["import", "--inbox", inbox.path], environment: env)
+            #expect(run.status == 0, "\(run.stdout)\(run.stderr)")
+            #expect(!(run.stdout + run.stderr).contains("s3cret"))
+            for name in ["a.csv", "d.csv", "f.csv"] {
+                #expect(run.stdout.contains("\(name): rejected:"), "\(run.stdout)")
+                let report = try String(contentsOf: inbox.appending(path: "rejected/\(name).report.json"), encoding: .utf8)
+                #expect(!report.contains("s3cret"))
+            }
+            #expect(Set(try FileManager.default.contentsOfDirectory(atPath: inbox.path)) == ["done", "rejected"])
+            #expect(try String(contentsOfFile: secret, encoding: .utf8) == "s3cret-password,x\n")
+            #expect(try await count("SELECT count(*) FROM cognito_reset.jobs", connection) == 1)
+        }
+    }
+
+    /// The inbox service imports as a login role in cognito_reset_enqueuer (the worker's role
+    /// may not create jobs): a file and the inbox both work, and a user another system already
+    /// has an active job for (a row this role cannot even see) is counted as a duplicate.
+    @Test func anEnqueuerRoleImportsFilesAndTheInbox() async throws {
+        try await withDatabase { env, connection, folder in
+            let login = "importer_\(UUID().uuidString.prefix(8).lowercased())"
+            try await connection.execute("CREATE ROLE \(unescaped: login) LOGIN PASSWORD 'pw-import' IN ROLE cognito_reset_enqueuer")
+            try await connection.execute("INSERT INTO cognito_reset.jobs (user_pool_id, username) VALUES ('eu-west-1_Enq1', 'taken')")
+            let url = try ConnectionConfiguration(try #require(env["DATABASE_URL"]))
+                .setting("user", to: login).setting("password", to: "pw-import").resolvedConnectionString()
+
+            let path = try write(Array("username,user_pool_id\ne1,eu-west-1_Enq1\ntaken,eu-west-1_Enq1\n".utf8), "e.csv", in: folder)
+            let file = try await CognitoResetBinary.run(["import", path, "--json"], environment: ["DATABASE_URL": url])
+            #expect(file.status == 0, "\(file.stderr)")
+            let summary = try report(file)
+            #expect(summary["accepted"] as? Int == 1)
+            #expect(summary["duplicate"] as? Int == 1)
+
+            let inbox = folder.appending(path: "inbox")
+            try FileManager.default.createDirectory(at: inbox, withIntermediateDirectories: true)
+            _ = try write(Array("username,user_pool_id\ni1,eu-west-1_Enq1\nbad user,eu-west-1_Enq1\n".utf8), "inbox/i.csv", in: folder)
+            let run = try await CognitoResetBinary.run(["import", "--inbox", inbox.path], environment: ["DATABASE_URL": url])
+            #expect(run.status == 0, "\(run.stdout)\(run.stderr)")
+            #expect(FileManager.default.fileExists(atPath: inbox.appending(path: "done/i.csv").path), "\(run.stdout)")
+            #expect(try await count("SELECT count(*) FROM cognito_reset.jobs WHERE enqueued_by = '\(login)'", connection) == 2)
+            #expect(try await count("SELECT count(*) FROM cognito_reset.import_rejections", connection) == 1)
+            try await connection.execute("DROP ROLE \(unescaped: login)")
+        }
+    }
+
     /// The progress bar appears on a terminal (util-linux `script` gives the command one) and
     /// never in piped output.
     @Test func aProgressBarOnATerminalOnly() async throws {

@@ -110,9 +110,13 @@ struct ImportCommand: AsyncParsableCommand {
     }
 
     /// The descriptor to read, the name to record, and the size when known (for the ETA).
-    func openInput(_ file: String) throws -> (Int32, String, Int64?) {
+    ///
+    /// `dropped`: a file someone else put in the inbox. A symbolic link is refused, not followed
+    /// (it could point at a file only this service may read, such as its database password), and
+    /// a FIFO does not block the open (it is refused below as not a regular file).
+    func openInput(_ file: String, dropped: Bool = false) throws -> (Int32, String, Int64?) {
         if file == "-" { return (0, "stdin", nil) }
-        let descriptor = open(file, O_RDONLY | O_CLOEXEC)
+        let descriptor = open(file, O_RDONLY | O_CLOEXEC | (dropped ? O_NOFOLLOW | O_NONBLOCK : 0))
         guard descriptor >= 0 else {
             throw CLIError.badInput("\(file): cannot open: \(String(cString: strerror(errno)))")
         }
@@ -121,6 +125,7 @@ struct ImportCommand: AsyncParsableCommand {
             close(descriptor)
             throw CLIError.badInput("\(file): not a regular file")
         }
+        if dropped { _ = fcntl(descriptor, F_SETFL, fcntl(descriptor, F_GETFL) & ~O_NONBLOCK) }
         return (descriptor, URL(fileURLWithPath: file).lastPathComponent, Int64(info.st_size))
     }
 

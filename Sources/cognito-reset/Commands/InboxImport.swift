@@ -52,7 +52,7 @@ struct InboxImport {
     private func importOne(_ file: URL) async -> Outcome {
         do {
             let settings = try command.makeSettings(now: Date())
-            let (descriptor, name, _) = try command.openInput(file.path)
+            let (descriptor, name, _) = try command.openInput(file.path, dropped: true)
             defer { close(descriptor) }
             let report = try await command.database.withJobStore(logger: logger) { store in
                 try await store.importCSV(descriptor: descriptor, fileName: name, settings: settings, force: command.force)
@@ -72,8 +72,10 @@ struct InboxImport {
         }
     }
 
-    /// The `*.csv` files waiting in `folder`, in name order (hidden files are still being
-    /// written); makes the `done` and `rejected` folders if missing.
+    /// The `*.csv` entries waiting in `folder`, in name order (hidden files are still being
+    /// written); makes the `done` and `rejected` folders if missing. Entries that are not regular
+    /// files (a folder, a link, a FIFO) are listed too: their import refuses them, and moving them
+    /// to `rejected/` keeps them from starting the path unit again and again.
     static func pendingFiles(in folder: URL, creating outboxes: [URL]) throws -> [URL] {
         let manager = FileManager.default
         let names: [String]
@@ -85,12 +87,7 @@ struct InboxImport {
         for directory in outboxes {
             try? manager.createDirectory(at: directory, withIntermediateDirectories: true)
         }
-        return names.filter { !$0.hasPrefix(".") && $0.lowercased().hasSuffix(".csv") }.sorted().compactMap { name in
-            let source = folder.appending(path: name)
-            var isDirectory: ObjCBool = false
-            guard manager.fileExists(atPath: source.path, isDirectory: &isDirectory), !isDirectory.boolValue else { return nil }
-            return source
-        }
+        return names.filter { !$0.hasPrefix(".") && $0.lowercased().hasSuffix(".csv") }.sorted().map { folder.appending(path: $0) }
     }
 
     /// Moves `file` into `folder` (a timestamp added if the name is taken) with its report beside it.
