@@ -91,6 +91,7 @@ struct DaemonProcessTests {
                 ("unknown environment key", ["COGNITO_RESET_CONCURENCY": "8"], [], "COGNITO_RESET_CONCURENCY: unknown setting"),
                 ("unknown file key", [:], ["--config", badFile.path], "line 3: COGNITO_RESET_SPEED: unknown setting"),
                 ("bad duration", ["COGNITO_RESET_LEASE": "soon"], [], "COGNITO_RESET_LEASE: must be a duration"),
+                ("huge duration", ["COGNITO_RESET_GRACE": "1e30"], [], "COGNITO_RESET_GRACE: must be a duration"),
                 ("bad log format", ["COGNITO_RESET_LOG_FORMAT": "xml"], [], "--log-format:"),
                 ("malformed metrics address", ["COGNITO_RESET_METRICS_ADDRESS": "localhost"], [], "--metrics-address:"),
                 ("address not on this host", ["COGNITO_RESET_METRICS_ADDRESS": "192.0.2.1:9464"], [], "cannot listen on 192.0.2.1:9464"),

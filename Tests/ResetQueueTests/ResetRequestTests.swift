@@ -35,7 +35,9 @@ struct ResetRequestTests {
             == ScheduleTime.parse("2027-01-15T08:00:00Z", field: "run-at", now: now))
         #expect(try ScheduleTime.parse("2027-01-15T08:00:00.250Z", field: "run-at", now: now).timeIntervalSince1970
             == ScheduleTime.parse("2027-01-15T08:00:00Z", field: "run-at", now: now).timeIntervalSince1970 + 0.25)
-        for bad in ["tomorrow", "2027-01-15T08:00:00", "2027-01-15", "+5", "+-5m", "+5w", ""] {
+        #expect(try ScheduleTime.parse("+3650d", field: "run-at", now: now) == now.addingTimeInterval(3650 * 86_400))
+        // Ten years at most in any unit (a huge number of days once overflowed the conversion).
+        for bad in ["tomorrow", "2027-01-15T08:00:00", "2027-01-15", "+5", "+-5m", "+5w", "", "+3651d", "+87601h", "+200000000d"] {
             #expect(throws: InvalidInput.self, "\(bad)") { try ScheduleTime.parse(bad, field: "run-at", now: now) }
         }
     }

@@ -26,8 +26,9 @@ public enum ScheduleTime {
 
     private static func parseDelay(_ text: String, field: String, now: Date) throws(InvalidInput) -> Date {
         let units: [Character: Double] = ["s": 1, "m": 60, "h": 3600, "d": 86_400]
+        // At most ten years ahead, whatever the unit.
         guard let unit = text.last.flatMap({ units[$0] }), let amount = Int(text.dropLast()),
-            amount >= 0, amount <= 3650 * 86_400
+            amount >= 0, Double(amount) * unit <= 3650 * 86_400
         else { throw InvalidInput(field: field, rule: rule) }
         return now.addingTimeInterval(Double(amount) * unit)
     }

@@ -1,20 +1,20 @@
 import ArgumentParser
 
-/// A duration on the command line: `500ms`, `30s`, `2m`, `1h`, `30d`, or plain seconds (`1.5`).
+/// A duration on the command line: `500ms`, `30s`, `2m`, `1h`, `30d`, or plain seconds (`1.5`),
+/// at most ten years (no setting needs more, and far larger values would overflow `Duration`).
 struct DurationArgument: ExpressibleByArgument, Sendable {
     let duration: Duration
+
+    static let maximumSeconds = 3650.0 * 86_400
 
     init(_ duration: Duration) { self.duration = duration }
 
     init?(argument: String) {
         let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600), ("d", 86400)]
-        for (suffix, scale) in units where argument.hasSuffix(suffix) {
-            guard let value = Double(argument.dropLast(suffix.count)), value >= 0, value.isFinite else { return nil }
-            duration = .seconds(value * scale)
-            return
-        }
-        guard let value = Double(argument), value >= 0, value.isFinite else { return nil }
-        duration = .seconds(value)
+        let (number, scale) = units.first { argument.hasSuffix($0.0) }.map { (argument.dropLast($0.0.count), $0.1) }
+            ?? (Substring(argument), 1)
+        guard let value = Double(number), value >= 0, value * scale <= Self.maximumSeconds else { return nil }
+        duration = .seconds(value * scale)
     }
 
     /// `30d`, `12h`, `90s`: the largest whole unit.
