@@ -58,6 +58,14 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible {
             || (sqlState.map { $0.hasPrefix("08") || $0 == SQLState.adminShutdown } ?? false)
     }
 
+    /// True when the statement was refused for the data it carried (SQLSTATE classes 22, data
+    /// exception, and 23, integrity constraint violation): the same values fail again however
+    /// often they are retried. Timeouts, lock waits, a read-only or full database and the like
+    /// are not: they pass.
+    public var isDataError: Bool {
+        sqlState.map { $0.hasPrefix("22") || $0.hasPrefix("23") } ?? false
+    }
+
     public var description: String {
         var parts: [String] = []
         if let sqlState { parts.append("SQLSTATE \(sqlState)") }

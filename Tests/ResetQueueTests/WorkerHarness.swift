@@ -59,14 +59,14 @@ struct WorkerHarness {
 
     func makeWorker(
         _ configuration: WorkerConfiguration = WorkerHarness.configuration(), limiter: any RateLimiter = UnlimitedRateLimiter(),
-        random: @escaping @Sendable () -> Double = { 0.5 }
+        random: @escaping @Sendable () -> Double = { 0.5 }, store: PostgresJobStore? = nil
     ) -> QueueWorker {
         let cognito = CognitoIdentityProviderClient(
             endpoints: CognitoEndpointResolver(configuredRegion: "eu-west-1", endpointOverride: server.url),
             credentials: CachingCredentialProvider(base: StaticProvider()), transport: transport,
             dependencies: ClientDependencies(random: { 0.5 }, sleep: { _ in }))
         return QueueWorker(
-            configuration: configuration, store: PostgresJobStore(pool: pool), listenConfiguration: database.configuration,
+            configuration: configuration, store: store ?? PostgresJobStore(pool: pool), listenConfiguration: database.configuration,
             cognito: cognito, limiter: limiter, logger: Logger(label: "test-worker"), random: random,
             onEvent: events.record)
     }

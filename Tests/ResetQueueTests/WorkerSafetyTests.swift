@@ -124,4 +124,45 @@ struct WorkerSafetyTests {
             try await harness.pool.query("DROP ROLE \(unescaped: role)")
         }
     }
+
+    /// A write that fails for a passing reason (here a lock timeout, SQLSTATE 55P03, as a
+    /// statement timeout, a failover or a full disk would) keeps the outcome until it is written:
+    /// dropping it would leave the job to rescue, and rescue would call Cognito a second time.
+    @Test func anOutcomeThatFailsToWriteForAPassingReasonIsKeptUntilWritten() async throws {
+        try await WorkerHarness.with(responder: { _, _ in .delay(.milliseconds(300), then: .cognitoSuccess()) }) { harness in
+            try await harness.insertJobs(1, prefix: "locked")
+            let impatient = ConnectionPool(
+                configuration: harness.database.configuration.setting("options", to: "-c lock_timeout=200"),
+                options: .init(maximumConnections: 4, connectDeadline: .seconds(2)))
+            var configuration = WorkerHarness.configuration()
+            configuration.lease = .seconds(30)  // rescue stays out of it for the whole test
+            configuration.heartbeatInterval = .seconds(10)
+            let worker = harness.makeWorker(configuration, store: PostgresJobStore(pool: impatient))
+            let task = harness.start(worker)
+            await harness.server.waitForRequests(1)
+
+            // Another session holds the job's row while the worker tries to record the outcome.
+            let locker = try await harness.database.connect()
+            try await locker.execute("BEGIN")
+            try await locker.execute("SELECT 1 FROM cognito_reset.jobs WHERE username = 'locked1' FOR UPDATE")
+            let blocked = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%cognito_reset.attempts%'"
+            for round in 1...2 {  // two writes time out: the batch, then its retry
+                try await withDeadline(.seconds(10), "record attempt \(round) to wait for the lock") {
+                    while try await harness.count(blocked) == 0 { try await Task.sleep(for: .milliseconds(10)) }
+                }
+                try await withDeadline(.seconds(10), "record attempt \(round) to time out") {
+                    while try await harness.count(blocked) > 0 { try await Task.sleep(for: .milliseconds(10)) }
+                }
+            }
+            try await locker.execute("ROLLBACK")
+            await locker.close()
+
+            try await harness.waitUntil("the kept outcome to be written", deadline: .seconds(10),
+                                        count: "SELECT count(*) FROM cognito_reset.jobs WHERE state = 'succeeded'", is: 1)
+            try await harness.stop(worker, task)
+            await impatient.close()
+            #expect(harness.server.requests.count == 1)
+            #expect(try await harness.count("SELECT count(*) FROM cognito_reset.attempts WHERE outcome = 'succeeded'") == 1)
+        }
+    }
 }

@@ -4,11 +4,13 @@ import Postgres
 /// Collects call outcomes and jobs to give back, and writes them in batches: one statement for
 /// many successes instead of one per call.
 ///
-/// - The database unreachable: the batch is kept and written when it is back (if it stays away
-///   longer than the lease, rescue takes over).
-/// - A row the database refuses (bad data): the batch is written row by row and the refused row
-///   is dropped with an error log, so one bad row can never block every later outcome; its job's
-///   lease then expires and rescue returns it to the queue.
+/// - The database unreachable, or failing for a passing reason (a statement or lock timeout, a
+///   read-only standby mid-failover, a full disk): the batch is kept, its jobs stay held (their
+///   leases renewed), and it is written once the database takes it. Dropping it would let the
+///   lease expire and rescue call Cognito again: a second reset email for the same request.
+/// - A row the database refuses for its data (SQLSTATE class 22 or 23): the batch is written row
+///   by row and the refused row is dropped with an error log, so one bad row can never block
+///   every later outcome; its job's lease then expires and rescue returns it to the queue.
 actor OutcomeRecorder {
     /// What a write did: `settled` ids need no lease any more; `movedOn` ids changed state.
     struct Written: Sendable {
@@ -158,6 +160,7 @@ actor OutcomeRecorder {
     }
 
     /// Writes `items` in one statement; after a data error, one by one, dropping the refused.
+    /// Anything else keeps them for the next attempt.
     private func write<Item: IdentifiedJob>(
         _ items: [Item], _ statement: ([Item]) async throws -> Set<Int64>
     ) async -> (kept: [Item], settled: Set<Int64>, movedOn: Set<Int64>) {
@@ -165,7 +168,7 @@ actor OutcomeRecorder {
         do {
             let movedOn = try await statement(items)
             return ([], Set(items.map(\.jobID)), movedOn)
-        } catch let error as PostgresError where !error.isConnectionError {
+        } catch let error as PostgresError where error.isDataError {
             var settled: Set<Int64> = []
             var movedOn: Set<Int64> = []
             var kept: [Item] = []
@@ -173,7 +176,7 @@ actor OutcomeRecorder {
                 do {
                     movedOn.formUnion(try await statement([item]))
                     settled.insert(item.jobID)
-                } catch let error as PostgresError where !error.isConnectionError {
+                } catch let error as PostgresError where error.isDataError {
                     logger.error(
                         "the database refused an outcome; the job's lease will expire and rescue will retry it",
                         metadata: ["job.id": "\(item.jobID)", "error": "\(error)"])
