@@ -54,6 +54,20 @@ struct JobsAndStatusCommandTests {
         }
     }
 
+    /// A user whose failed reset was followed by a newer one that succeeded is not reset again.
+    @Test func bulkRetryLeavesUsersWhoseLaterResetSucceeded() async throws {
+        try await withJobs { env, connection in
+            try await connection.execute("""
+                INSERT INTO cognito_reset.jobs (user_pool_id, username, state, attempt, finished_at)
+                VALUES ('eu-west-1_P1', 'later1', 'failed', 1, now()), ('eu-west-1_P1', 'later1', 'succeeded', 1, now())
+                """)
+            let bulk = try await CognitoResetBinary.run(["jobs", "retry", "--state", "failed", "--pool", "eu-west-1_P1"], environment: env)
+            #expect(bulk.stdout.contains("1 job(s) queued again."), "\(bulk.stdout)")
+            let later = try await connection.query("SELECT count(*) FROM cognito_reset.jobs WHERE username = 'later1' AND state = 'pending'")
+            #expect(try later[0].decode(Int.self, at: 0) == 0)
+        }
+    }
+
     @Test func retryAndCancel() async throws {
         try await withJobs { env, connection in
             // One job per user: the duplicate failed job of gone1 stays failed.

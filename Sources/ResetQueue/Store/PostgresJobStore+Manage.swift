@@ -58,15 +58,16 @@ extension PostgresJobStore {
             WHERE id = $1 AND state IN ('failed', 'cancelled')
             RETURNING id
             """
-        /// The newest finished job per user in `$1`'s state, unless the user already has an active job.
+        /// Each user's newest job, if it is in `$1`'s state and the user has no active job. A user
+        /// whose failed reset was followed by a newer one (say, one that succeeded) is left alone:
+        /// a second reset would void the password they have just set.
         static let retryMany = """
             WITH candidates AS (
-                SELECT DISTINCT ON (user_pool_id, username) id FROM cognito_reset.jobs AS j
+                SELECT id FROM cognito_reset.jobs AS j
                 WHERE j.state = $1 AND ($2::text IS NULL OR j.user_pool_id = $2)
                   AND NOT EXISTS (SELECT 1 FROM cognito_reset.jobs AS a
                                   WHERE a.user_pool_id = j.user_pool_id AND a.username = j.username
-                                    AND a.state IN ('pending', 'running', 'retrying'))
-                ORDER BY user_pool_id, username, id DESC
+                                    AND (a.id > j.id OR a.state IN ('pending', 'running', 'retrying')))
             )
             UPDATE cognito_reset.jobs AS j
             SET state = 'pending', attempt = 0, run_at = now(), finished_at = NULL, locked_by = NULL, lease_expires_at = NULL
