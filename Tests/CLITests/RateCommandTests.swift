@@ -47,7 +47,7 @@ struct RateCommandTests {
             for (arguments, field) in [
                 (["rate", "set", "fast"], "RATE"), (["rate", "set", "20000/s"], "RATE"),
                 (["rate", "set", "5", "--burst", "0"], "--burst"), (["rate", "set", "5", "--floor", "0"], "--floor"),
-                (["rate", "set", "5", "--key", ""], "--key"),
+                (["rate", "set", "5", "--key", ""], "--key"), (["rate", "set", "0.0001"], "RATE"),
             ] {
                 let bad = try await CognitoResetBinary.run(arguments, environment: env)
                 #expect(bad.status == 2, "\(arguments)")
@@ -55,6 +55,18 @@ struct RateCommandTests {
                 #expect(bad.stderr.split(separator: "\n").count == 1)
             }
             #expect(try await ceiling("cognito:eu-west-1", connection) == 10, "bad input changed nothing")
+            // A shell without the workers' region would name another, new bucket: refused, not created.
+            var elsewhere = env
+            elsewhere["AWS_REGION"] = nil
+            let unnamed = try await CognitoResetBinary.run(["rate", "set", "0"], environment: elsewhere)
+            #expect(unnamed.status == 2)
+            #expect(unnamed.stderr.hasPrefix("error: --key: no bucket cognito:default"), "\(unnamed.stderr)")
+            #expect(unnamed.stderr.contains("cognito:eu-west-1"))
+            #expect(try await ceiling("cognito:default", connection) == nil)
+            // Lowering the burst below the tokens a bucket holds lowers its tokens too.
+            try await connection.execute("UPDATE cognito_reset.rate_limits SET burst = 10, tokens = 9 WHERE key = 'other'")
+            let lowered = try await CognitoResetBinary.run(["rate", "set", "25", "--key", "other", "--burst", "5"], environment: env)
+            #expect(lowered.status == 0, "\(lowered.stderr)")
             let noImport = try await CognitoResetBinary.run(["rate", "set", "5", "--import", "999"], environment: env)
             #expect(noImport.status == 1 && noImport.stderr.contains("no import 999"))
         }

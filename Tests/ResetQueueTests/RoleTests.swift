@@ -53,6 +53,9 @@ struct RoleTests {
             #expect(try await sqlState(as: role, "UPDATE cognito_reset.jobs SET state = 'running'", on: connection) == denied)
             #expect(try await sqlState(as: role, "DELETE FROM cognito_reset.jobs", on: connection) == denied)
             #expect(try await sqlState(as: role, "SELECT * FROM cognito_reset.attempts", on: connection) == denied)
+            // An import's own columns, yes; its rate schedule, which the workers keep, no.
+            #expect(try await sqlState(as: role, "INSERT INTO cognito_reset.imports (file_name, sha256, rate) VALUES ('f.csv', repeat('a', 64), 5)", on: connection) == nil)
+            #expect(try await sqlState(as: role, "INSERT INTO cognito_reset.imports (file_name, sha256, next_slot_at) VALUES ('f.csv', repeat('a', 64), now())", on: connection) == denied)
         }
     }
 
@@ -143,6 +146,18 @@ struct EnqueuerIsolationTests {
                 try await asRole(b, "INSERT INTO cognito_reset.jobs (user_pool_id, username, enqueued_by) VALUES ('eu-west-1_a1', 'bob', '\(a)') RETURNING 1", as: Int.self)
             }
             #expect(forged.sqlState == SQLState.insufficientPrivilege)
+            // An idempotency key tells B only whether it names a job for the same user, never whose.
+            _ = try await asRole(a, "SELECT cognito_reset.enqueue_reset('eu-west-1_a1', 'carol', idempotency_key => 'ticket-1')", as: Int64.self)
+            #expect(try await asRole(b, "SELECT same_user FROM cognito_reset.idempotency_key_job('ticket-1', 'eu-west-1_a1', 'dave')", as: Bool.self) == false)
+            let columns = try await connection.query("""
+                SELECT string_agg(parameter_name, ',' ORDER BY ordinal_position) FROM information_schema.parameters
+                WHERE specific_schema = 'cognito_reset' AND specific_name LIKE 'idempotency_key_job%' AND parameter_mode = 'OUT'
+                """)[0].decode(String.self, at: 0)
+            #expect(columns == "job_id,same_user")
+            let reused = try await #require(throws: PostgresError.self) {
+                try await asRole(b, "SELECT cognito_reset.enqueue_reset('eu-west-1_a1', 'dave', idempotency_key => 'ticket-1')", as: Int64.self)
+            }
+            #expect(reused.constraintName == "jobs_idempotency_key_unique")
             for role in [a, b] { try await connection.execute("DROP ROLE \(unescaped: role)") }
         }
     }

@@ -25,7 +25,7 @@ extension PostgresJobStore {
                     coalesce($4::double precision, 1), $2::double precision)
             ON CONFLICT (key) DO UPDATE
             SET rate = excluded.rate, burst = coalesce($3, rl.burst), floor_rate = coalesce($4, rl.floor_rate),
-                updated_at = now()
+                tokens = least(rl.tokens, coalesce($3, rl.burst)), updated_at = now()
             """
         static let setImportRate = "UPDATE cognito_reset.imports SET rate = $2 WHERE id = $1 RETURNING id"
     }

@@ -56,7 +56,7 @@ struct RateCommand: AsyncParsableCommand {
             discussion: "Examples: `rate set 10/s`, `rate set 0` (pause), `rate set 25 --key cognito:eu-west-1`, `rate set 5/s --import 42`.")
         @OptionGroup var database: DatabaseOptions
         @Argument(help: ArgumentHelp("Requests per second, e.g. 10 or 10/s; 0 pauses every call.", valueName: "RATE")) var rate: String
-        @Option(help: ArgumentHelp("The bucket (default cognito:$AWS_REGION).", valueName: "KEY")) var key: String?
+        @Option(help: ArgumentHelp("The bucket (default $COGNITO_RESET_RATE_KEY, else cognito:$AWS_REGION, which must exist unless it is the first).", valueName: "KEY")) var key: String?
         @Option(help: ArgumentHelp("Instead, this import's own ceiling (0 to remove it).", valueName: "ID")) var `import`: Int64?
         @Option(help: ArgumentHelp("Calls allowed at once after an idle spell (default: unchanged, new buckets 1: evenly spaced).", valueName: "N")) var burst: Double?
         @Option(help: ArgumentHelp("Throttling never lowers the rate below this (default: unchanged, new buckets 1/s).", valueName: "R")) var floor: String?
@@ -84,10 +84,19 @@ struct RateCommand: AsyncParsableCommand {
                 throw CLIError.badInput("--burst: must be from 1 to 10000 calls")
             }
             let floor = try self.floor.map { try RateArgument.parse($0, field: "--floor") }
-            let key = try RateArgument.key(
-                key ?? ProcessInfo.processInfo.environment["COGNITO_RESET_RATE_KEY"], field: "--key",
-                environment: ProcessInfo.processInfo.environment)
+            let named = key ?? ProcessInfo.processInfo.environment["COGNITO_RESET_RATE_KEY"]
+            let key = try RateArgument.key(named, field: "--key", environment: ProcessInfo.processInfo.environment)
             let bucket = try await database.withJobStore(logger: logger) { store in
+                if named == nil {
+                    // The default key comes from this shell's region, which may not be the
+                    // workers' (their region is often only in the service's env file): pausing a
+                    // new, unused bucket would stop nothing. Only a first bucket is made this way.
+                    let existing = try await store.rateBuckets(key: nil).map(\.key)
+                    if !existing.isEmpty, !existing.contains(key) {
+                        throw CLIError.badInput(
+                            "--key: no bucket \(key) (this shell's default); name one: \(existing.joined(separator: ", "))")
+                    }
+                }
                 try await store.setRateCeiling(key: key, ceiling: ceiling, burst: burst, floor: floor)
                 return try await store.rateBuckets(key: key).first
             }
