@@ -98,6 +98,11 @@ public final class FakeHTTPServer: Sendable {
 
     /// Appends replies to the script, used in order by the next requests.
     public func enqueue(_ replies: Reply...) {
+        enqueue(replies)
+    }
+
+    /// Appends replies to the script, used in order by the next requests.
+    public func enqueue(_ replies: [Reply]) {
         box.state.withLock { $0.script += replies }
     }
 

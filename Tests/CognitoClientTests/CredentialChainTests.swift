@@ -188,6 +188,54 @@ struct CredentialChainTests {
         }
     }
 
+    /// A source's bad moment (5xx, 429, throttling) is "unreachable": the worker retries instead
+    /// of exiting as misconfigured (exit 2, which systemd does not restart). A refusal is not.
+    @Test func sourcesHavingABadMomentAreUnreachableNotMisconfigured() async throws {
+        try await withFolder { folder in
+            try await withTransport { transport in
+                let server = try await FakeHTTPServer.start()
+                let tokenFile = folder.appending(path: "token")
+                try "eyJ.web.token\n".write(to: tokenFile, atomically: true, encoding: .utf8)
+                let sts = WebIdentityCredentialProvider(environment: [
+                    "AWS_WEB_IDENTITY_TOKEN_FILE": tokenFile.path, "AWS_ROLE_ARN": "arn:aws:iam::123456789012:role/reset",
+                    "AWS_ENDPOINT_URL_STS": server.url.absoluteString,
+                ], transport: transport, region: "eu-west-1")
+                let container = ContainerCredentialProvider(
+                    environment: ["AWS_CONTAINER_CREDENTIALS_FULL_URI": server.url.absoluteString + "/creds"], transport: transport)
+                let imds = InstanceMetadataCredentialProvider(
+                    environment: ["AWS_EC2_METADATA_SERVICE_ENDPOINT": server.url.absoluteString], transport: transport, timeout: .seconds(10))
+                let throttled = "<ErrorResponse><Error><Code>Throttling</Code><Message>Rate exceeded</Message></Error></ErrorResponse>"
+                let cases: [(String, [FakeHTTPServer.Reply], any CredentialProvider, Bool)] = [
+                    ("STS 503", [.respond(status: 503)], sts, true),
+                    ("STS throttling", [.respond(status: 400, body: throttled)], sts, true),
+                    ("STS access denied", [.respond(status: 403, body: "<ErrorResponse><Error><Code>AccessDenied</Code></Error></ErrorResponse>")], sts, false),
+                    ("container 500", [.respond(status: 500)], container, true),
+                    ("container 403", [.respond(status: 403)], container, false),
+                    ("instance metadata 503", [.respond(status: 200, body: "t"), .respond(status: 503)], imds, true),
+                    ("instance metadata 429 for the role", [.respond(status: 200, body: "t"), .respond(status: 200, body: "r\n"), .respond(status: 429)], imds, true),
+                ]
+                for (what, replies, provider, unreachable) in cases {
+                    server.enqueue(replies)
+                    let error = await #expect(throws: CredentialError.self, "\(what)") { try await provider.credentials() }
+                    #expect(error?.isUnreachable == unreachable, "\(what)")
+                }
+                await server.shutdown()
+            }
+        }
+    }
+
+    /// A malformed endpoint variable is a configuration error, not a crash.
+    @Test func aMalformedInstanceMetadataEndpointIsAConfigurationError() async throws {
+        try await withTransport { transport in
+            for endpoint in ["http://[fd00:ec2::254", "ftp://169.254.169.254", "not a url"] {
+                let provider = InstanceMetadataCredentialProvider(environment: ["AWS_EC2_METADATA_SERVICE_ENDPOINT": endpoint], transport: transport)
+                let error = await #expect(throws: CredentialError.self, "\(endpoint)") { try await provider.credentials() }
+                #expect(error?.message.contains("AWS_EC2_METADATA_SERVICE_ENDPOINT") == true)
+                #expect(error?.isUnreachable == false)
+            }
+        }
+    }
+
     @Test func noInstanceMetadataServiceMeansNoCredentialsNotAnError() async throws {
         try await withTransport { transport in
             let server = try await FakeHTTPServer.start()

@@ -47,7 +47,7 @@ public struct ContainerCredentialProvider: CredentialProvider {
             throw .unreachable(name, "credentials endpoint", error)
         }
         guard response.status == 200 else {
-            throw CredentialError(provider: name, message: "credentials endpoint answered HTTP \(response.status)")
+            throw .answered(name, status: response.status, "credentials endpoint answered HTTP \(response.status)")
         }
         return try JSONCredentials.decode(response.body, tokenKey: "Token", provider: name)
     }

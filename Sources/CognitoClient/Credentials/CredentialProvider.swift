@@ -28,6 +28,14 @@ public struct CredentialError: Error, Sendable, CustomStringConvertible {
         CredentialError(provider: provider, message: "\(what) unreachable: \(error.kind.rawValue)", isUnreachable: true)
     }
 
+    /// A configured source that answered with an error. A server error (5xx), 429 or a
+    /// throttling code is the source having a bad moment, reported as unreachable (the caller
+    /// retries, a daemon stays up); anything else (403, a bad role) is a configuration mistake.
+    static func answered(_ provider: String, status: Int, code: String? = nil, _ message: String) -> CredentialError {
+        let passing = status >= 500 || status == 429 || (code.map { $0.hasPrefix("Throttl") || $0 == "RequestLimitExceeded" } ?? false)
+        return CredentialError(provider: provider, message: message, isUnreachable: passing)
+    }
+
     public var description: String { "\(provider) credentials: \(message)" }
 }
 

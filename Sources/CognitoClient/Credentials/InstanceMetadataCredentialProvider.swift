@@ -22,19 +22,31 @@ public struct InstanceMetadataCredentialProvider: CredentialProvider {
         return (configured ?? "http://169.254.169.254").trimmingCharacters(in: CharacterSet(charactersIn: "/"))
     }
 
+    /// `base` + `path`, or a configuration error naming the variable (it is the only input here).
+    private func url(_ path: String) throws(CredentialError) -> URL {
+        guard let url = URL(string: base + path), let scheme = url.scheme?.lowercased(), scheme == "http" || scheme == "https",
+            url.host != nil
+        else {
+            throw CredentialError(provider: name, message: "AWS_EC2_METADATA_SERVICE_ENDPOINT: must be an http(s) URL")
+        }
+        return url
+    }
+
     public func credentials() async throws(CredentialError) -> AWSCredentials? {
         if environment["AWS_EC2_METADATA_DISABLED"]?.lowercased() == "true" { return nil }
+        let tokenURL = try url("/latest/api/token")
         guard let tokenResponse = try? await transport.send(
-            method: "PUT", url: URL(string: base + "/latest/api/token")!,
+            method: "PUT", url: tokenURL,
             headers: [("x-aws-ec2-metadata-token-ttl-seconds", "21600")], timeout: timeout),
             tokenResponse.status == 200
         else { return nil }  // no IMDS here
         let token = String(decoding: tokenResponse.body, as: UTF8.self)
         let headers = [(name: "x-aws-ec2-metadata-token", value: token)]
         let listing: HTTPResponseData
+        let listingURL = try url("/latest/meta-data/iam/security-credentials/")
         do {
             listing = try await transport.send(
-                method: "GET", url: URL(string: base + "/latest/meta-data/iam/security-credentials/")!,
+                method: "GET", url: listingURL,
                 headers: headers, timeout: timeout)
         } catch {
             throw .unreachable(name, "instance metadata", error)
@@ -43,18 +55,19 @@ public struct InstanceMetadataCredentialProvider: CredentialProvider {
             let role = String(decoding: listing.body, as: UTF8.self).split(whereSeparator: \.isNewline).first
         else {
             if listing.status == 404 { return nil }  // an instance without a role
-            throw CredentialError(provider: name, message: "instance metadata answered HTTP \(listing.status)")
+            throw .answered(name, status: listing.status, "instance metadata answered HTTP \(listing.status)")
         }
         let document: HTTPResponseData
+        let roleURL = try url("/latest/meta-data/iam/security-credentials/\(role)")
         do {
             document = try await transport.send(
-                method: "GET", url: URL(string: base + "/latest/meta-data/iam/security-credentials/\(role)")!,
+                method: "GET", url: roleURL,
                 headers: headers, timeout: timeout)
         } catch {
             throw .unreachable(name, "instance metadata", error)
         }
         guard document.status == 200 else {
-            throw CredentialError(provider: name, message: "instance metadata answered HTTP \(document.status) for the role")
+            throw .answered(name, status: document.status, "instance metadata answered HTTP \(document.status) for the role")
         }
         return try JSONCredentials.decode(document.body, tokenKey: "Token", provider: name)
     }

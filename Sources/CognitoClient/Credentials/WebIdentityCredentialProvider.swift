@@ -53,7 +53,8 @@ public struct WebIdentityCredentialProvider: CredentialProvider {
         let fields = SimpleXML.fields(in: response.body, named: ["AccessKeyId", "SecretAccessKey", "SessionToken", "Expiration", "Code", "Message"])
         guard response.status == 200 else {
             let code = fields["Code"] ?? "HTTP \(response.status)"
-            throw CredentialError(provider: name, message: "STS refused AssumeRoleWithWebIdentity: \(code) \(fields["Message"] ?? "")")
+            throw .answered(name, status: response.status, code: fields["Code"],
+                            "STS refused AssumeRoleWithWebIdentity: \(code) \(fields["Message"] ?? "")")
         }
         guard let key = fields["AccessKeyId"], let secret = fields["SecretAccessKey"], let sessionToken = fields["SessionToken"] else {
             throw CredentialError(provider: name, message: "STS response without credentials")
