@@ -201,6 +201,13 @@ struct ImportCommandTests {
             try FileManager.default.removeItem(at: inbox.appending(path: "y.csv"))
             try await connection.execute("DROP ROLE \(unescaped: login)")
 
+            // A malformed connection string is the service's fault, not the file's: exit 2, it stays.
+            _ = try write(Array("username,user_pool_id\nw1,eu-west-1_Inb1\n".utf8), "inbox/w.csv", in: folder)
+            let misconfigured = try await CognitoResetBinary.run(["import", "--inbox", inbox.path], environment: ["DATABASE_URL": "host=db.example.com dbname"])
+            #expect(misconfigured.status == 2, "\(misconfigured.stdout)\(misconfigured.stderr)")
+            #expect(manager.fileExists(atPath: inbox.appending(path: "w.csv").path))
+            try FileManager.default.removeItem(at: inbox.appending(path: "w.csv"))
+
             // The database away: the file stays for the next run, exit 3.
             _ = try write(Array("username,user_pool_id\nz1,eu-west-1_Inb1\n".utf8), "inbox/z.csv", in: folder)
             let down = try await CognitoResetBinary.run(["import", "--inbox", inbox.path], environment: ["DATABASE_URL": "postgresql://127.0.0.1:1/none?connect_timeout=2"])

@@ -17,7 +17,9 @@ ensure_system_packages() {
     [ -f /usr/include/postgresql/libpq-fe.h ] || missing+=(libpq-dev)
     command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
     command -v runuser >/dev/null 2>&1 || missing+=(util-linux)
-    command -v python3 >/dev/null 2>&1 || missing+=(python3 python3-pip)
+    command -v python3 >/dev/null 2>&1 || missing+=(python3)
+    # Debian images often have python3 (cloud-init needs it) without pip.
+    python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
     # systemd-analyze checks the units in systemd/ offline (Tests/CLITests/SystemdUnitTests.swift).
     command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
     if [ ${#missing[@]} -gt 0 ]; then

@@ -16,6 +16,11 @@ struct InboxImport {
     let logger: Logger
 
     func run() async throws {
+        // Settings that are not the files' (a malformed DATABASE_URL, an unreadable password
+        // credential, a bad flag) fail the run with every file left where it is: blamed on each
+        // file, they would file the whole inbox under rejected/.
+        _ = try command.database.configuration()
+        _ = try command.makeSettings(now: Date())
         let done = folder.appending(path: "done")
         let rejected = folder.appending(path: "rejected")
         let files = try await blockingIO { [folder] in try Self.pendingFiles(in: folder, creating: [done, rejected]) }
