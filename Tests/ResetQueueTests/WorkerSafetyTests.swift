@@ -106,6 +106,22 @@ struct WorkerSafetyTests {
         }
     }
 
+    /// A batch whose commit reply was lost is sent again: the audit keeps one row per call.
+    @Test func anOutcomeWrittenTwiceIsAuditedOnce() async throws {
+        try await WorkerHarness.with { harness in
+            let store = PostgresJobStore(pool: harness.pool)
+            try await harness.insertJobs(1)
+            let job = try #require(try await store.claim(workerID: "w", limit: 1, lease: .seconds(30)).first)
+            let outcome = JobRecord(
+                job: job, outcome: .succeeded, newState: .succeeded, retryDelay: .zero, givesBackAttempt: false,
+                errorCode: nil, errorMessage: nil, requestID: "req-1", startedAt: Date(), finishedAt: Date())
+            #expect(try await store.record([outcome], workerID: "w") == [job.id])
+            #expect(try await store.record([outcome], workerID: "w").isEmpty)
+            #expect(try await harness.count("SELECT count(*) FROM cognito_reset.attempts") == 1)
+            #expect(try await harness.count("SELECT count(*) FROM cognito_reset.jobs WHERE state = 'succeeded'") == 1)
+        }
+    }
+
     @Test func aWorkerWithoutPermissionStopsWithTheErrorInsteadOfLooping() async throws {
         try await WorkerHarness.with { harness in
             let role = "nogrants_\(UUID().uuidString.prefix(8).lowercased())"

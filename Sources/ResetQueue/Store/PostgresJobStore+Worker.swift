@@ -44,6 +44,10 @@ extension PostgresJobStore {
                        i.error_code, i.error_message, i.request_id,
                        greatest(0, round(extract(epoch FROM i.finished_at - i.started_at) * 1000))::int
                 FROM input i WHERE EXISTS (SELECT 1 FROM cognito_reset.jobs j WHERE j.id = i.job_id)
+                  -- Written already: the batch committed but its reply was lost, and it is sent again.
+                  AND NOT EXISTS (SELECT 1 FROM cognito_reset.attempts a
+                                  WHERE a.job_id = i.job_id AND a.attempt = i.attempt AND a.worker_id = $1
+                                    AND a.started_at = i.started_at)
             )
             UPDATE cognito_reset.jobs AS j
             SET state = i.new_state,
