@@ -141,6 +141,24 @@ struct WorkerRobustnessTests {
         }
     }
 
+    /// A paused bucket (ceiling 0) does not keep --drain running once the queue is empty.
+    @Test func drainExitsWhilePausedOnceNothingIsLeft() async throws {
+        try await WorkerHarness.with { harness in
+            var configuration = WorkerHarness.configuration()
+            configuration.drain = true
+            configuration.sharedRate = SharedRateLimit(key: "drain-paused", initialCeiling: 10)
+            try await harness.pool.query("INSERT INTO cognito_reset.rate_limits (key, rate) VALUES ('drain-paused', 0)")
+            let worker = harness.makeWorker(configuration)
+            let task = harness.start(worker)
+            let ended = try? await harness.events.next("the draining worker to end", deadline: .seconds(20)) {
+                if case .stopped = $0 { true } else { false }
+            }
+            #expect(ended != nil, "--drain kept running while paused with nothing left")
+            try await harness.stop(worker, task)  // at once if it ended; otherwise so the failure cannot hang
+            #expect(harness.server.requests.isEmpty)
+        }
+    }
+
     @Test func survivesTheDatabaseGoingAwayMidRun() async throws {
         try await WorkerHarness.with(responder: { _, _ in .delay(.milliseconds(20), then: .cognitoSuccess()) }) { harness in
             try await harness.insertJobs(400)

@@ -41,6 +41,11 @@ extension QueueWorker {
             }
         }
         guard let wait = claim.wait else { return .nothingRunnable }
+        if claim.jobs.isEmpty, claim.ceiling == 0, configuration.drain {
+            // Paused: --drain must still end once nothing is left (the caller checks; with jobs
+            // still runnable it waits as when idle).
+            return .nothingRunnable
+        }
         if claim.jobs.isEmpty {
             // Another worker took this batch. Those that missed come back at random points of
             // the next interval instead of all at once, so most claims find a batch ready:
