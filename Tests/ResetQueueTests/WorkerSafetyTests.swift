@@ -106,6 +106,27 @@ struct WorkerSafetyTests {
         }
     }
 
+    /// This worker can claim a job again before the older claim's outcome is written (cancelled
+    /// and retried meanwhile): the job stays held, its lease renewed, until the newer claim settles.
+    @Test func aJobClaimedAgainStaysHeldUntilItsNewerClaimSettles() async {
+        let state = WorkerRunState()
+        func claim(token: Int64) -> ClaimedJob {
+            ClaimedJob(id: 7, userPoolID: "eu-west-1_a", username: "u", clientMetadata: nil, attempt: 1, maxAttempts: 10,
+                       priority: 100, runAt: Date(), claimToken: token)
+        }
+        await state.claimStarted()
+        await state.claimed([claim(token: 1)])
+        await state.claimStarted()
+        await state.claimed([claim(token: 2)])
+        #expect(await state.unsettled == 2)
+        await state.settled([7])  // the older claim's outcome
+        #expect(await state.held == [7])
+        #expect(await state.rescueExclusions().held == [7])
+        await state.settled([7])
+        #expect(await state.held.isEmpty)
+        #expect(await state.unsettled == 0)
+    }
+
     /// A batch whose commit reply was lost is sent again: the audit keeps one row per call.
     @Test func anOutcomeWrittenTwiceIsAuditedOnce() async throws {
         try await WorkerHarness.with { harness in

@@ -195,7 +195,7 @@ public final class QueueWorker: Service, Sendable {
             while !(await state.isStopping) {
                 pulse.beat()
                 let inFlight = await state.inFlight
-                let unsettled = await state.held.count
+                let unsettled = await state.unsettled
                 let free = min(configuration.concurrency - inFlight, maxUnsettled - unsettled)
                 guard free > 0, inFlight == 0 || free >= refillThreshold else {
                     await state.wake.wait(timeout: configuration.pollInterval)

@@ -7,8 +7,15 @@ actor WorkerRunState {
     private(set) var isStopping = false
     /// When a stop was requested, the moment by which everything must be done.
     private(set) var stopDeadline: ContinuousClock.Instant?
-    /// Jobs claimed whose outcome (or give-back) is not yet written: their leases are renewed.
-    private(set) var held: Set<Int64> = []
+    /// Jobs claimed whose outcome (or give-back) is not yet written, with how many such claims
+    /// each has: their leases are renewed. Counted, because this worker can claim a job again
+    /// before an older claim's outcome is written (an operator's cancel and retry, or a retry
+    /// due at once); settling the old claim must not stop renewing the new one.
+    private var holds: [Int64: Int] = [:]
+    /// The jobs whose leases this worker keeps.
+    var held: Set<Int64> { Set(holds.keys) }
+    /// Claims whose outcome is not yet written.
+    private(set) var unsettled = 0
     /// A database error that retrying cannot fix (permissions, missing schema); stops the worker.
     private(set) var fatal: PostgresError?
     /// Claim statements sent whose jobs are not yet in `held`. While one is, this worker's own
@@ -68,7 +75,7 @@ actor WorkerRunState {
     /// What the rescue must leave alone: the held jobs, and every job of ours while a claim is
     /// in progress.
     func rescueExclusions() -> (held: [Int64], claimInProgress: Bool) {
-        (Array(held), claimsInProgress > 0)
+        (Array(holds.keys), claimsInProgress > 0)
     }
 
     /// A claim's reply was handled: its jobs (maybe none) are held from now on.
@@ -78,13 +85,19 @@ actor WorkerRunState {
         inFlight += jobs.count
         status.inFlight = inFlight
         inFlightGauge.record(inFlight)
-        held.formUnion(jobs.map(\.id))
+        for job in jobs { holds[job.id, default: 0] += 1 }
+        unsettled += jobs.count
     }
 
-    /// Their outcomes are written (or given up on): stop renewing their leases, and let the
-    /// claim loop use the room this makes.
+    /// One claim each of these jobs has its outcome written (or given up on): stop renewing
+    /// their leases unless they were claimed again meanwhile, and let the claim loop use the
+    /// room this makes.
     func settled(_ ids: Set<Int64>) async {
-        held.subtract(ids)
+        for id in ids {
+            guard let count = holds[id] else { continue }
+            holds[id] = count > 1 ? count - 1 : nil
+            unsettled -= 1
+        }
         await wake.signal()
     }
 
