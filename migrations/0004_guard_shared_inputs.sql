@@ -1,15 +1,33 @@
 -- Values another system can write must not be able to stop the fleet, nor reveal other
 -- enqueuers' users.
 
--- 1. An import's rate schedule (next_slot_at) is the workers' to keep: enqueuers insert only the
+-- 1. A job's run_at is a real time: ±infinity broke the wake-up timer's arithmetic on every idle
+--    turn. Any such row (none is expected) gets its creation time, and a waiting job that was
+--    meant for "never" is cancelled, which is what it asked for. First, and without holding a
+--    table lock: this is the one step that reads all of `jobs`, and workers keep running meanwhile.
+UPDATE cognito_reset.jobs
+SET state = CASE WHEN run_at = 'infinity' AND state IN ('pending', 'retrying') THEN 'cancelled' ELSE state END,
+    finished_at = CASE WHEN run_at = 'infinity' AND state IN ('pending', 'retrying') THEN now() ELSE finished_at END,
+    run_at = created_at
+WHERE NOT isfinite(run_at);
+
+-- The tables whose definitions change, locked in the order a paced claim takes them (bucket,
+-- jobs, imports) so a claim in progress cannot deadlock with this migration; what follows is
+-- quick, and the new check on `jobs` is NOT VALID (the rows were put right above), so it does not
+-- scan the table under the lock.
+LOCK TABLE cognito_reset.rate_limits, cognito_reset.jobs, cognito_reset.imports IN ACCESS EXCLUSIVE MODE;
+ALTER TABLE cognito_reset.jobs ADD CONSTRAINT jobs_run_at_finite CHECK (isfinite(run_at)) NOT VALID;
+
+-- 2. An import's rate schedule (next_slot_at) is the workers' to keep: enqueuers insert only the
 --    import's own columns. ('infinity' there made every worker's claim fail.)
 REVOKE INSERT ON cognito_reset.imports FROM cognito_reset_enqueuer;
 GRANT INSERT (file_name, sha256, user_pool_id, run_at, priority, max_attempts, requested_by, rate)
     ON cognito_reset.imports TO cognito_reset_enqueuer;
+UPDATE cognito_reset.imports SET next_slot_at = NULL WHERE NOT isfinite(next_slot_at);  -- its slots start from now
 ALTER TABLE cognito_reset.imports
     ADD CONSTRAINT imports_next_slot_at_finite CHECK (isfinite(next_slot_at));
 
--- 2. Rates of at least one call per 1,000 s (or exactly 0, a paused ceiling): a rate a hair
+-- 3. Rates of at least one call per 1,000 s (or exactly 0, a paused ceiling): a rate a hair
 --    above 0 put the next slot beyond what an interval can hold, and every claim failed.
 UPDATE cognito_reset.rate_limits SET rate = 0.001 WHERE rate > 0 AND rate < 0.001;
 UPDATE cognito_reset.rate_limits SET floor_rate = 0.001 WHERE floor_rate < 0.001;
@@ -22,16 +40,6 @@ ALTER TABLE cognito_reset.rate_limits
 ALTER TABLE cognito_reset.imports
     DROP CONSTRAINT imports_rate_range,
     ADD CONSTRAINT imports_rate_range CHECK (rate >= 0.001 AND rate <= 10000);
-
--- 3. A job's run_at is a real time: ±infinity broke the wake-up timer's arithmetic on every idle
---    turn. Any such row (none is expected) gets its creation time, and a waiting job that was
---    meant for "never" is cancelled, which is what it asked for.
-UPDATE cognito_reset.jobs
-SET state = CASE WHEN run_at = 'infinity' AND state IN ('pending', 'retrying') THEN 'cancelled' ELSE state END,
-    finished_at = CASE WHEN run_at = 'infinity' AND state IN ('pending', 'retrying') THEN now() ELSE finished_at END,
-    run_at = created_at
-WHERE NOT isfinite(run_at);
-ALTER TABLE cognito_reset.jobs ADD CONSTRAINT jobs_run_at_finite CHECK (isfinite(run_at));
 
 -- 4. An idempotency key names a job, not a user: the lookup behind enqueue_reset now answers only
 --    whether the key's job is for the same user, so guessing keys reveals no other enqueuer's

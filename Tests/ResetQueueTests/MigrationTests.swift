@@ -164,4 +164,34 @@ struct MigrationTests {
         #expect(embedded.map(\.fileName) == onDisk.map(\.fileName))
         #expect(embedded.map(\.checksum) == onDisk.map(\.checksum))
     }
+
+    /// 0004 applies to a database already holding what the older schema let in (infinite times,
+    /// rates a hair above zero), and puts those rows right.
+    @Test func migration0004RepairsRowsTheOlderSchemaAllowed() async throws {
+        try await TemporaryDatabase.with { database in
+            let connection = try await database.connect()
+            let all = try CognitoResetSchema.embeddedMigrations()
+            let before = try Migrator(
+                migrations: all.filter { $0.fileName < "0004" }, schema: CognitoResetSchema.name,
+                lockKey: CognitoResetSchema.migrationLockKey, logger: logger)
+            _ = try await before.migrate(on: connection)
+            try await connection.execute("""
+                INSERT INTO cognito_reset.jobs (user_pool_id, username, run_at) VALUES ('eu-west-1_a1', 'never', 'infinity'),
+                    ('eu-west-1_a1', 'always', '-infinity')
+                """)
+            try await connection.execute("""
+                INSERT INTO cognito_reset.imports (file_name, sha256, rate, next_slot_at) VALUES ('f.csv', repeat('a', 64), 1e-300, 'infinity')
+                """)
+            try await connection.execute("INSERT INTO cognito_reset.rate_limits (key, rate, floor_rate) VALUES ('k', 1e-300, 1e-4)")
+
+            let applied = try await CognitoResetSchema.migrator(logger: logger).migrate(on: connection)
+            #expect(applied.map(\.fileName).contains { $0.hasPrefix("0004") })
+            #expect(try await connection.scalar("SELECT state FROM cognito_reset.jobs WHERE username = 'never'", as: String.self) == "cancelled")
+            #expect(try await connection.scalar("SELECT state FROM cognito_reset.jobs WHERE username = 'always'", as: String.self) == "pending")
+            #expect(try await connection.scalar("SELECT count(*) FROM cognito_reset.jobs WHERE isfinite(run_at)", as: Int.self) == 2)
+            #expect(try await connection.scalar("SELECT count(*) FROM cognito_reset.imports WHERE next_slot_at IS NULL AND rate = 0.001", as: Int.self) == 1)
+            #expect(try await connection.scalar("SELECT count(*) FROM cognito_reset.rate_limits WHERE rate = 0.001 AND floor_rate = 0.001", as: Int.self) == 1)
+            await connection.close()
+        }
+    }
 }

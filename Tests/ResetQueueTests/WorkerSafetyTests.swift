@@ -162,6 +162,36 @@ struct WorkerSafetyTests {
         }
     }
 
+    /// An outcome the database refuses for a reason retrying cannot fix (here the worker role
+    /// lost INSERT on the audit) is kept, not dropped, so the job is not called again; and the
+    /// stall is reported (log, metric, event) instead of passing for a quiet worker.
+    @Test func anOutcomeRefusedByAMissingGrantIsKeptAndReported() async throws {
+        try await WorkerHarness.with { harness in
+            let role = "noaudit_\(UUID().uuidString.prefix(8).lowercased())"
+            try await harness.pool.query("CREATE ROLE \(unescaped: role) LOGIN PASSWORD 'pw' IN ROLE cognito_reset_worker")
+            try await harness.pool.query("REVOKE INSERT ON cognito_reset.attempts FROM cognito_reset_worker")
+            try await harness.insertJobs(1, prefix: "unaudited")
+            let restricted = ConnectionPool(
+                configuration: harness.database.configuration.setting("user", to: role).setting("password", to: "pw"),
+                options: .init(maximumConnections: 4, connectDeadline: .seconds(2)))
+            var configuration = WorkerHarness.configuration()
+            configuration.lease = .seconds(30)
+            configuration.gracePeriod = .seconds(1)
+            let worker = harness.makeWorker(configuration, store: PostgresJobStore(pool: restricted))
+            let task = harness.start(worker)
+            let event = try await harness.events.next("the refused write to be reported") {
+                if case .databaseUnavailable(let error) = $0 { error.sqlState == SQLState.insufficientPrivilege } else { false }
+            }
+            #expect(event != nil)
+            #expect(await worker.snapshot().inFlight == 0)
+            try await harness.stop(worker, task)
+            await restricted.close()
+            #expect(harness.server.requests.count == 1)
+            #expect(try await harness.count("SELECT count(*) FROM cognito_reset.jobs WHERE state = 'running'") == 1)
+            try await harness.pool.query("DROP ROLE \(unescaped: role)")
+        }
+    }
+
     /// A write that fails for a passing reason (here a lock timeout, SQLSTATE 55P03, as a
     /// statement timeout, a failover or a full disk would) keeps the outcome until it is written:
     /// dropping it would leave the job to rescue, and rescue would call Cognito a second time.

@@ -12,9 +12,10 @@ import Postgres
 ///   by row and the refused row is dropped with an error log, so one bad row can never block
 ///   every later outcome; its job's lease then expires and rescue returns it to the queue.
 actor OutcomeRecorder {
-    /// What a write did: `settled` ids need no lease any more; `movedOn` ids changed state.
+    /// What a write did: `settled` names one job id per claim settled (a job this worker claimed
+    /// again can appear twice); `movedOn` ids changed state.
     struct Written: Sendable {
-        var settled: Set<Int64> = []
+        var settled: [Int64] = []
         var movedOn: Set<Int64> = []
     }
 
@@ -25,6 +26,8 @@ actor OutcomeRecorder {
     private let eagerCount: Int
     private let logger: Logger
     private let onWritten: @Sendable (Written) async -> Void
+    /// A write failed and its outcomes are kept for the next attempt.
+    private let onFailure: @Sendable (any Error) async -> Void
     private var records: [JobRecord] = []
     private var releases: [ClaimedJob] = []
     private var isFlushing = false
@@ -39,7 +42,8 @@ actor OutcomeRecorder {
 
     init(
         store: PostgresJobStore, workerID: String, interval: Duration, eagerCount: Int = 32, logger: Logger,
-        onWritten: @escaping @Sendable (Written) async -> Void
+        onWritten: @escaping @Sendable (Written) async -> Void,
+        onFailure: @escaping @Sendable (any Error) async -> Void = { _ in }
     ) {
         self.eagerCount = max(1, eagerCount)
         self.store = store
@@ -47,6 +51,7 @@ actor OutcomeRecorder {
         self.interval = interval
         self.logger = logger
         self.onWritten = onWritten
+        self.onFailure = onFailure
     }
 
     func add(_ record: JobRecord) async {
@@ -113,7 +118,7 @@ actor OutcomeRecorder {
         }
         releases = released.kept + releases
         var written = Written()
-        written.settled = recorded.settled.union(released.settled)
+        written.settled = recorded.settled + released.settled
         written.movedOn = recorded.movedOn
         summarise(batch.filter { recorded.movedOn.contains($0.job.id) }, givenBack: released.settled.count)
         if !written.settled.isEmpty { await onWritten(written) }
@@ -163,31 +168,33 @@ actor OutcomeRecorder {
     /// Anything else keeps them for the next attempt.
     private func write<Item: IdentifiedJob>(
         _ items: [Item], _ statement: ([Item]) async throws -> Set<Int64>
-    ) async -> (kept: [Item], settled: Set<Int64>, movedOn: Set<Int64>) {
+    ) async -> (kept: [Item], settled: [Int64], movedOn: Set<Int64>) {
         guard !items.isEmpty else { return ([], [], []) }
         do {
             let movedOn = try await statement(items)
-            return ([], Set(items.map(\.jobID)), movedOn)
+            return ([], items.map(\.jobID), movedOn)
         } catch let error as PostgresError where error.isDataError {
-            var settled: Set<Int64> = []
+            var settled: [Int64] = []
             var movedOn: Set<Int64> = []
             var kept: [Item] = []
             for item in items {
                 do {
                     movedOn.formUnion(try await statement([item]))
-                    settled.insert(item.jobID)
+                    settled.append(item.jobID)
                 } catch let error as PostgresError where error.isDataError {
                     logger.error(
                         "the database refused an outcome; the job's lease will expire and rescue will retry it",
                         metadata: ["job.id": "\(item.jobID)", "error": "\(error)"])
-                    settled.insert(item.jobID)
+                    settled.append(item.jobID)
                 } catch {
                     kept.append(item)
                 }
             }
             return (kept, settled, movedOn)
         } catch {
-            logger.warning("cannot record outcomes, will retry", metadata: ["error": "\(error)", "pending": "\(items.count)"])
+            // Kept, and the jobs stay held: nothing is called twice. An error no retry can fix
+            // (grants, schema) stalls this worker, so it is reported where operators look.
+            await onFailure(error)
             return (items, [], [])
         }
     }

@@ -130,7 +130,8 @@ public final class QueueWorker: Service, Sendable {
             onWritten: { [state, onEvent] written in
                 await state.settled(written.settled)
                 onEvent(.recorded(written.movedOn))
-            })
+            },
+            onFailure: { [self] error in reportDatabaseError(error, while: "recording") })
         await withTaskGroup(of: Void.self) { background in
             background.addTask { await recorder.run() }
             background.addTask { await self.keepHeartbeat() }
@@ -270,7 +271,12 @@ public final class QueueWorker: Service, Sendable {
     private func reportDatabaseError(_ error: any Error, while activity: String) {
         let postgresError = error as? PostgresError ?? PostgresError(code: .unexpectedResult, message: "\(error)")
         metrics.databaseError(during: activity)
-        logger.warning("database unavailable", metadata: ["activity": "\(activity)", "error": "\(postgresError)"])
+        if Self.isFatal(postgresError) {
+            // Retrying cannot fix it (a grant, the schema): an operator must.
+            logger.error("the database refuses the worker's statement", metadata: ["activity": "\(activity)", "error": "\(postgresError)"])
+        } else {
+            logger.warning("database unavailable", metadata: ["activity": "\(activity)", "error": "\(postgresError)"])
+        }
         onEvent(.databaseUnavailable(postgresError))
     }
 

@@ -92,7 +92,7 @@ actor WorkerRunState {
     /// One claim each of these jobs has its outcome written (or given up on): stop renewing
     /// their leases unless they were claimed again meanwhile, and let the claim loop use the
     /// room this makes.
-    func settled(_ ids: Set<Int64>) async {
+    func settled(_ ids: [Int64]) async {
         for id in ids {
             guard let count = holds[id] else { continue }
             holds[id] = count > 1 ? count - 1 : nil

@@ -1,11 +1,12 @@
 import ArgumentParser
 
 /// A duration on the command line: `500ms`, `30s`, `2m`, `1h`, `30d`, or plain seconds (`1.5`),
-/// at most ten years (no setting needs more, and far larger values would overflow `Duration`).
+/// at most a hundred years (far larger values would overflow `Duration`; a retention of decades
+/// means "keep").
 struct DurationArgument: ExpressibleByArgument, Sendable {
     let duration: Duration
 
-    static let maximumSeconds = 3650.0 * 86_400
+    static let maximumSeconds = 36_500.0 * 86_400
 
     init(_ duration: Duration) { self.duration = duration }
 

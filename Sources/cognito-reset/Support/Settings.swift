@@ -92,7 +92,7 @@ struct Settings {
         if let flag { return flag.duration }
         guard let text = self[name] else { return fallback }
         guard let parsed = DurationArgument(argument: text) else {
-            throw CLIError.badInput("\(name): must be a duration such as 500ms, 30s, 5m or 1h, at most 3650d (or \(flagName))")
+            throw CLIError.badInput("\(name): must be a duration such as 500ms, 30s, 5m or 1h, at most 36500d (or \(flagName))")
         }
         return parsed.duration
     }
