@@ -183,7 +183,6 @@ struct WorkerSafetyTests {
                 if case .databaseUnavailable(let error) = $0 { error.sqlState == SQLState.insufficientPrivilege } else { false }
             }
             #expect(event != nil)
-            #expect(await worker.snapshot().inFlight == 0)
             try await harness.stop(worker, task)
             await restricted.close()
             #expect(harness.server.requests.count == 1)
