@@ -43,7 +43,7 @@ actor OutcomeRecorder {
     init(
         store: PostgresJobStore, workerID: String, interval: Duration, eagerCount: Int = 32, logger: Logger,
         onWritten: @escaping @Sendable (Written) async -> Void,
-        onFailure: @escaping @Sendable (any Error) async -> Void = { _ in }
+        onFailure: @escaping @Sendable (any Error) async -> Void
     ) {
         self.eagerCount = max(1, eagerCount)
         self.store = store

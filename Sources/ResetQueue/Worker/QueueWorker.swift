@@ -291,7 +291,7 @@ public final class QueueWorker: Service, Sendable {
                 return
             }
             do {
-                let held = Array(await state.held)
+                let held = await state.held
                 let renewed = try await store.heartbeat(
                     workerID: configuration.workerID, lease: configuration.lease, status: await state.status, holding: held)
                 onEvent(.heartbeat(renewedLeases: renewed))

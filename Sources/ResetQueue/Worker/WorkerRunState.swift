@@ -13,7 +13,7 @@ actor WorkerRunState {
     /// due at once); settling the old claim must not stop renewing the new one.
     private var holds: [Int64: Int] = [:]
     /// The jobs whose leases this worker keeps.
-    var held: Set<Int64> { Set(holds.keys) }
+    var held: [Int64] { Array(holds.keys) }
     /// Claims whose outcome is not yet written.
     private(set) var unsettled = 0
     /// A database error that retrying cannot fix (permissions, missing schema); stops the worker.
@@ -75,7 +75,7 @@ actor WorkerRunState {
     /// What the rescue must leave alone: the held jobs, and every job of ours while a claim is
     /// in progress.
     func rescueExclusions() -> (held: [Int64], claimInProgress: Bool) {
-        (Array(holds.keys), claimsInProgress > 0)
+        (held, claimsInProgress > 0)
     }
 
     /// A claim's reply was handled: its jobs (maybe none) are held from now on.
