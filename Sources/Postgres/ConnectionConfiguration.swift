@@ -19,16 +19,23 @@ public struct ConnectionConfiguration: Sendable, CustomStringConvertible {
     public var fallbackApplicationName = "cognito-reset"
 
     /// Parses the connection string now, so a malformed one fails at start-up with a clear error.
-    public init(_ connectionString: String) throws(PostgresError) {
+    /// Values libpq would only refuse when connecting (`sslmode=bogus`, `port=abc`) are refused
+    /// here too: a malformed setting is bad input, not an unreachable database. The `PG*`
+    /// variables libpq falls back to are checked the same way.
+    public init(
+        _ connectionString: String, environment: [String: String]? = nil
+    ) throws(PostgresError) {
         self.connectionString = connectionString
-        _ = try Self.parse(connectionString)
+        let settings = try Self.parse(connectionString)
+        try ConnectionSettingRules.check(settings, environment: environment ?? ProcessInfo.processInfo.environment)
     }
 
     /// From `DATABASE_URL` if set, otherwise empty (libpq then reads `PG*` variables and defaults).
     public static func fromEnvironment(_ environment: [String: String]? = nil) throws(PostgresError)
         -> ConnectionConfiguration
     {
-        try ConnectionConfiguration((environment ?? ProcessInfo.processInfo.environment)["DATABASE_URL"] ?? "")
+        let environment = environment ?? ProcessInfo.processInfo.environment
+        return try ConnectionConfiguration(environment["DATABASE_URL"] ?? "", environment: environment)
     }
 
     /// A copy with `key` set to `value`, overriding the connection string (e.g. another `dbname`).
@@ -109,7 +116,18 @@ public struct ConnectionConfiguration: Sendable, CustomStringConvertible {
             connectionString.contains("=") || connectionString.hasPrefix("postgresql://")
             || connectionString.hasPrefix("postgres://")
         guard looksLikeConninfo else {
-            return connectionString.isEmpty ? [:] : ["dbname": connectionString]
+            if connectionString.isEmpty { return [:] }
+            // libpq takes anything else as a database name and the server quotes it back in its
+            // error ("database ... does not exist"): a mistyped URI (`postgress://app:pw@host`,
+            // `mysql://...`, a leading space, `postgres:/...`) would print its password. A real
+            // database name has none of these characters.
+            guard !connectionString.contains(where: { ":/@?".contains($0) || $0.isWhitespace || $0.isNewline }) else {
+                throw PostgresError(
+                    code: .invalidConfiguration,
+                    message: "must be a postgresql:// or postgres:// URI, key=value settings or a plain database name "
+                        + "(the value is not shown: it may hold a password)")
+            }
+            return ["dbname": connectionString]
         }
         guard let options = PQconninfoParse(connectionString, &errorMessage) else {
             let message = errorMessage.map { String(cString: $0) } ?? "out of memory"

@@ -23,6 +23,10 @@ struct DatabaseOptions: ParsableArguments {
             } else {
                 configuration = try ConnectionConfiguration.fromEnvironment()
             }
+        } catch where error.code == .invalidConfiguration {
+            // Name where the bad value came from: the flag, a PG* variable, or DATABASE_URL.
+            let source = databaseURL != nil ? "--database-url" : "DATABASE_URL"
+            throw CLIError.badInput(error.message.hasPrefix("PG") ? error.message : "\(source): \(error.message)")
         } catch {
             throw CLIError(error)
         }
