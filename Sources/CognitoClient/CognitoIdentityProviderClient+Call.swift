@@ -76,13 +76,7 @@ extension CognitoIdentityProviderClient {
                 code: code, message: "\(error.kind.rawValue) talking to \(url.host ?? "the endpoint")",
                 errorClass: .transient, operation: operation))
         }
-        let requestID = ErrorResponse.header("x-amzn-requestid", in: response.headers)
-        guard (200..<300).contains(response.status) else {
-            return .failure(ErrorResponse.error(
-                status: response.status, headers: response.headers, body: response.body, operation: operation,
-                secrets: allSecrets))
-        }
-        return .success(requestID)
+        return ErrorResponse.outcome(of: response, operation: operation, secrets: allSecrets)
     }
 
     /// `host[:port]`, as signed and sent (the port only when it is not the scheme's default).

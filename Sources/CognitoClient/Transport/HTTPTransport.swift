@@ -51,6 +51,9 @@ public final class HTTPTransport: Sendable {
         configuration.connectionPool = .init(
             idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: max(1, connectionsPerHost))
         configuration.decompression = .disabled
+        // No AWS SDK follows redirects for these JSON protocols: a 3xx is an answer (an error), and
+        // following a 307 would send the signed request, pool id and username to another host.
+        configuration.redirectConfiguration = .disallow
         self.client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         self.timeouts = timeouts
     }
@@ -69,13 +72,35 @@ public final class HTTPTransport: Sendable {
         request.method = HTTPMethod(rawValue: method)
         for (name, value) in headers { request.headers.add(name: name, value: value) }
         if !body.isEmpty || method == "POST" || method == "PUT" { request.body = .bytes(ByteBuffer(bytes: body)) }
+        let total = timeout ?? timeouts.total
+        let client = self.client
+        let finalRequest = request
         do {
-            let response = try await client.execute(request, timeout: .init(timeout ?? timeouts.total))
-            let bytes = try await response.body.collect(upTo: Self.maximumBodySize)
-            return HTTPResponseData(
-                status: Int(response.status.code),
-                headers: response.headers.map { ($0.name, $0.value) },
-                body: Array(buffer: bytes))
+            // The deadline covers the whole exchange, body included: async-http-client's own
+            // timeout ends with the response head, and its read timeout restarts with every byte,
+            // so a server trickling a long body one byte at a time would hold the call forever.
+            return try await withThrowingTaskGroup(of: HTTPResponseData?.self) { group in
+                group.addTask {
+                    let response = try await client.execute(finalRequest, timeout: .init(total))
+                    let bytes = try await response.body.collect(upTo: Self.maximumBodySize)
+                    return HTTPResponseData(
+                        status: Int(response.status.code),
+                        headers: response.headers.map { ($0.name, $0.value) },
+                        body: Array(buffer: bytes))
+                }
+                group.addTask {
+                    try await Task.sleep(for: total)
+                    return nil
+                }
+                defer { group.cancelAll() }
+                // The first to finish decides; the other is cancelled (which closes the connection).
+                guard let first = try await group.next(), let response = first else {
+                    throw TransportError(kind: .timeout, detail: "no complete response within \(total)")
+                }
+                return response
+            }
+        } catch let error as TransportError {
+            throw error
         } catch {
             throw Self.classify(error)
         }
