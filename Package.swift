@@ -52,9 +52,15 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // The one definition of text that is safe to show on a terminal or in a log line.
+        .target(
+            name: "TerminalSafety",
+            swiftSettings: strictSettings
+        ),
         .target(
             name: "CognitoClient",
             dependencies: [
+                "TerminalSafety",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
@@ -92,6 +98,7 @@ let package = Package(
         .target(
             name: "Daemon",
             dependencies: [
+                "TerminalSafety",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -160,7 +167,7 @@ let package = Package(
         ),
         .testTarget(
             name: "DaemonTests",
-            dependencies: ["Daemon", "CognitoTesting"],
+            dependencies: ["Daemon", "TerminalSafety", "CognitoTesting"],
             swiftSettings: strictSettings
         ),
         .testTarget(

@@ -1,5 +1,6 @@
 public import Logging
 import Foundation
+import TerminalSafety
 
 /// How log lines look: `key=value` pairs (logfmt) or one JSON object per line.
 public enum LogFormat: String, Sendable, CaseIterable {
@@ -60,7 +61,7 @@ public struct LineLogHandler: LogHandler {
             // Foundation does the escaping; keys come out sorted, so lines diff and grep well.
             let object = Dictionary((tail + head).map { ($0.0, $0.1) }) { _, last in last }
             let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
-            return prefix + String(decoding: data, as: UTF8.self) + "\n"
+            return prefix + SafeText.jsonEscaped(String(decoding: data, as: UTF8.self)) + "\n"
         }
     }
 
@@ -96,12 +97,12 @@ public struct LineLogHandler: LogHandler {
     /// escapes (as Go's logfmt writers do); never spans lines.
     static func logfmtValue(_ value: String) -> String {
         let needsQuotes = value.isEmpty || value.unicodeScalars.contains {
-            $0 == " " || $0 == "=" || $0 == "\"" || $0.value < 0x20 || $0.value == 0x7F
+            $0 == " " || $0 == "=" || $0 == "\"" || SafeText.isControl($0)
         }
         guard needsQuotes else { return value }
         let encoder = JSONEncoder()
         encoder.outputFormatting = .withoutEscapingSlashes
-        return (try? encoder.encode(value)).map { String(decoding: $0, as: UTF8.self) } ?? "\"\""
+        return (try? encoder.encode(value)).map { SafeText.jsonEscaped(String(decoding: $0, as: UTF8.self)) } ?? "\"\""
     }
 
     static func timestamp(_ date: Date) -> String {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CognitoClient
 import Foundation
 import ResetQueue
 
@@ -23,8 +24,16 @@ struct CognitoReset: AsyncParsableCommand {
     static func main() async {
         ProcessSignals.unblockTermination()
         let code: Int32
+        if let invalid = RawInputCheck.check() {
+            Foundation.exit(report(invalid))
+        }
         do {
             var command = try parseAsRoot()
+            // After parsing, so --help and --version work whatever the environment holds (a help
+            // request parses as the parser's own help command, which reads no setting).
+            if String(describing: type(of: command)) != "HelpCommand" {
+                try Settings.checkEnvironment(ProcessInfo.processInfo.environment)
+            }
             if var asyncCommand = command as? any AsyncParsableCommand {
                 try await asyncCommand.run()
             } else {
@@ -57,7 +66,7 @@ struct CognitoReset: AsyncParsableCommand {
 
 /// Writes one line to standard error.
 func printError(_ message: String) {
-    let line = "error: " + message.split(whereSeparator: \.isNewline).joined(separator: " ") + "\n"
+    let line = "error: " + SafeText.escaped(message.split(whereSeparator: \.isNewline).joined(separator: " ")) + "\n"
     FileHandle.standardError.write(Data(line.utf8))
 }
 

@@ -80,13 +80,24 @@ public struct Username: Sendable, Hashable {
 }
 
 /// Cognito's `ClientMetadata`: string keys and values passed to the pool's Lambda triggers.
+///
+/// Its size is bounded: the keys and values together hold at most `maximumBytes` bytes of UTF-8
+/// (the table's `jobs_client_metadata_size` says the same), so no job carries a request body
+/// larger than Cognito would take and no import holds megabytes per line in memory.
 public struct ClientMetadata: Sendable, Hashable {
+    /// 256 KiB: far above what a Lambda trigger needs, far below what would strain a worker.
+    public static let maximumBytes = 262_144
+    public static let sizeRule = "keys and values together must be at most 262144 bytes (256 KiB) of UTF-8"
+
     public let values: [String: String]
 
     public init(_ values: [String: String]) throws(InvalidInput) {
-        for key in values.keys where key.isEmpty {
-            throw InvalidInput(field: "ClientMetadata", rule: "keys must not be empty")
+        var bytes = 0
+        for (key, value) in values {
+            if key.isEmpty { throw InvalidInput(field: "ClientMetadata", rule: "keys must not be empty") }
+            bytes += key.utf8.count + value.utf8.count
         }
+        guard bytes <= Self.maximumBytes else { throw InvalidInput(field: "ClientMetadata", rule: Self.sizeRule) }
         self.values = values
     }
 }

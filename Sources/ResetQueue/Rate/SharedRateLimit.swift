@@ -1,3 +1,4 @@
+public import CognitoClient
 public import Foundation
 
 /// The fleet-wide rate limit a worker draws from: one row of `cognito_reset.rate_limits`, shared
@@ -15,6 +16,17 @@ public struct SharedRateLimit: Sendable, Equatable {
     public init(key: String, initialCeiling: Double) {
         self.key = key
         self.initialCeiling = initialCeiling
+    }
+
+    public static let keyRule = "must be 1 to 200 printable ASCII characters without spaces, e.g. cognito:eu-west-1"
+
+    /// A bucket key as typed or configured: printable ASCII without spaces (the table's
+    /// `rate_limits_key_printable` says the same), so `rate show` and `status` never print a
+    /// key that moves the cursor or recolours the terminal.
+    public static func checkKey(_ key: String, field: String) throws(InvalidInput) {
+        guard (1...200).contains(key.utf8.count), key.utf8.allSatisfy({ (0x21...0x7E).contains($0) }) else {
+            throw InvalidInput(field: field, rule: keyRule)
+        }
     }
 
     /// The default key for a region: `cognito:REGION`. Fleets serving several AWS accounts from

@@ -46,7 +46,7 @@ struct AdminResetCommand: AsyncParsableCommand {
         if json {
             try printJSON(["outcome": "succeeded", "request_id": response.requestID ?? NSNull(), "attempts": response.attempts])
         } else {
-            print("Password reset started: the user must set a new password with the code Cognito sends (request id \(requestID)).")
+            Terminal.say("Password reset started: the user must set a new password with the code Cognito sends (request id \(requestID)).")
         }
     }
 }

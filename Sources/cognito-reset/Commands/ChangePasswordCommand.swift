@@ -35,7 +35,7 @@ struct ChangePasswordCommand: AsyncParsableCommand {
                 try await client.changePassword(accessToken: token, previousPassword: previous, proposedPassword: proposed)
             }
         }
-        print("Password changed (request id \(response.requestID ?? "none")).")
+        Terminal.say("Password changed (request id \(response.requestID ?? "none")).")
     }
 }
 

@@ -45,10 +45,10 @@ struct EnqueueCommand: AsyncParsableCommand {
                 "state": result.state?.rawValue ?? NSNull(),
             ])
         } else if result.created {
-            print("Enqueued job \(result.jobID) (runs at \(result.runAt?.formatted(.iso8601) ?? "now")).")
+            Terminal.say("Enqueued job \(result.jobID) (runs at \(result.runAt?.formatted(.iso8601) ?? "now")).")
         } else {
             let state = result.state.map { "(\($0.rawValue))" } ?? "(enqueued by another system)"
-            print("Job \(result.jobID) is already active for this user \(state); nothing new enqueued.")
+            Terminal.say("Job \(result.jobID) is already active for this user \(state); nothing new enqueued.")
         }
     }
 

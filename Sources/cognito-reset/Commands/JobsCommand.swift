@@ -1,4 +1,5 @@
 import ArgumentParser
+import CognitoClient
 import Foundation
 import Postgres
 import ResetQueue
@@ -19,15 +20,16 @@ struct JobsCommand: AsyncParsableCommand {
 
         func run() async throws {
             let state = try parseState(state)
+            let pool = try checkedPool(pool)
             guard (1...10_000).contains(limit) else { throw CLIError.badInput("--limit: must be from 1 to 10000") }
             let jobs = try await database.withJobStore(logger: try database.logger()) { try await $0.list(state: state, pool: pool, limit: limit) }
             if json {
-                print(String(decoding: try jsonEncoder().encode(jobs), as: UTF8.self))
+                Terminal.json(try jsonEncoder().encode(jobs))
                 return
             }
-            print(["ID", "POOL", "USER", "STATE", "ATTEMPT", "PRIO", "RUN AT", "LAST ERROR"].joined(separator: "\t"))
+            Terminal.say(["ID", "POOL", "USER", "STATE", "ATTEMPT", "PRIO", "RUN AT", "LAST ERROR"].joined(separator: "\t"))
             for job in jobs {
-                print([String(job.id), TableCell.safe(job.userPoolID), TableCell.safe(job.username), job.state, "\(job.attempt)/\(job.maxAttempts)",
+                Terminal.say([String(job.id), TableCell.safe(job.userPoolID), TableCell.safe(job.username), job.state, "\(job.attempt)/\(job.maxAttempts)",
                        String(job.priority), job.runAt.formatted(.iso8601), job.lastErrorCode ?? "-"].joined(separator: "\t"))
             }
         }
@@ -45,20 +47,20 @@ struct JobsCommand: AsyncParsableCommand {
             }
             if json {
                 struct Both: Encodable { let job: JobSummary; let attempts: [AttemptSummary] }
-                print(String(decoding: try jsonEncoder().encode(Both(job: job, attempts: attempts)), as: UTF8.self))
+                Terminal.json(try jsonEncoder().encode(Both(job: job, attempts: attempts)))
                 return
             }
-            print("""
+            Terminal.say("""
                 Job \(job.id)  \(job.state)  attempt \(job.attempt)/\(job.maxAttempts)  priority \(job.priority)
                 Pool \(job.userPoolID)  user \(job.username)
                 Created \(job.createdAt.formatted(.iso8601))  run at \(job.runAt.formatted(.iso8601))\(job.finishedAt.map { "  finished \($0.formatted(.iso8601))" } ?? "")
                 """)
-            if let code = job.lastErrorCode { print("Last error \(code): \(job.lastErrorMessage ?? "")") }
-            if let request = job.cognitoRequestID { print("Cognito request id \(request)") }
-            if let worker = job.lockedBy { print("Held by \(worker)") }
+            if let code = job.lastErrorCode { Terminal.say("Last error \(code): \(job.lastErrorMessage ?? "")") }
+            if let request = job.cognitoRequestID { Terminal.say("Cognito request id \(request)") }
+            if let worker = job.lockedBy { Terminal.say("Held by \(worker)") }
             for attempt in attempts {
                 let error = attempt.errorCode.map { "  \($0): \(attempt.errorMessage ?? "")" } ?? ""
-                print("  #\(attempt.attempt) \(attempt.startedAt.formatted(.iso8601)) \(attempt.outcome) \(attempt.latencyMilliseconds.map { "\($0) ms" } ?? "") by \(attempt.workerID)\(error)")
+                Terminal.say("  #\(attempt.attempt) \(attempt.startedAt.formatted(.iso8601)) \(attempt.outcome) \(attempt.latencyMilliseconds.map { "\($0) ms" } ?? "") by \(attempt.workerID)\(error)")
             }
         }
     }
@@ -73,18 +75,19 @@ struct JobsCommand: AsyncParsableCommand {
         @Option(help: ArgumentHelp("Only jobs of this user pool (with --state).", valueName: "ID")) var pool: String?
 
         func run() async throws {
+            let pool = try checkedPool(pool)
             switch (id, try parseState(state)) {
             case (let id?, nil):
                 do {
                     let retried = try await database.withJobStore(logger: try database.logger()) { try await $0.retry(id: id) }
                     guard retried else { throw CLIError.failure("job \(id) is not failed or cancelled (or does not exist)") }
-                    print("Job \(id) queued again.")
+                    Terminal.say("Job \(id) queued again.")
                 } catch let error as CLIError where error.message.contains("jobs_one_active_per_user") {
                     throw CLIError.failure("job \(id) not retried: the user already has an active job")
                 }
             case (nil, let state?) where state == .failed || state == .cancelled:
                 let count = try await database.withJobStore(logger: try database.logger()) { try await $0.retry(state: state, pool: pool) }
-                print("\(count) job(s) queued again.")
+                Terminal.say("\(count) job(s) queued again.")
             default:
                 throw CLIError.badInput("give a job id, or --state failed|cancelled (not both)")
             }
@@ -104,9 +107,20 @@ struct JobsCommand: AsyncParsableCommand {
             guard [id != nil, pool != nil, importID != nil].filter({ $0 }).count == 1 else {
                 throw CLIError.badInput("give exactly one of: a job id, --pool ID, --import ID")
             }
+            let pool = try checkedPool(pool)
             let count = try await database.withJobStore(logger: try database.logger()) { try await $0.cancel(id: id, pool: pool, importID: importID) }
-            print("\(count) job(s) cancelled.")
+            Terminal.say("\(count) job(s) cancelled.")
         }
+    }
+}
+
+/// A `--pool` filter, checked like every pool id (a filter that can match no job is a typo).
+func checkedPool(_ text: String?) throws -> String? {
+    guard let text else { return nil }
+    do {
+        return try relabel("pool") { () throws(InvalidInput) in try UserPoolID(text) }.rawValue
+    } catch {
+        throw CLIError(error)
     }
 }
 

@@ -42,10 +42,10 @@ struct MigrateCommand: AsyncParsableCommand {
                 try await migrator.migrate(on: connection, dryRun: dryRun)
             }
             if applied.isEmpty {
-                print("Database is up to date (\(migrator.migrations.count) migration(s) known).")
+                Terminal.say("Database is up to date (\(migrator.migrations.count) migration(s) known).")
             }
             for migration in applied {
-                print(dryRun ? "Would apply \(migration.fileName)" : "Applied \(migration.fileName)")
+                Terminal.say(dryRun ? "Would apply \(migration.fileName)" : "Applied \(migration.fileName)")
             }
         }
     }
@@ -63,7 +63,7 @@ struct MigrateCommand: AsyncParsableCommand {
             let (_, status) = try await withMigrator(database, source) { migrator, connection in
                 try await migrator.status(on: connection)
             }
-            print(json ? try Self.json(status) : Self.text(status))
+            Terminal.say(json ? try Self.json(status) : Self.text(status))
         }
 
         static func text(_ status: Migrator.Status) -> String {

@@ -26,15 +26,15 @@ struct RateCommand: AsyncParsableCommand {
             let key = try self.key.map { try RateArgument.key($0, field: "--key", environment: [:]) }
             let buckets = try await database.withJobStore(logger: logger) { try await $0.rateBuckets(key: key) }
             if json {
-                print(String(decoding: try jsonEncoder().encode(buckets), as: UTF8.self))
+                Terminal.json(try jsonEncoder().encode(buckets))
                 return
             }
             if buckets.isEmpty {
-                print(key.map { "no bucket \($0) yet (a worker creates it on its first claim, `rate set` too)" }
+                Terminal.say(key.map { "no bucket \($0) yet (a worker creates it on its first claim, `rate set` too)" }
                     ?? "no buckets yet (a worker creates one on its first claim, `rate set` too)")
                 return
             }
-            for bucket in buckets { print(Self.describe(bucket)) }
+            for bucket in buckets { Terminal.say(Self.describe(bucket)) }
         }
 
         static func describe(_ bucket: RateBucketStatus) -> String {
@@ -76,7 +76,7 @@ struct RateCommand: AsyncParsableCommand {
                 if json {
                     try printJSON(["import": importID, "ceiling": ceiling == 0 ? NSNull() : ceiling as Any])
                 } else {
-                    print(ceiling == 0 ? "import \(importID): own ceiling removed (the bucket's applies)" : "import \(importID): ceiling \(Show.number(ceiling))/s")
+                    Terminal.say(ceiling == 0 ? "import \(importID): own ceiling removed (the bucket's applies)" : "import \(importID): ceiling \(Show.number(ceiling))/s")
                 }
                 return
             }
@@ -102,9 +102,9 @@ struct RateCommand: AsyncParsableCommand {
             }
             logger.notice("rate ceiling set", metadata: ["rate.key": "\(key)", "ceiling": "\(ceiling)"])
             if json {
-                print(String(decoding: try jsonEncoder().encode(bucket), as: UTF8.self))
+                Terminal.json(try jsonEncoder().encode(bucket))
             } else if let bucket {
-                print(Show.describe(bucket))
+                Terminal.say(Show.describe(bucket))
             }
         }
     }

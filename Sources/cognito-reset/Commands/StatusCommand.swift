@@ -21,10 +21,10 @@ struct StatusCommand: AsyncParsableCommand {
             repeat {
                 let status = try await store.status()
                 if json {
-                    print(String(decoding: try jsonEncoder().encode(status), as: UTF8.self))
+                    Terminal.json(try jsonEncoder().encode(status))
                 } else {
-                    if watch { print("\u{1B}[H\u{1B}[2J", terminator: "") }
-                    print(Self.render(status, withETA: watch))
+                    if watch { print("\u{1B}[H\u{1B}[2J", terminator: "") }  // our own escape, not data
+                    Terminal.say(Self.render(status, withETA: watch))
                 }
                 if watch { try await Task.sleep(for: .seconds(2)) }
             } while watch

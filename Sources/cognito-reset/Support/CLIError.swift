@@ -68,7 +68,7 @@ func jsonEncoder() -> JSONEncoder {
 /// Prints one JSON object on stdout (keys sorted), for `--json` output.
 func printJSON(_ object: [String: Any]) throws {
     let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
-    print(String(decoding: data, as: UTF8.self))
+    Terminal.json(data)
 }
 
 /// Runs `body`, naming the command-line option in its error instead of the API field.

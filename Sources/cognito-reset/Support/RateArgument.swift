@@ -21,13 +21,21 @@ enum RateArgument {
     /// (`cognito:REGION`, from AWS_REGION or the profile), else `cognito:default`.
     static func key(_ explicit: String?, field: String = "--rate-key", environment: [String: String]) throws -> String {
         if let explicit {
-            guard (1...200).contains(explicit.count), !explicit.contains(where: { $0.isNewline || $0 == "\0" }) else {
-                throw CLIError.badInput("\(field): must be 1 to 200 characters on one line")
+            do {
+                try SharedRateLimit.checkKey(explicit, field: field)
+            } catch {
+                throw CLIError.badInput("\(field): \(error.rule)")
             }
             return explicit
         }
         let profileRegion = SharedFilesCredentialProvider(environment: environment).region()
         let region = (try? CognitoEndpointResolver.fromEnvironment(environment, profileRegion: profileRegion))?.configuredRegion
-        return SharedRateLimit.defaultKey(region: region ?? "default")
+        let key = SharedRateLimit.defaultKey(region: region ?? "default")
+        do {
+            try SharedRateLimit.checkKey(key, field: "AWS_REGION")
+        } catch {
+            throw CLIError.badInput("AWS_REGION: must be a region name such as eu-west-1")
+        }
+        return key
     }
 }

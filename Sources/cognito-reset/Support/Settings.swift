@@ -1,4 +1,6 @@
+import Daemon
 import Foundation
+import Logging
 
 /// The daemon's settings from the environment and an optional config file (`--config` or
 /// `COGNITO_RESET_CONFIG`): `KEY=VALUE` lines, `#` comments, the same names as the environment,
@@ -29,19 +31,60 @@ struct Settings {
 
     private let values: [String: String]
 
-    /// Reads the file (if any) and checks every name. Bad input throws `CLIError` (exit 2).
-    init(environment: [String: String], configFile: String?) throws {
-        for name in environment.keys where name.hasPrefix("COGNITO_RESET_") && Self.known[name] == nil {
+    /// Reads the file (if any, and if `readingFile`) and checks every name. Bad input throws
+    /// `CLIError` (exit 2).
+    init(environment: [String: String], configFile: String?, readingFile: Bool = true) throws {
+        for name in environment.keys.sorted() where name.hasPrefix("COGNITO_RESET_") && Self.known[name] == nil {
             throw CLIError.badInput("\(name): unknown setting in the environment (known: \(Self.known.keys.sorted().joined(separator: ", ")))")
         }
         var values: [String: String] = [:]
-        if let path = configFile ?? environment["COGNITO_RESET_CONFIG"].flatMap({ $0.isEmpty ? nil : $0 }) {
+        if readingFile, let path = configFile ?? environment["COGNITO_RESET_CONFIG"].flatMap({ $0.isEmpty ? nil : $0 }) {
             values = try Self.read(path)
         }
         for (name, value) in environment where Self.known[name] != nil {
             values[name] = value
         }
         self.values = values
+    }
+
+    /// Checks every `COGNITO_RESET_*` variable of the environment, names and values, for every
+    /// command: a typo or a bad value is refused (exit 2) whichever command runs, not only by the
+    /// commands that read that setting. Config files are checked by the commands that read them.
+    static func checkEnvironment(_ environment: [String: String]) throws {
+        let settings = try Settings(environment: environment, configFile: nil, readingFile: false)
+        try settings.checkValues()
+    }
+
+    /// Each setting that is set parses as its kind of value; the error names the setting.
+    func checkValues() throws {
+        for (name, flag) in [("COGNITO_RESET_LEASE", "--lease"), ("COGNITO_RESET_HEARTBEAT", "--heartbeat"),
+                             ("COGNITO_RESET_POLL", "--poll"), ("COGNITO_RESET_GRACE", "--grace"),
+                             ("COGNITO_RESET_STATUS_INTERVAL", "--status-interval"), ("COGNITO_RESET_RETENTION", "--older-than")] {
+            _ = try duration(nil, name, flagName: flag, default: .zero)
+        }
+        _ = try bool("COGNITO_RESET_LOG_USERNAMES", default: false)
+        if let text = self["COGNITO_RESET_CONCURRENCY"], Int(text).map({ (1...1024).contains($0) }) != true {
+            throw CLIError.badInput("COGNITO_RESET_CONCURRENCY: must be an integer from 1 to 1024")
+        }
+        if let text = self["COGNITO_RESET_RATE"], text != "unlimited" {
+            _ = try RateArgument.parse(text, field: "COGNITO_RESET_RATE")
+        }
+        if let text = self["COGNITO_RESET_RATE_KEY"] {
+            _ = try RateArgument.key(text, field: "COGNITO_RESET_RATE_KEY", environment: [:])
+        }
+        if let text = self["COGNITO_RESET_METRICS_ADDRESS"] {
+            do {
+                _ = try WorkerCommand.parseAddress(text)
+            } catch {
+                throw CLIError.badInput("COGNITO_RESET_METRICS_ADDRESS: must be HOST:PORT, e.g. 127.0.0.1:9464 or [::1]:9464")
+            }
+        }
+        if let text = self["COGNITO_RESET_LOG_LEVEL"], Logger.Level(rawValue: text.lowercased()) == nil {
+            throw CLIError.badInput("COGNITO_RESET_LOG_LEVEL: must be one of trace, debug, info, notice, warning, error, critical")
+        }
+        if let text = self["COGNITO_RESET_LOG_FORMAT"], LogFormat(rawValue: text.lowercased()) == nil {
+            throw CLIError.badInput("COGNITO_RESET_LOG_FORMAT: must be logfmt or json")
+        }
     }
 
     /// The value of `name`, nil when unset or empty.

@@ -1,0 +1,216 @@
+import CognitoTesting
+import Foundation
+import Postgres
+import PostgresTesting
+import Testing
+
+/// Input a hostile but fair user gives: each case exits 2 with one line naming the field and the
+/// rule, changes nothing, prints no secret and no raw control character.
+@Suite("Hostile input at the command line")
+struct HostileInputCommandTests {
+    func withMigrated(_ body: ([String: String], TemporaryDatabase) async throws -> Void) async throws {
+        try await TemporaryDatabase.with { database in
+            let environment = ["DATABASE_URL": database.configuration.resolvedConnectionString()]
+            let migrated = try await CognitoResetBinary.run(["migrate"], environment: environment)
+            try #require(migrated.status == 0, "\(migrated.stderr)")
+            try await body(environment, database)
+        }
+    }
+
+    func jobCount(_ database: TemporaryDatabase) async throws -> Int {
+        let connection = try await database.connect()
+        let count = try await connection.query("SELECT count(*) FROM cognito_reset.jobs")[0].decode(Int.self, at: 0)
+        await connection.close()
+        return count
+    }
+
+    /// Exit 2, one line on stderr naming `field`, nothing on stdout.
+    func expectBadInput(_ result: ChildProcess.Result, naming field: String, sourceLocation: SourceLocation = #_sourceLocation) {
+        #expect(result.status == 2, "\(result.stderr)", sourceLocation: sourceLocation)
+        #expect(result.stderr.hasPrefix("error: \(field)"), "\(result.stderr)", sourceLocation: sourceLocation)
+        #expect(result.stderr.split(separator: "\n").count == 1, "one line: \(result.stderr)", sourceLocation: sourceLocation)
+        #expect(result.stdout.isEmpty, sourceLocation: sourceLocation)
+    }
+
+    // MARK: Row 1 and 12: connection strings
+
+    @Test(arguments: [
+        "postgress://app:S3cr3tPW!@127.0.0.1/db", "mysql://app:S3cr3tPW!@127.0.0.1/db",
+        " postgresql://app:S3cr3tPW!@127.0.0.1/db", "postgres:/app:S3cr3tPW!@127.0.0.1/db",
+    ])
+    func aMistypedURLNeverPrintsItsPassword(_ url: String) async throws {
+        let started = ContinuousClock.now
+        let result = try await CognitoResetBinary.run(["status"], environment: ["DATABASE_URL": url])
+        expectBadInput(result, naming: "DATABASE_URL")
+        #expect(!result.stderr.contains("S3cr3tPW"))
+        #expect(ContinuousClock.now - started < .seconds(5), "refused at once, not after retries")
+    }
+
+    @Test(arguments: [("sslmode=bogus", "sslmode"), ("port=abc", "port"), ("connect_timeout=abc", "connect_timeout"),
+                      ("target_session_attrs=maybe", "target_session_attrs")])
+    func aMalformedSettingIsBadInputNotAnOutage(_ setting: String, _ key: String) async throws {
+        let started = ContinuousClock.now
+        let result = try await CognitoResetBinary.run(
+            ["status"], environment: ["DATABASE_URL": "postgresql://app:pw-secret-1@127.0.0.1:1/db?\(setting)"])
+        expectBadInput(result, naming: "DATABASE_URL: \(key)")
+        #expect(!result.stderr.contains("pw-secret-1"))
+        #expect(ContinuousClock.now - started < .seconds(5))
+        let flag = try await CognitoResetBinary.run(["status", "--database-url", "host=127.0.0.1 \(setting)"])
+        expectBadInput(flag, naming: "--database-url: \(key)")
+        let variable = try await CognitoResetBinary.run(["status"], environment: ["DATABASE_URL": "host=127.0.0.1", "PGSSLMODE": "bogus"])
+        expectBadInput(variable, naming: "PGSSLMODE")
+    }
+
+    // MARK: Row 5: bytes that are not UTF-8
+
+    @Test(arguments: ["--user", "--metadata", "--idempotency-key", "--requested-by"])
+    func invalidUTF8IsRefusedNamingTheOption(_ option: String) async throws {
+        try await withMigrated { environment, database in
+            // Swift strings cannot hold these bytes: a shell passes them, as an operator's would.
+            let value = option == "--metadata" ? #"k=$(printf '\377\376')"# : #"$(printf '\377\376')"#
+            let extra = option == "--user" ? "" : "--user alice"
+            let script = #""$0" enqueue --pool eu-west-1_AbC123 \#(extra) \#(option) "\#(value)""#
+            let result = try await ChildProcess.run(
+                URL(fileURLWithPath: "/bin/sh"), ["-c", script, CognitoResetBinary.url.path],
+                environment: CognitoResetBinary.environment(environment))
+            expectBadInput(result, naming: option)
+            #expect(result.stderr.contains("UTF-8"))
+            #expect(try await jobCount(database) == 0)
+        }
+    }
+
+    @Test func invalidUTF8InAnEqualsFormAndForAdminReset() async throws {
+        let result = try await ChildProcess.run(
+            URL(fileURLWithPath: "/bin/sh"), ["-c", #""$0" admin-reset --pool eu-west-1_Abc "--user=$(printf 'a\377')""#, CognitoResetBinary.url.path],
+            environment: CognitoResetBinary.environment(["AWS_REGION": "eu-west-1", "AWS_ACCESS_KEY_ID": "AKID", "AWS_SECRET_ACCESS_KEY": "sk-sk-sk",
+                                                         "AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER": "http://127.0.0.1:1"]))
+        expectBadInput(result, naming: "--user")
+    }
+
+    // MARK: Rows 6 and 7: times
+
+    static let badTimes = [
+        "2026-02-30T00:00:00Z", "2026-01-01T24:00:00Z", "2026-01-01T02:60:00Z", "2026-01-01T02:00:61Z",
+        "2026-01-01T00:00:00Zgarbage", "2026-01-01T00:00:00+01:00xyz", "2026-01-01T00:00:00Z[Europe/Paris]",
+        "0000-01-01T00:00:00Z", "1500-01-01T00:00:00Z", "0001-01-01T00:00:00Z", "4001-01-01T00:00:00Z",
+        "1969-12-31T23:59:59Z", "3000-01-01T00:00:00Z", "9999-12-31T23:59:59Z", "2026-13-01T00:00:00Z", "2026-1-01T00:00:00Z", "+-5m", "+5", "2026-01-01T00:00:00+24:00",
+    ]
+
+    @Test(arguments: badTimes)
+    func aTimeThatIsNotARealInstantInRangeIsRefused(_ time: String) async throws {
+        try await withMigrated { environment, database in
+            let result = try await CognitoResetBinary.run(
+                ["enqueue", "--pool", "eu-west-1_AbC123", "--user", "alice", "--run-at", time], environment: environment)
+            expectBadInput(result, naming: "--run-at")
+            #expect(try await jobCount(database) == 0)
+        }
+    }
+
+    @Test func theStoredInstantIsTheOneEchoed() async throws {
+        try await withMigrated { environment, database in
+            for (index, time) in ["2029-02-28T23:59:59+02:30", "2028-02-29T00:00:00z", "2999-12-31T23:59:59Z", "1970-01-01T00:00:00Z"].enumerated() {
+                let result = try await CognitoResetBinary.run(
+                    ["enqueue", "--pool", "eu-west-1_AbC123", "--user", "u\(index)", "--run-at", time, "--json"], environment: environment)
+                #expect(result.status == 0, "\(result.stderr)")
+                let object = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
+                let echoed = try #require(object?["run_at"] as? String)
+                let id = try #require(object?["job_id"] as? Int)
+                let connection = try await database.connect()
+                let stored = try await connection.query(
+                    PostgresQuery("SELECT to_char(run_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM cognito_reset.jobs WHERE id = $1", [id])
+                )[0].decode(String.self, at: 0)
+                await connection.close()
+                #expect(stored == echoed, "\(time)")
+            }
+        }
+    }
+
+    // MARK: Rows 8 and 17: the environment and filters
+
+    @Test(arguments: [["enqueue", "--pool", "eu-west-1_AbC123", "--user", "alice"], ["status"], ["jobs", "list"], ["rate", "show"]])
+    func anUnknownSettingIsRefusedByEveryCommand(_ arguments: [String]) async throws {
+        try await withMigrated { environment, database in
+            var withTypo = environment
+            withTypo["COGNITO_RESET_CONCURENCY"] = "1"
+            expectBadInput(try await CognitoResetBinary.run(arguments, environment: withTypo), naming: "COGNITO_RESET_CONCURENCY")
+            var badValue = environment
+            badValue["COGNITO_RESET_LOG_USERNAMES"] = "maybe"
+            expectBadInput(try await CognitoResetBinary.run(arguments, environment: badValue), naming: "COGNITO_RESET_LOG_USERNAMES")
+            var badKey = environment
+            badKey["COGNITO_RESET_RATE_KEY"] = "k\u{1B}[2J"
+            expectBadInput(try await CognitoResetBinary.run(arguments, environment: badKey), naming: "COGNITO_RESET_RATE_KEY")
+            #expect(try await jobCount(database) == 0)
+        }
+        // --help still works whatever the environment holds.
+        let help = try await CognitoResetBinary.run([arguments[0], "--help"], environment: ["COGNITO_RESET_CONCURENCY": "1"])
+        #expect(help.status == 0)
+    }
+
+    @Test(arguments: [["jobs", "cancel", "--pool", "bad pool"], ["jobs", "list", "--pool", "x'--"], ["jobs", "retry", "--state", "failed", "--pool", "nope"]])
+    func aPoolFilterIsCheckedLikeEveryPoolID(_ arguments: [String]) async throws {
+        try await withMigrated { environment, _ in
+            expectBadInput(try await CognitoResetBinary.run(arguments, environment: environment), naming: "--pool")
+        }
+    }
+
+    // MARK: Rows 11 and 16: what reaches a terminal
+
+    @Test func rateKeysArePrintableText() async throws {
+        try await withMigrated { environment, database in
+            for key in ["evil\u{1B}[31mRED", "with space", "tab\tkey", String(repeating: "k", count: 201), "ключ"] {
+                expectBadInput(try await CognitoResetBinary.run(["rate", "set", "5", "--key", key], environment: environment), naming: "--key")
+            }
+            let worker = try await CognitoResetBinary.run(["worker", "--drain", "--rate-key", "k\u{1B}[2J"], environment: environment)
+            expectBadInput(worker, naming: "--rate-key")
+            let connection = try await database.connect()
+            #expect(try await connection.query("SELECT count(*) FROM cognito_reset.rate_limits")[0].decode(Int.self, at: 0) == 0)
+            await connection.close()
+        }
+    }
+
+    @Test func cognitosTextIsPrintedEscaped() async throws {
+        let server = try await FakeHTTPServer.start()
+        server.enqueue(.respond(
+            status: 400, headers: [("x-amzn-requestid", "rid-1")],
+            body: #"{"__type":"InvalidParameterException","message":"no \u001b[2Jclear \u202eevil"}"#))
+        let result = try await CognitoResetBinary.run(
+            ["admin-reset", "--pool", "eu-west-1_Abc", "--user", "alice"],
+            environment: ["AWS_REGION": "eu-west-1", "AWS_ACCESS_KEY_ID": "AKIDTEST", "AWS_SECRET_ACCESS_KEY": "cli-secret-key-value",
+                          "AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER": server.url.absoluteString])
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("\\x1b[2Jclear"))
+        #expect(result.stderr.contains("\\u{202e}evil"))
+        #expect(!result.stderr.dropLast().unicodeScalars.contains { $0.value < 0x20 || $0 == "\u{202E}" })
+        await server.shutdown()
+    }
+
+    @Test func aSuccessIsOnlyWhatTheProtocolCallsOne() async throws {
+        let server = try await FakeHTTPServer.start(fallback: .respond(status: 200, body: #"{"__type":"UserNotFoundException"}"#))
+        let environment = ["AWS_REGION": "eu-west-1", "AWS_ACCESS_KEY_ID": "AKIDTEST", "AWS_SECRET_ACCESS_KEY": "cli-secret-key-value",
+                           "AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER": server.url.absoluteString]
+        let result = try await CognitoResetBinary.run(["admin-reset", "--pool", "eu-west-1_Abc", "--user", "alice"], environment: environment)
+        #expect(result.status != 0)
+        #expect(!result.stdout.contains("Password reset started"))
+        await server.shutdown()
+    }
+
+    @Test func jobsShowAndListEscapeWhatOtherSystemsStored() async throws {
+        try await withMigrated { environment, database in
+            let connection = try await database.connect()
+            let id = try await connection.query("""
+                INSERT INTO cognito_reset.jobs (user_pool_id, username, requested_by, idempotency_key, state, finished_at, attempt,
+                                               last_error_code, last_error_message)
+                VALUES ('eu-west-1_Abc', 'alice', 'ops' || chr(27) || '[2J', 'key' || chr(155) || 'x', 'failed', now(), 1,
+                        'Bad' || chr(27) || '[31m', 'msg ' || chr(27) || ']0;title' || chr(7))
+                RETURNING id
+                """)[0].decode(Int.self, at: 0)
+            await connection.close()
+            for arguments in [["jobs", "show", String(id)], ["jobs", "list"], ["jobs", "show", String(id), "--json"], ["jobs", "list", "--json"]] {
+                let result = try await CognitoResetBinary.run(arguments, environment: environment)
+                #expect(result.status == 0, "\(result.stderr)")
+                let raw = result.stdout.unicodeScalars.filter { ($0.value < 0x20 && $0 != "\n" && $0 != "\t") || (0x7F...0x9F).contains($0.value) }
+                #expect(raw.isEmpty, "\(arguments): \(result.stdout.debugDescription)")
+            }
+        }
+    }
+}
