@@ -28,9 +28,24 @@ public struct ImportSettings: Sendable {
     }
 }
 
-/// A file the importer cannot read as a whole (nothing is imported): one line for the operator.
+/// A file the importer refuses as a whole (nothing is imported): one line for the operator.
+///
+/// It is printed on terminals and filed in the inbox's reports, so it quotes at most a short
+/// excerpt of the file, and every control character in it is shown escaped (`SafeText`).
 public struct ImportInputError: Error, Sendable, CustomStringConvertible {
-    public let description: String
+    /// The physical line of the file at fault, when one is.
+    public let line: Int?
+    /// What is wrong, escaped.
+    public let reason: String
+
+    init(line: Int? = nil, _ reason: String) {
+        self.line = line
+        self.reason = SafeText.escaped(reason)
+    }
+
+    public var description: String { line.map { "line \($0): \(reason)" } ?? reason }
+
+    static let empty = ImportInputError("the file is empty: expected a header line such as username,user_pool_id")
 }
 
 /// One data line, ready for the staging table: accepted (pool, username...) or rejected (reason).
@@ -50,8 +65,14 @@ struct StagedRow: Sendable {
 /// Columns by header, case-insensitive: `username` (required), `user_pool_id` (required unless
 /// a pool is given), `run_at`, and `client_metadata.KEY`. Line numbers are physical lines of the
 /// file, counting the header and the line breaks inside quoted fields.
+///
+/// What a file shows of itself in a message (a header's column names) is a short excerpt with
+/// control characters escaped: a file may be anything, /proc/self/environ included.
 final class CSVImportParser {
     static let maximumReason = 1000
+    /// Characters of the file a header message quotes at most.
+    static let excerptLimit = 40
+    private let stream: ValidatingInputStream
     private let reader: CSVReader
     private let settings: ImportSettings
     private let columns: Columns
@@ -65,18 +86,26 @@ final class CSVImportParser {
         var count: Int
     }
 
-    init(stream: InputStream, settings: ImportSettings) throws {
+    init(stream: ValidatingInputStream, settings: ImportSettings) throws {
+        self.stream = stream
         do {
             reader = try CSVReader(stream: stream, codecType: UTF8.self, hasHeaderRow: true)
         } catch CSVError.cannotReadHeaderRow {
-            throw ImportInputError(description: "the file is empty: expected a header line such as username,user_pool_id")
+            throw stream.failure ?? ImportInputError.empty
+        } catch {
+            throw stream.failure ?? ImportInputError("cannot read the file: \(error)")
         }
-        guard let header = reader.headerRow else {
-            throw ImportInputError(description: "the file is empty: expected a header line such as username,user_pool_id")
-        }
+        // The reader ends the header quietly where the stream failed: the stream's reason wins.
+        if let failure = stream.failure { throw failure }
+        guard let header = reader.headerRow else { throw ImportInputError.empty }
         self.settings = settings
         self.columns = try Self.columns(header, poolGiven: settings.pool != nil)
         self.nextLine = 1 + Self.lineCount(header)
+    }
+
+    /// `text` as a message may quote it: short, control characters escaped.
+    static func excerpt(_ text: String) -> String {
+        SafeText.excerpt(text.utf8, limit: excerptLimit)
     }
 
     /// Maps the header to columns, refusing unknown, duplicate and missing ones.
@@ -87,10 +116,10 @@ final class CSVImportParser {
         for (index, raw) in header.enumerated() {
             let name = raw.trimmingCharacters(in: .whitespaces).lowercased()
             guard !name.contains("\u{FFFD}") else {
-                throw ImportInputError(description: "header: column \(index + 1) is not valid UTF-8 (is this a CSV file?)")
+                throw ImportInputError("header: column \(index + 1) is not valid UTF-8 (is this a CSV file?)")
             }
             guard seen.insert(name).inserted else {
-                throw ImportInputError(description: "header: column \(name) appears twice")
+                throw ImportInputError("header: column \(excerpt(name)) appears twice")
             }
             switch name {
             case "username": username = index
@@ -98,23 +127,19 @@ final class CSVImportParser {
             case "run_at": columns.runAt = index
             default:
                 guard name.hasPrefix("client_metadata."), name.count > "client_metadata.".count else {
-                    let shown = String(name.prefix(60))
-                    throw ImportInputError(description: "header: unknown column \(shown.isEmpty ? "(empty)" : shown); expected username, user_pool_id, run_at or client_metadata.KEY")
+                    throw ImportInputError(
+                        "header: unknown column \(name.isEmpty ? "(empty)" : excerpt(name)); expected username, user_pool_id, run_at or client_metadata.KEY")
                 }
                 // The key keeps its case as written.
-                let key = String(raw.trimmingCharacters(in: .whitespaces).dropFirst("client_metadata.".count))
-                guard !key.unicodeScalars.contains("\u{0}") else {
-                    throw ImportInputError(description: "header: column \(index + 1) holds a NUL character")
-                }
-                columns.metadata.append((key, index))
+                columns.metadata.append((String(raw.trimmingCharacters(in: .whitespaces).dropFirst("client_metadata.".count)), index))
             }
         }
         guard let username else {
-            throw ImportInputError(description: "header: no username column (found: \(header.prefix(10).map { String($0.prefix(40)) }.joined(separator: ", ")))")
+            throw ImportInputError("header: no username column (found: \(excerpt(header.joined(separator: ","))))")
         }
         columns.username = username
         guard columns.pool != nil || poolGiven else {
-            throw ImportInputError(description: "header: no user_pool_id column; add one or give --pool")
+            throw ImportInputError("header: no user_pool_id column; add one or give --pool")
         }
         return columns
     }
@@ -139,8 +164,12 @@ final class CSVImportParser {
 
     /// The next line, checked; nil at the end of the file.
     func next() throws -> StagedRow? {
-        guard let fields = reader.next() else {
-            if let error = reader.error { throw ImportInputError(description: "cannot read the file: \(error)") }
+        let fields = reader.next()
+        // Where the stream failed the reader ends the record early, as if at the end of the
+        // file: that record is not the file's, and the file is refused.
+        if let failure = stream.failure { throw failure }
+        guard let fields else {
+            if let error = reader.error { throw ImportInputError("cannot read the file: \(error)") }
             return nil
         }
         let line = nextLine
@@ -149,8 +178,9 @@ final class CSVImportParser {
     }
 
     private func stage(_ fields: [String], line: Int) -> StagedRow {
+        // Reasons are printed and stored: whatever part of the file one may hold comes escaped.
         func reject(_ reason: String) -> StagedRow {
-            StagedRow(line: line, reason: String(reason.prefix(Self.maximumReason)))
+            StagedRow(line: line, reason: String(SafeText.escaped(reason).prefix(Self.maximumReason)))
         }
         if fields.count == 1, fields[0].isEmpty, columns.count > 1 {
             return reject("blank line")
@@ -187,11 +217,8 @@ final class CSVImportParser {
         var metadataJSON: String?
         if !columns.metadata.isEmpty {
             var values: [String: String] = [:]
+            // No value holds U+0000 (which jsonb cannot): the stream refuses a file with a NUL.
             for (key, index) in columns.metadata where !fields[index].isEmpty {
-                // PostgreSQL's jsonb cannot hold U+0000: refuse the line, not the whole import.
-                guard !fields[index].unicodeScalars.contains("\u{0}") else {
-                    return reject("client_metadata.\(key): contains a NUL character")
-                }
                 values[key] = fields[index]
             }
             if !values.isEmpty {

@@ -2,8 +2,12 @@ public import Foundation
 
 /// What an import did (or, dry, would do) with every line.
 public struct ImportReport: Sendable, Codable {
+    /// A line refused, and why.
     public struct Rejection: Sendable, Codable, Equatable {
+        /// The physical line of the file the record starts on (the header is line 1).
         public let line: Int
+        /// Why, in words, with any control character escaped: it is printed as it is and kept
+        /// in `import_rejections`.
         public let reason: String
     }
 

@@ -1,3 +1,4 @@
+import CognitoClient
 import Crypto
 import Foundation
 
@@ -6,22 +7,38 @@ import Foundation
 /// reader carries on and the importer rejects just the lines that hold one ("invalid UTF-8").
 /// It also hashes the raw bytes (the import's SHA-256) and counts them (progress).
 ///
+/// It refuses, before the reader sees them, what no CSV text file holds: a NUL byte (a binary
+/// file, or UTF-16), or a record longer than `maximumRecordBytes`. The reader keeps a whole
+/// record in memory, so without the bound a stream of zeros or one 50 MB field would grow it
+/// without end. After a refusal (or a read error) every read fails; `failure` says why.
+///
 /// Blocking reads: use it on a thread of its own, never on Swift's cooperative pool.
 final class ValidatingInputStream: InputStream {
+    /// The most bytes one record may hold: 1 MiB. The largest valid line is about half that: a
+    /// pool id (55 bytes), a username (128 UTF-16 units, at most 512 bytes of UTF-8), a `run_at`
+    /// and client metadata of at most `ClientMetadata.maximumBytes` (256 KiB), which quoting can
+    /// double (each `"` written `""`), plus the quotes and commas around the fields.
+    static let maximumRecordBytes = 1 << 20
+
     private let descriptor: Int32
     private var hasher = SHA256()
+    private var scanner: RecordScanner
     private var pending: [UInt8] = []  // an incomplete sequence at the end of the last read
     private var output: [UInt8] = []
     private var outputPosition = 0
     private var reachedEnd = false
     private var status: Stream.Status = .notOpen
-    private var failure: (any Error)?
+    /// Why reading stopped before the end: the file refused (a NUL byte, a record too long) or
+    /// a read error. Whatever the reader made of the bytes before it is not the file's content.
+    private(set) var failure: ImportInputError?
     private(set) var bytesRead: Int64 = 0
     /// Called after each read with the bytes read so far.
     var onProgress: ((Int64) -> Void)?
 
-    init(descriptor: Int32) {
+    /// `maximumRecordBytes` is for tests; files get `Self.maximumRecordBytes`.
+    init(descriptor: Int32, maximumRecordBytes: Int = ValidatingInputStream.maximumRecordBytes) {
         self.descriptor = descriptor
+        self.scanner = RecordScanner(limit: maximumRecordBytes)
         super.init(data: Data())
     }
 
@@ -56,26 +73,40 @@ final class ValidatingInputStream: InputStream {
         return count
     }
 
-    /// Reads the next chunk and validates it; false on a read error.
+    /// Reads the next chunk and validates it; false on a read error or a refused chunk, and from
+    /// then on (a failed stream never reads again).
     private func fill() -> Bool {
+        guard failure == nil else { return false }
         var chunk = [UInt8](repeating: 0, count: 256 * 1024)
         var count: Int
         repeat {
             count = chunk.withUnsafeMutableBytes { Foundation.read(descriptor, $0.baseAddress, $0.count) }
         } while count < 0 && errno == EINTR
         guard count >= 0 else {
-            failure = POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO)
-            status = .error
+            fail(ImportInputError("cannot read the file: \(String(cString: strerror(errno)))"))
             return false
         }
         chunk.removeSubrange(count...)
         bytesRead += Int64(count)
         hasher.update(data: chunk)
         onProgress?(bytesRead)
+        // Checked before the reader sees any of it, so it never holds more than one chunk
+        // beyond the bound.
+        if let refusal = chunk.withUnsafeBufferPointer({ scanner.scan($0) }) {
+            fail(refusal)
+            return false
+        }
         if count == 0 { reachedEnd = true }
         output = Self.repairUTF8(pending + chunk, atEnd: reachedEnd, leftover: &pending)
         outputPosition = 0
         return true
+    }
+
+    private func fail(_ error: ImportInputError) {
+        failure = error
+        status = .error
+        output = []
+        outputPosition = 0
     }
 
     static let replacement: [UInt8] = [0xEF, 0xBF, 0xBD]
@@ -138,5 +169,67 @@ final class ValidatingInputStream: InputStream {
         let minimumSecond: UInt8 = lead == 0xE0 ? 0xA0 : lead == 0xF0 ? 0x90 : 0x80
         while candidate.count < length { candidate.append(candidate.count == 1 ? minimumSecond : 0x80) }
         return bytes.dropFirst().allSatisfy { $0 & 0xC0 == 0x80 } && isValidSequence(candidate[...])
+    }
+}
+
+/// Follows the raw bytes of a CSV file the way CSV.swift reads them (a field is quoted when it
+/// starts with `"`; in it `""` is a quote and line breaks belong to the field; CR, LF or CRLF
+/// outside quotes ends the record) to know where each record starts and how long it is, and
+/// counts physical lines as the importer numbers them (CR, LF and CRLF each end one).
+struct RecordScanner {
+    private enum State {
+        case fieldStart, unquoted, quoted, quoteInQuoted
+    }
+
+    let limit: Int
+    private var state = State.fieldStart
+    /// The physical line of the next byte.
+    private(set) var line = 1
+    /// The physical line the current record starts on.
+    private(set) var recordLine = 1
+    private var recordBytes = 0
+    private var previousCR = false
+
+    init(limit: Int) { self.limit = limit }
+
+    /// Scans the next bytes of the file; the reason to refuse it, or nil.
+    mutating func scan(_ bytes: UnsafeBufferPointer<UInt8>) -> ImportInputError? {
+        let quote = UInt8(ascii: "\""), comma = UInt8(ascii: ","), cr = UInt8(ascii: "\r"), lf = UInt8(ascii: "\n")
+        for byte in bytes {
+            if byte == 0 {
+                // PostgreSQL's text and jsonb cannot hold U+0000 either.
+                return ImportInputError(line: line, "holds a NUL byte: a binary file (or UTF-16), not CSV text; nothing imported")
+            }
+            let isBreak = byte == cr || byte == lf
+            var endsRecord = false
+            switch state {
+            case .fieldStart:
+                if byte == quote { state = .quoted } else if isBreak { endsRecord = true } else if byte != comma { state = .unquoted }
+            case .unquoted:
+                if byte == comma { state = .fieldStart } else if isBreak { endsRecord = true }
+            case .quoted:
+                if byte == quote { state = .quoteInQuoted }
+            case .quoteInQuoted:
+                // `""` is a quote; after a closing quote CSV.swift reads on as quoted text.
+                if byte == comma { state = .fieldStart } else if isBreak { endsRecord = true } else { state = .quoted }
+            }
+            if isBreak && !(byte == lf && previousCR) { line += 1 }
+            previousCR = byte == cr
+            if endsRecord {
+                // The LF of a CRLF ends an empty "record" of its own here: harmless, it holds nothing.
+                state = .fieldStart
+                recordBytes = 0
+                recordLine = line
+                continue
+            }
+            recordBytes += 1
+            if recordBytes > limit {
+                return ImportInputError(
+                    line: recordLine,
+                    "longer than \(limit) bytes, more than any valid line holds (client metadata is at most "
+                        + "\(ClientMetadata.maximumBytes) bytes); nothing imported")
+            }
+        }
+        return nil
     }
 }

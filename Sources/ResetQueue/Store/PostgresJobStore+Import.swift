@@ -163,6 +163,12 @@ extension PostgresJobStore {
         return try await connection.query(PostgresQuery(ImportSQL.insertJobs, values)).affectedRows ?? 0
     }
 
+    /// A batch of staged lines is handed over at this many lines...
+    static let batchLines = 2000
+    /// ...or this many bytes of values, whichever comes first: lines with large client metadata
+    /// (up to 256 KiB each) must not make a few batches hold gigabytes.
+    static let batchBytes = 4 << 20
+
     /// Parses on a thread of its own (the file is read with blocking calls) and COPYs the lines
     /// into the staging table as they come; at most a few batches wait in memory.
     static func stage(
@@ -177,14 +183,17 @@ extension PostgresJobStore {
             do {
                 let parser = try CSVImportParser(stream: handoff.value, settings: settings)
                 var batch: [StagedRow] = []
-                batch.reserveCapacity(2000)
+                batch.reserveCapacity(batchLines)
+                var bytes = 0
                 while let row = try parser.next() {
                     batch.append(row)
-                    if batch.count == 2000 {
+                    bytes += (row.username?.utf8.count ?? 0) + (row.metadataJSON?.utf8.count ?? 0) + (row.reason?.utf8.count ?? 0)
+                    if batch.count == batchLines || bytes >= batchBytes {
                         room.wait()
                         if consumerGone.isSet { return }
                         continuation.yield(.success(batch))
                         batch.removeAll(keepingCapacity: true)
+                        bytes = 0
                     }
                 }
                 if !batch.isEmpty { continuation.yield(.success(batch)) }

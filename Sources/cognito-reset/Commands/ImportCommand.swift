@@ -83,7 +83,7 @@ struct ImportCommand: AsyncParsableCommand {
             }
         } catch let error as ImportInputError {
             progress?.finish()
-            throw CLIError.badInput("\(file): \(error.description)")
+            throw CLIError.badInput("\(SafeText.escaped(file)): \(error.description)")
         }
         progress?.finish()
         if json { try printJSON(report) } else { printHuman(report) }
@@ -111,38 +111,43 @@ struct ImportCommand: AsyncParsableCommand {
 
     /// The descriptor to read, the name to record, and the size when known (for the ETA).
     ///
+    /// FILE must be a regular file (a symbolic link to one is followed): a FIFO or a device
+    /// could block or never end. It is opened with O_NONBLOCK so that a FIFO cannot block the
+    /// open itself, waiting for a writer, before it is refused. `-` (stdin) may be a pipe.
+    ///
     /// `dropped`: a file someone else put in the inbox. A symbolic link is refused, not followed
-    /// (it could point at a file only this service may read, such as its database password), and
-    /// a FIFO does not block the open (it is refused below as not a regular file).
+    /// (it could point at a file only this service may read, such as its database password).
+    /// The path is shown escaped in messages: inbox file names are anyone's.
     func openInput(_ file: String, dropped: Bool = false) throws -> (Int32, String, Int64?) {
         if file == "-" { return (0, "stdin", nil) }
-        let descriptor = open(file, O_RDONLY | O_CLOEXEC | (dropped ? O_NOFOLLOW | O_NONBLOCK : 0))
+        let descriptor = open(file, O_RDONLY | O_CLOEXEC | O_NONBLOCK | (dropped ? O_NOFOLLOW : 0))
         guard descriptor >= 0 else {
-            throw CLIError.badInput("\(file): cannot open: \(String(cString: strerror(errno)))")
+            throw CLIError.badInput("\(SafeText.escaped(file)): cannot open: \(String(cString: strerror(errno)))")
         }
         var info = stat()
         guard fstat(descriptor, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else {
             close(descriptor)
-            throw CLIError.badInput("\(file): not a regular file")
+            throw CLIError.badInput("\(SafeText.escaped(file)): not a regular file")
         }
-        if dropped { _ = fcntl(descriptor, F_SETFL, fcntl(descriptor, F_GETFL) & ~O_NONBLOCK) }
+        // Reads block again: the import reads on a thread of its own.
+        _ = fcntl(descriptor, F_SETFL, fcntl(descriptor, F_GETFL) & ~O_NONBLOCK)
         return (descriptor, URL(fileURLWithPath: file).lastPathComponent, Int64(info.st_size))
     }
 
     func printJSON(_ report: ImportReport) throws {
-        print(String(decoding: try jsonEncoder().encode(report), as: UTF8.self))
+        Terminal.json(try jsonEncoder().encode(report))
     }
 
     func printHuman(_ report: ImportReport) {
-        print(Self.describe(report, dryRun: dryRun))
+        Terminal.say(Self.describe(report, dryRun: dryRun))
         if !report.rejections.isEmpty {
-            print("Rejected lines:")
+            Terminal.say("Rejected lines:")
             for rejection in report.rejections.prefix(50) {
-                print("  line \(rejection.line): \(rejection.reason)")
+                Terminal.say("  line \(rejection.line): \(rejection.reason)")
             }
             if report.rejected > 50 {
                 let kept = report.importID.map { "; all are in cognito_reset.import_rejections (import_id \($0))" } ?? ""
-                print("  ... and \(report.rejected - 50) more\(kept)")
+                Terminal.say("  ... and \(report.rejected - 50) more\(kept)")
             }
         }
     }
