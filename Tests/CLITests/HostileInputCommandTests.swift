@@ -87,6 +87,26 @@ struct HostileInputCommandTests {
         expectBadInput(result, naming: "--user")
     }
 
+    // MARK: Row 15: metadata size
+
+    @Test func metadataAbove256KiBIsRefusedAndAtTheLimitAccepted() async throws {
+        try await withMigrated { environment, database in
+            // One argument may hold at most 128 KiB on Linux: three keys make the total.
+            let chunk = String(repeating: "v", count: 100_000)
+            let tooMuch = ["--metadata", "a=\(chunk)", "--metadata", "b=\(chunk)", "--metadata", "c=\(chunk)"]
+            let refused = try await CognitoResetBinary.run(
+                ["enqueue", "--pool", "eu-west-1_AbC123", "--user", "alice"] + tooMuch, environment: environment)
+            expectBadInput(refused, naming: "--metadata")
+            #expect(refused.stderr.contains("262144"))
+            #expect(try await jobCount(database) == 0)
+            // Exactly 262144 bytes of keys and values.
+            let exact = ["--metadata", "a=\(chunk)", "--metadata", "b=\(chunk)", "--metadata", "c=\(String(repeating: "v", count: 262_144 - 200_003))"]
+            let accepted = try await CognitoResetBinary.run(
+                ["enqueue", "--pool", "eu-west-1_AbC123", "--user", "alice"] + exact, environment: environment)
+            #expect(accepted.status == 0, "\(accepted.stderr)")
+        }
+    }
+
     // MARK: Rows 6 and 7: times
 
     static let badTimes = [

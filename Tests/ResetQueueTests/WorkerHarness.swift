@@ -20,11 +20,12 @@ struct WorkerHarness {
     /// Runs `body` with a harness whose fake Cognito answers with `responder`; tears all down.
     static func with(
         responder: @escaping FakeHTTPServer.Responder = { _, _ in .cognitoSuccess() },
+        timeouts: HTTPTransport.Timeouts = .init(connect: .seconds(5), read: .seconds(10), total: .seconds(20)),
         _ body: (WorkerHarness) async throws -> Void
     ) async throws {
         try await withMigratedDatabase { database in
             let server = try await FakeHTTPServer.start(responder: responder)
-            let transport = HTTPTransport(timeouts: .init(connect: .seconds(5), read: .seconds(10), total: .seconds(20)))
+            let transport = HTTPTransport(timeouts: timeouts)
             let pool = ConnectionPool(
                 configuration: database.configuration, options: .init(maximumConnections: 8, connectDeadline: .seconds(2)))
             let harness = WorkerHarness(database: database, pool: pool, server: server, transport: transport)

@@ -63,6 +63,6 @@ enum MetadataArguments {
             guard values[key] == nil else { throw InvalidInput(field: "metadata", rule: "each key may be given once") }
             values[key] = String(pair[pair.index(after: equals)...])
         }
-        return values.isEmpty ? nil : try ClientMetadata(values)
+        return values.isEmpty ? nil : try relabel("metadata") { () throws(InvalidInput) in try ClientMetadata(values) }
     }
 }
