@@ -13,8 +13,9 @@ extension PostgresJobStore {
             ) ON COMMIT DROP
             """
         static let copy = "COPY import_staging (line, user_pool_id, username, client_metadata, run_at, reason) FROM STDIN"
+        /// Any role's import of the same file (row security shows an enqueuer only its own).
         static let previous = """
-            SELECT id, created_at FROM cognito_reset.imports WHERE sha256 = $1 ORDER BY id LIMIT 1
+            SELECT id, created_at FROM cognito_reset.previous_import($1)
             """
         static let insertImport = """
             INSERT INTO cognito_reset.imports (file_name, sha256, user_pool_id, run_at, priority, max_attempts, requested_by, rate)

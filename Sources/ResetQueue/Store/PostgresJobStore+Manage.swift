@@ -58,13 +58,17 @@ extension PostgresJobStore {
             WHERE id = $1 AND state IN ('failed', 'cancelled')
             RETURNING id
             """
-        /// Each user's newest job, if it is in `$1`'s state and the user has no active job. A user
+        /// Each user's newest job, if it is in `$1`'s state, was not refused as invalid input, and
+        /// the user has no active job. A user
         /// whose failed reset was followed by a newer one (say, one that succeeded) is left alone:
         /// a second reset would void the password they have just set.
         static let retryMany = """
             WITH candidates AS (
                 SELECT id FROM cognito_reset.jobs AS j
                 WHERE j.state = $1 AND ($2::text IS NULL OR j.user_pool_id = $2)
+                  -- Refused without a call (a username or metadata Cognito would refuse): it
+                  -- would fail again, and the table's checks would refuse the update.
+                  AND j.last_error_code IS DISTINCT FROM 'InvalidInput'
                   AND NOT EXISTS (SELECT 1 FROM cognito_reset.jobs AS a
                                   WHERE a.user_pool_id = j.user_pool_id AND a.username = j.username
                                     AND (a.id > j.id OR a.state IN ('pending', 'running', 'retrying')))
