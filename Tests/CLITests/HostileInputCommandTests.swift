@@ -63,18 +63,19 @@ struct HostileInputCommandTests {
 
     // MARK: Row 5: bytes that are not UTF-8
 
-    @Test(arguments: ["--user", "--metadata", "--idempotency-key", "--requested-by"])
-    func invalidUTF8IsRefusedNamingTheOption(_ option: String) async throws {
+    @Test func invalidUTF8IsRefusedNamingTheOption() async throws {
         try await withMigrated { environment, database in
-            // Swift strings cannot hold these bytes: a shell passes them, as an operator's would.
-            let value = option == "--metadata" ? #"k=$(printf '\377\376')"# : #"$(printf '\377\376')"#
-            let extra = option == "--user" ? "" : "--user alice"
-            let script = #""$0" enqueue --pool eu-west-1_AbC123 \#(extra) \#(option) "\#(value)""#
-            let result = try await ChildProcess.run(
-                URL(fileURLWithPath: "/bin/sh"), ["-c", script, CognitoResetBinary.url.path],
-                environment: CognitoResetBinary.environment(environment))
-            expectBadInput(result, naming: option)
-            #expect(result.stderr.contains("UTF-8"))
+            for option in ["--user", "--metadata", "--idempotency-key", "--requested-by"] {
+                // Swift strings cannot hold these bytes: a shell passes them, as an operator's would.
+                let value = option == "--metadata" ? #"k=$(printf '\377\376')"# : #"$(printf '\377\376')"#
+                let extra = option == "--user" ? "" : "--user alice"
+                let script = #""$0" enqueue --pool eu-west-1_AbC123 \#(extra) \#(option) "\#(value)""#
+                let result = try await ChildProcess.run(
+                    URL(fileURLWithPath: "/bin/sh"), ["-c", script, CognitoResetBinary.url.path],
+                    environment: CognitoResetBinary.environment(environment))
+                expectBadInput(result, naming: option)
+                #expect(result.stderr.contains("UTF-8"))
+            }
             #expect(try await jobCount(database) == 0)
         }
     }
@@ -116,12 +117,13 @@ struct HostileInputCommandTests {
         "1969-12-31T23:59:59Z", "3000-01-01T00:00:00Z", "9999-12-31T23:59:59Z", "2026-13-01T00:00:00Z", "2026-1-01T00:00:00Z", "+-5m", "+5", "2026-01-01T00:00:00+24:00",
     ]
 
-    @Test(arguments: badTimes)
-    func aTimeThatIsNotARealInstantInRangeIsRefused(_ time: String) async throws {
+    @Test func aTimeThatIsNotARealInstantInRangeIsRefused() async throws {
         try await withMigrated { environment, database in
-            let result = try await CognitoResetBinary.run(
-                ["enqueue", "--pool", "eu-west-1_AbC123", "--user", "alice", "--run-at", time], environment: environment)
-            expectBadInput(result, naming: "--run-at")
+            for time in Self.badTimes {
+                let result = try await CognitoResetBinary.run(
+                    ["enqueue", "--pool", "eu-west-1_AbC123", "--user", "alice", "--run-at", time], environment: environment)
+                expectBadInput(result, naming: "--run-at")
+            }
             #expect(try await jobCount(database) == 0)
         }
     }
@@ -147,8 +149,13 @@ struct HostileInputCommandTests {
 
     // MARK: Rows 8 and 17: the environment and filters
 
-    @Test(arguments: [["enqueue", "--pool", "eu-west-1_AbC123", "--user", "alice"], ["status"], ["jobs", "list"], ["rate", "show"]])
-    func anUnknownSettingIsRefusedByEveryCommand(_ arguments: [String]) async throws {
+    @Test func anUnknownSettingIsRefusedByEveryCommand() async throws {
+        for arguments in [["enqueue", "--pool", "eu-west-1_AbC123", "--user", "alice"], ["status"], ["jobs", "list"], ["rate", "show"]] {
+            try await anUnknownSettingIsRefused(by: arguments)
+        }
+    }
+
+    func anUnknownSettingIsRefused(by arguments: [String]) async throws {
         try await withMigrated { environment, database in
             var withTypo = environment
             withTypo["COGNITO_RESET_CONCURENCY"] = "1"
@@ -166,10 +173,11 @@ struct HostileInputCommandTests {
         #expect(help.status == 0)
     }
 
-    @Test(arguments: [["jobs", "cancel", "--pool", "bad pool"], ["jobs", "list", "--pool", "x'--"], ["jobs", "retry", "--state", "failed", "--pool", "nope"]])
-    func aPoolFilterIsCheckedLikeEveryPoolID(_ arguments: [String]) async throws {
+    @Test func aPoolFilterIsCheckedLikeEveryPoolID() async throws {
         try await withMigrated { environment, _ in
-            expectBadInput(try await CognitoResetBinary.run(arguments, environment: environment), naming: "--pool")
+            for arguments in [["jobs", "cancel", "--pool", "bad pool"], ["jobs", "list", "--pool", "x'--"], ["jobs", "retry", "--state", "failed", "--pool", "nope"]] {
+                expectBadInput(try await CognitoResetBinary.run(arguments, environment: environment), naming: "--pool")
+            }
         }
     }
 

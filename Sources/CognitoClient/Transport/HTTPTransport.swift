@@ -79,28 +79,17 @@ public final class HTTPTransport: Sendable {
             // The deadline covers the whole exchange, body included: async-http-client's own
             // timeout ends with the response head, and its read timeout restarts with every byte,
             // so a server trickling a long body one byte at a time would hold the call forever.
-            return try await withThrowingTaskGroup(of: HTTPResponseData?.self) { group in
-                group.addTask {
-                    let response = try await client.execute(finalRequest, timeout: .init(total))
-                    let bytes = try await response.body.collect(upTo: Self.maximumBodySize)
-                    return HTTPResponseData(
-                        status: Int(response.status.code),
-                        headers: response.headers.map { ($0.name, $0.value) },
-                        body: Array(buffer: bytes))
-                }
-                group.addTask {
-                    try await Task.sleep(for: total)
-                    return nil
-                }
-                defer { group.cancelAll() }
-                // The first to finish decides; the other is cancelled (which closes the connection).
-                guard let first = try await group.next(), let response = first else {
-                    throw TransportError(kind: .timeout, detail: "no complete response within \(total)")
-                }
-                return response
+            // On time, the exchange is cancelled (closing its connection) and not waited for.
+            return try await withTimeout(total) {
+                let response = try await client.execute(finalRequest, timeout: .init(total))
+                let bytes = try await response.body.collect(upTo: Self.maximumBodySize)
+                return HTTPResponseData(
+                    status: Int(response.status.code),
+                    headers: response.headers.map { ($0.name, $0.value) },
+                    body: Array(buffer: bytes))
             }
-        } catch let error as TransportError {
-            throw error
+        } catch is TimeoutError {
+            throw TransportError(kind: .timeout, detail: "no complete response within \(total)")
         } catch {
             throw Self.classify(error)
         }

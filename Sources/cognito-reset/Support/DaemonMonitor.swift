@@ -1,3 +1,4 @@
+import CognitoClient
 import CoreMetrics
 import Daemon
 import Foundation
@@ -125,65 +126,4 @@ actor HealthState {
         defer { databaseUp = up }
         return databaseUp == !up
     }
-}
-
-/// Runs `body`, throwing `TimeoutError` if it takes longer than `limit`. Returns on time even if
-/// `body` cannot stop at once (a statement stuck in libpq during a network partition): `body` is
-/// cancelled and left to finish on its own.
-func withTimeout<T: Sendable>(_ limit: Duration, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
-    let once = ResumeOnce<T>()
-    let work = Task { try await body() }
-    let timer = Task {
-        try? await Task.sleep(for: limit)
-        work.cancel()
-        once.resume(throwing: TimeoutError())
-    }
-    return try await withTaskCancellationHandler {
-        try await withCheckedThrowingContinuation { continuation in
-            once.set(continuation)
-            Task {
-                let result = await work.result
-                timer.cancel()
-                once.resume(with: result)
-            }
-        }
-    } onCancel: {
-        work.cancel()
-        timer.cancel()
-        once.resume(throwing: CancellationError())
-    }
-}
-
-/// A continuation resumed by whichever comes first (the work, the timer, cancellation).
-final class ResumeOnce<T: Sendable>: Sendable {
-    private let slot = Mutex<(continuation: CheckedContinuation<T, any Error>?, early: Result<T, any Error>?)>((nil, nil))
-
-    func set(_ continuation: CheckedContinuation<T, any Error>) {
-        // An outcome that arrived before the continuation existed is delivered now.
-        let early = slot.withLock { slot -> Result<T, any Error>? in
-            if let early = slot.early { return early }
-            slot.continuation = continuation
-            return nil
-        }
-        if let early { continuation.resume(with: early) }
-    }
-
-    func resume(with result: Result<T, any Error>) {
-        let continuation = slot.withLock { slot -> CheckedContinuation<T, any Error>? in
-            if let continuation = slot.continuation {
-                slot.continuation = nil
-                slot.early = .failure(CancellationError())  // marks it used
-                return continuation
-            }
-            if slot.early == nil { slot.early = result }
-            return nil
-        }
-        continuation?.resume(with: result)
-    }
-
-    func resume(throwing error: any Error) { resume(with: .failure(error)) }
-}
-
-struct TimeoutError: Error, CustomStringConvertible {
-    var description: String { "timed out" }
 }
