@@ -18,6 +18,16 @@ AS $$
                                          THEN metadata ELSE '{}' END) AS e
 $$;
 
+-- A username's length as Cognito counts it, in UTF-16 code units (a character beyond U+FFFF
+-- counts two): char_length counts code points, so 100 emoji passed the old 128-character check
+-- while Cognito refuses them. Qualified for the same reason as above.
+CREATE FUNCTION cognito_reset.username_utf16_length(username text) RETURNS integer
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+AS $$
+    SELECT pg_catalog.char_length(username) OPERATOR(pg_catalog.+)
+           pg_catalog.char_length(pg_catalog.regexp_replace(username, E'[^\\U00010000-\\U0010FFFF]', '', 'g'))
+$$;
+
 -- Whether a username holds only what Cognito's pattern [\p{L}\p{M}\p{S}\p{N}\p{P}]+ allows
 -- (letters, marks, symbols, numbers, punctuation), for its check below. PostgreSQL's regular
 -- expressions have no \p{..}: the class lists every other code point (but U+0000 and the
@@ -194,10 +204,10 @@ $$;
 -- Whoever inserts or updates a job needs both (PostgreSQL checks EXECUTE when a check is set up,
 -- whatever the row holds): the enqueuer inserts, the worker updates. 0001's REVOKE covered only
 -- the functions that existed then.
-REVOKE EXECUTE ON FUNCTION cognito_reset.client_metadata_bytes(jsonb), cognito_reset.username_characters_allowed(text)
-    FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION cognito_reset.client_metadata_bytes(jsonb), cognito_reset.username_characters_allowed(text)
-    TO cognito_reset_enqueuer, cognito_reset_worker;
+REVOKE EXECUTE ON FUNCTION cognito_reset.client_metadata_bytes(jsonb), cognito_reset.username_characters_allowed(text),
+    cognito_reset.username_utf16_length(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION cognito_reset.client_metadata_bytes(jsonb), cognito_reset.username_characters_allowed(text),
+    cognito_reset.username_utf16_length(text) TO cognito_reset_enqueuer, cognito_reset_worker;
 
 -- The tables whose definitions change, locked together. A paced claim takes them in the order
 -- bucket, jobs, imports, but an import takes imports before jobs: no order of ours is safe from
@@ -296,17 +306,22 @@ ALTER TABLE cognito_reset.rate_limits
 -- 3. Usernames hold only characters Cognito allows: the old check let no-break and zero-width
 --    spaces, bidirectional overrides, byte order marks, private-use and unassigned code points
 --    through.
+--    And at most 128 UTF-16 code units long, as Cognito counts (at most 128 bytes needs no count).
 -- 4. Client metadata: keys and values together at most 262144 bytes (256 KiB) of UTF-8.
 --
--- An active job that breaks either fails now, as a worker would fail it, without calling Cognito.
+-- An active job that breaks one fails now, as a worker would fail it, without calling Cognito.
 UPDATE cognito_reset.jobs
 SET state = 'failed', finished_at = now(), locked_by = NULL, lease_expires_at = NULL,
     last_error_code = 'InvalidInput',
-    last_error_message = CASE WHEN NOT cognito_reset.username_characters_allowed(username)
+    last_error_message = CASE
+        WHEN NOT cognito_reset.username_characters_allowed(username)
         THEN 'Username: may hold only letters, marks, symbols, numbers and punctuation (no spaces or control characters)'
+        WHEN octet_length(username) > 128 AND cognito_reset.username_utf16_length(username) > 128
+        THEN 'Username: must be 1-128 characters'
         ELSE 'ClientMetadata: keys and values together must be at most 262144 bytes (256 KiB) of UTF-8' END
 WHERE state IN ('pending', 'running', 'retrying')
   AND (NOT cognito_reset.username_characters_allowed(username)
+       OR (octet_length(username) > 128 AND cognito_reset.username_utf16_length(username) > 128)
        OR (octet_length(client_metadata::text) > 262144 AND cognito_reset.client_metadata_bytes(client_metadata) > 262144));
 
 -- The text form of the metadata is never shorter than the keys and values it quotes: when it
@@ -314,6 +329,8 @@ WHERE state IN ('pending', 'running', 'retrying')
 ALTER TABLE cognito_reset.jobs
     DROP CONSTRAINT jobs_username_characters,
     ADD CONSTRAINT jobs_username_characters CHECK (cognito_reset.username_characters_allowed(username)) NOT VALID,
+    ADD CONSTRAINT jobs_username_utf16_length
+        CHECK (octet_length(username) <= 128 OR cognito_reset.username_utf16_length(username) <= 128) NOT VALID,
     ADD CONSTRAINT jobs_client_metadata_size
         CHECK (octet_length(client_metadata::text) <= 262144
                OR cognito_reset.client_metadata_bytes(client_metadata) <= 262144) NOT VALID;

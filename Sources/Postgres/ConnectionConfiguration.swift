@@ -57,7 +57,20 @@ public struct ConnectionConfiguration: Sendable, CustomStringConvertible {
 
     /// The secrets given in the string or overrides, used only to scrub them from error messages.
     var secretsForRedaction: [String] {
-        Self.secretKeys.compactMap { value(for: $0) }.filter { !$0.isEmpty }
+        (Self.secretKeys.compactMap { value(for: $0) } + Self.uriPasswords(connectionString)).filter { !$0.isEmpty }
+    }
+
+    /// A URI's password as written (percent-encoded, or cut at an unencoded `@`), which libpq's
+    /// decoded `password` does not match: scrubbed from messages too.
+    static func uriPasswords(_ text: String) -> [String] {
+        guard let scheme = text.range(of: "://") else { return [] }
+        let rest = text[scheme.upperBound...]
+        let authority = rest.prefix { $0 != "/" && $0 != "?" }
+        guard let at = authority.lastIndex(of: "@"), let colon = authority[..<at].firstIndex(of: ":") else { return [] }
+        let written = String(authority[authority.index(after: colon)..<at])
+        // An unencoded '@' splits the password where libpq splits it, at the first one.
+        let firstPart = written.split(separator: "@", maxSplits: 1).first.map(String.init) ?? written
+        return (firstPart == written ? [written] : [written, firstPart]).filter { $0.count >= 3 }
     }
 
     /// The string's settings with the overrides applied.

@@ -22,6 +22,9 @@ struct HostileResponseTests {
         .init(testDescription: "200 with a TooManyRequestsException type",
               reply: .respond(status: 200, body: #"{"__type":"TooManyRequestsException"}"#),
               code: "TooManyRequestsException", errorClass: .throttled),
+        .init(testDescription: "200 with an error type in a code field",
+              reply: .respond(status: 200, body: #"{"code":"UserNotFoundException"}"#),
+              code: "UserNotFoundException", errorClass: .transient),
         .init(testDescription: "200 with an X-Amzn-ErrorType header",
               reply: .respond(status: 200, headers: [("X-Amzn-ErrorType", "InternalErrorException")], body: "{}"),
               code: "InternalErrorException", errorClass: .transient),
@@ -69,16 +72,17 @@ struct HostileResponseTests {
         // Every byte arrives well within the read timeout, the whole body long after the deadline.
         let timeouts = HTTPTransport.Timeouts(connect: .seconds(5), read: .seconds(2), total: .seconds(1))
         try await ClientFixture.with(timeouts: timeouts) { fixture in
+            // A valid body, complete after 30 s: without the deadline each attempt would succeed then.
             let trickle = FakeHTTPServer.Reply.slowBody(
-                status: 200, headers: [], chunks: ["{"] + Array(repeating: " ", count: 40) + ["}"], pause: .milliseconds(100))
+                status: 200, headers: [], chunks: ["{"] + Array(repeating: " ", count: 58) + ["}"], pause: .milliseconds(500))
             fixture.server.enqueue(contentsOf: Array(repeating: trickle, count: 3))
             let started = ContinuousClock.now
             let error = try await #require(throws: CognitoError.self) { try await fixture.reset() }
             #expect(error.code == "Timeout")
             #expect(error.errorClass == .transient)
-            // Three attempts of one second each (sleeps are recorded, not slept); the trickles
-            // alone would take more than four seconds each.
-            #expect(ContinuousClock.now - started < .seconds(9))
+            // Three attempts of one second each (sleeps are recorded, not slept), with a wide
+            // margin for a loaded machine; one trickle alone takes 30 s.
+            #expect(ContinuousClock.now - started < .seconds(29))
         }
     }
 

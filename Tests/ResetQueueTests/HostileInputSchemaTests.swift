@@ -303,6 +303,28 @@ struct HostileInputSchemaTests {
         }
     }
 
+    /// 128 UTF-16 code units, as Cognito counts: 64 emoji fit, 65 do not, though both are far
+    /// below 128 code points.
+    @Test func usernameLengthIsCountedInUTF16UnitsAsCognitoCounts() async throws {
+        try await withMigratedConnection { connection in
+            let fits = String(repeating: "😀", count: 64)
+            let tooLong = String(repeating: "😀", count: 65)
+            #expect((try? Username(fits)) != nil)
+            #expect((try? Username(tooLong)) == nil)
+            try await connection.execute("INSERT INTO cognito_reset.jobs (user_pool_id, username) VALUES (\(Self.pool), \(fits))")
+            let error = try await #require(throws: PostgresError.self) {
+                try await connection.execute("INSERT INTO cognito_reset.jobs (user_pool_id, username) VALUES (\(Self.pool), \(tooLong))")
+            }
+            #expect(error.constraintName == "jobs_username_utf16_length")
+            // 128 characters of ASCII, or of 3-byte BMP text, still fit.
+            for username in [String(repeating: "a", count: 128), String(repeating: "用", count: 128)] {
+                try await connection.execute("""
+                    INSERT INTO cognito_reset.jobs (user_pool_id, username) VALUES ('eu-west-1_b1', \(username))
+                    """)
+            }
+        }
+    }
+
     // MARK: Client metadata
 
     /// Metadata built in SQL (a quarter of a megabyte need not travel as a parameter), with the

@@ -5,8 +5,8 @@ import Foundation
 /// the HTTP status; nothing here can crash on what a server sends.
 enum ErrorResponse {
     /// The one place that decides what an answer means. Success is only what the protocol calls
-    /// success: a 2xx whose body is a JSON object with no `__type` and no `X-Amzn-ErrorType`
-    /// header. A 2xx carrying an error type is that error; a 2xx whose body is not a JSON object
+    /// success: a 2xx whose body is a JSON object with no error type (`__type` or `code`) and no
+    /// `X-Amzn-ErrorType` header. A 2xx carrying an error type is that error; a 2xx whose body is not a JSON object
     /// (an HTML login page of a proxy or captive portal, an empty or cut body) is a transient
     /// `InvalidResponse`; a 3xx (never followed) is a transient `Redirect`; everything else is
     /// decoded as an error response.
@@ -23,7 +23,7 @@ enum ErrorResponse {
                     message: "HTTP \(response.status) without a JSON object (\(response.body.count) bytes): not an answer from Cognito",
                     errorClass: .transient, httpStatus: response.status, requestID: requestID, operation: operation))
             }
-            if object["__type"] != nil || header("x-amzn-errortype", in: response.headers) != nil {
+            if object["__type"] != nil || object["code"] != nil || header("x-amzn-errortype", in: response.headers) != nil {
                 return .failure(error(
                     status: response.status, headers: response.headers, body: response.body, operation: operation,
                     secrets: secrets))
@@ -50,7 +50,9 @@ enum ErrorResponse {
         // Signature and authorization failures can come as XML from the AWS front end.
         let xml = object == nil && body.first == UInt8(ascii: "<")
             ? SimpleXML.fields(in: body, named: ["Code", "Message"]) : [:]
-        let rawType = (object?["__type"] as? String) ?? header("x-amzn-errortype", in: headers) ?? xml["Code"]
+        // JSON 1.1 names the type in `__type`; other AWS JSON protocols use `code`.
+        let rawType = (object?["__type"] as? String) ?? (object?["code"] as? String)
+            ?? header("x-amzn-errortype", in: headers) ?? xml["Code"]
         // The type and message are the server's text: bounded and escaped, they go into the
         // database, logs and terminals.
         let code = rawType.map(normalise).map { String(SafeText.escaped($0).prefix(128)) }.flatMap { $0.isEmpty ? nil : $0 }

@@ -7,7 +7,10 @@ public func withTimeout<T: Sendable>(_ limit: Duration, _ body: @escaping @Senda
     let once = ResumeOnce<T>()
     let work = Task { try await body() }
     let timer = Task {
-        try? await Task.sleep(for: limit)
+        // Cancelled when the work finished first: then it must not report a timeout (the
+        // outcome already delivered is the answer; a success turned into a timeout would be
+        // retried, repeating a call that was made).
+        guard (try? await Task.sleep(for: limit)) != nil else { return }
         work.cancel()
         once.resume(throwing: TimeoutError())
     }
@@ -16,8 +19,8 @@ public func withTimeout<T: Sendable>(_ limit: Duration, _ body: @escaping @Senda
             once.set(continuation)
             Task {
                 let result = await work.result
+                once.resume(with: result)  // first, so the timer cannot get in between
                 timer.cancel()
-                once.resume(with: result)
             }
         }
     } onCancel: {

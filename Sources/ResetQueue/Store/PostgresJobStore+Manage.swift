@@ -67,8 +67,13 @@ extension PostgresJobStore {
                 SELECT id FROM cognito_reset.jobs AS j
                 WHERE j.state = $1 AND ($2::text IS NULL OR j.user_pool_id = $2)
                   -- Refused without a call (a username or metadata Cognito would refuse): it
-                  -- would fail again, and the table's checks would refuse the update.
+                  -- would fail again. Rows from before migration 0005 that break its checks
+                  -- (which still apply to an update) are left too, or none would be retried.
                   AND j.last_error_code IS DISTINCT FROM 'InvalidInput'
+                  AND cognito_reset.username_characters_allowed(j.username)
+                  AND (octet_length(j.username) <= 128 OR cognito_reset.username_utf16_length(j.username) <= 128)
+                  AND (j.client_metadata IS NULL OR octet_length(j.client_metadata::text) <= 262144
+                       OR cognito_reset.client_metadata_bytes(j.client_metadata) <= 262144)
                   AND NOT EXISTS (SELECT 1 FROM cognito_reset.jobs AS a
                                   WHERE a.user_pool_id = j.user_pool_id AND a.username = j.username
                                     AND (a.id > j.id OR a.state IN ('pending', 'running', 'retrying')))

@@ -50,10 +50,30 @@ enum PasswordInput {
             }
             return (previous.isEmpty ? nil : Secret(previous), Secret(proposed))
         }
-        guard let previous = readLine(strippingNewline: true), let proposed = readLine(strippingNewline: true) else {
+        guard let previous = try line(naming: "current password"), let proposed = try line(naming: "new password") else {
             throw CLIError.badInput("stdin: expected two lines, the current password (may be empty) and the new one")
         }
         return (previous.isEmpty ? nil : Secret(previous), Secret(proposed))
+    }
+
+    /// One line of stdin without its line break, nil at the end of input. `readLine` would turn
+    /// bytes that are not UTF-8 into U+FFFD, setting a password nobody typed: they are refused.
+    private static func line(naming field: String) throws -> String? {
+        var bytes: [UInt8] = []
+        while true {
+            let next = getchar()
+            if next == EOF {
+                if bytes.isEmpty { return nil }
+                break
+            }
+            if next == 0x0A { break }
+            bytes.append(UInt8(truncatingIfNeeded: next))
+        }
+        if bytes.last == 0x0D { bytes.removeLast() }
+        guard let text = String(validating: bytes, as: UTF8.self) else {
+            throw CLIError.badInput("\(field): must be valid UTF-8 text")
+        }
+        return text
     }
 
     /// Prompts on stderr and reads one line with the terminal's echo turned off.
@@ -68,7 +88,7 @@ enum PasswordInput {
             tcsetattr(STDIN_FILENO, TCSAFLUSH, &original)
             FileHandle.standardError.write(Data("\n".utf8))
         }
-        guard let line = readLine(strippingNewline: true) else {
+        guard let line = try line(naming: "password") else {
             throw CLIError.badInput("password: no input")
         }
         return line

@@ -158,13 +158,13 @@ struct ImportCommand: AsyncParsableCommand {
             + "\(report.duplicate) duplicates, \(report.rejected) rejected"
         if let previous = report.previousImportID {
             let when = report.previousImportAt.map { " on \($0.formatted(.iso8601))" } ?? ""
-            return "\(report.fileName) was already imported (import \(previous)\(when), same SHA-256); nothing added. Use --force to import it again."
+            return "\(SafeText.escaped(report.fileName)) was already imported (import \(previous)\(when), same SHA-256); nothing added. Use --force to import it again."
         } else if report.read == 0 {
-            return "\(report.fileName): a header and no lines; nothing to import."
+            return "\(SafeText.escaped(report.fileName)): a header and no lines; nothing to import."
         } else if dryRun {
             return "Dry run, nothing written: \(counts)."
         }
-        return "Import \(report.importID.map(String.init) ?? "-") of \(report.fileName): \(counts)."
+        return "Import \(report.importID.map(String.init) ?? "-") of \(SafeText.escaped(report.fileName)): \(counts)."
     }
 }
 

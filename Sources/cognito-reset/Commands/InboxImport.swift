@@ -1,3 +1,4 @@
+import CognitoClient
 import Foundation
 import Logging
 import ResetQueue
@@ -32,13 +33,13 @@ struct InboxImport {
             switch outcome {
             case .done(let report):
                 try await move(source, to: done, report: try jsonEncoder().encode(report))
-                Terminal.say("\(name): \(ImportCommand.describe(report, dryRun: false))")
+                Terminal.say("\(SafeText.escaped(name)): \(ImportCommand.describe(report, dryRun: false))")
                 imported += 1
             case .rejected(let reason, let report):
                 let body = try report.map { try jsonEncoder().encode($0) }
                     ?? JSONSerialization.data(withJSONObject: ["file_name": name, "error": reason], options: [.sortedKeys])
                 try await move(source, to: rejected, report: body)
-                Terminal.say("\(name): rejected: \(reason)")
+                Terminal.say("\(SafeText.escaped(name)): rejected: \(SafeText.escaped(reason))")
                 refused += 1
             case .unavailable(let error):
                 // Left in the inbox for the next run.

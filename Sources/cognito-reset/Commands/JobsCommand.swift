@@ -30,7 +30,7 @@ struct JobsCommand: AsyncParsableCommand {
             Terminal.say(["ID", "POOL", "USER", "STATE", "ATTEMPT", "PRIO", "RUN AT", "LAST ERROR"].joined(separator: "\t"))
             for job in jobs {
                 Terminal.say([String(job.id), TableCell.safe(job.userPoolID), TableCell.safe(job.username), job.state, "\(job.attempt)/\(job.maxAttempts)",
-                       String(job.priority), job.runAt.formatted(.iso8601), job.lastErrorCode ?? "-"].joined(separator: "\t"))
+                       String(job.priority), job.runAt.formatted(.iso8601), TableCell.safe(job.lastErrorCode ?? "-")].joined(separator: "\t"))
             }
         }
     }
@@ -52,15 +52,15 @@ struct JobsCommand: AsyncParsableCommand {
             }
             Terminal.say("""
                 Job \(job.id)  \(job.state)  attempt \(job.attempt)/\(job.maxAttempts)  priority \(job.priority)
-                Pool \(job.userPoolID)  user \(job.username)
+                Pool \(SafeText.escaped(job.userPoolID))  user \(SafeText.escaped(job.username))
                 Created \(job.createdAt.formatted(.iso8601))  run at \(job.runAt.formatted(.iso8601))\(job.finishedAt.map { "  finished \($0.formatted(.iso8601))" } ?? "")
                 """)
-            if let code = job.lastErrorCode { Terminal.say("Last error \(code): \(job.lastErrorMessage ?? "")") }
-            if let request = job.cognitoRequestID { Terminal.say("Cognito request id \(request)") }
-            if let worker = job.lockedBy { Terminal.say("Held by \(worker)") }
+            if let code = job.lastErrorCode { Terminal.say("Last error \(SafeText.escaped(code)): \(SafeText.escaped(job.lastErrorMessage ?? ""))") }
+            if let request = job.cognitoRequestID { Terminal.say("Cognito request id \(SafeText.escaped(request))") }
+            if let worker = job.lockedBy { Terminal.say("Held by \(SafeText.escaped(worker))") }
             for attempt in attempts {
-                let error = attempt.errorCode.map { "  \($0): \(attempt.errorMessage ?? "")" } ?? ""
-                Terminal.say("  #\(attempt.attempt) \(attempt.startedAt.formatted(.iso8601)) \(attempt.outcome) \(attempt.latencyMilliseconds.map { "\($0) ms" } ?? "") by \(attempt.workerID)\(error)")
+                let error = attempt.errorCode.map { "  \(SafeText.escaped($0)): \(SafeText.escaped(attempt.errorMessage ?? ""))" } ?? ""
+                Terminal.say("  #\(attempt.attempt) \(attempt.startedAt.formatted(.iso8601)) \(attempt.outcome) \(attempt.latencyMilliseconds.map { "\($0) ms" } ?? "") by \(SafeText.escaped(attempt.workerID))\(error)")
             }
         }
     }

@@ -9,8 +9,11 @@ enum RawInputCheck {
 
     /// The first argument or variable that is not valid UTF-8, as bad input naming it.
     static func firstInvalid(arguments: [[UInt8]], environment: [[UInt8]]) -> CLIError? {
+        let terminator = arguments.firstIndex(of: Array("--".utf8)) ?? arguments.count
         for (index, bytes) in arguments.enumerated() where index > 0 && !isUTF8(bytes) {
-            return .badInput("\(optionName(at: index, in: arguments)): must be valid UTF-8 text")
+            // After `--` every argument is positional: named by its position, never by an option.
+            let name = index > terminator ? "argument \(index)" : optionName(at: index, in: arguments)
+            return .badInput("\(name): must be valid UTF-8 text")
         }
         for entry in environment {
             let name = entry.split(separator: UInt8(ascii: "="), maxSplits: 1).first.map(Array.init) ?? entry
