@@ -108,6 +108,17 @@ final class CSVImportParser {
         SafeText.excerpt(text.utf8, limit: excerptLimit)
     }
 
+    /// A header's text as a message may quote it: only when it reads like column names
+    /// (letters, digits, `_ . , - :` and spaces). Anything else is most likely not a CSV file at
+    /// all (a configuration file, `/etc/shadow` reached through a link) and is described, not
+    /// shown: even forty characters of such a file can be a secret.
+    static func headerText(_ text: String) -> String {
+        let looksLikeNames = text.unicodeScalars.allSatisfy { scalar in
+            scalar.properties.isAlphabetic || ("0"..."9").contains(scalar) || "_.,-: ".unicodeScalars.contains(scalar)
+        }
+        return looksLikeNames ? excerpt(text) : "\(text.count) characters that are not column names, not shown"
+    }
+
     /// Maps the header to columns, refusing unknown, duplicate and missing ones.
     static func columns(_ header: [String], poolGiven: Bool) throws -> Columns {
         var seen: Set<String> = []
@@ -119,7 +130,7 @@ final class CSVImportParser {
                 throw ImportInputError("header: column \(index + 1) is not valid UTF-8 (is this a CSV file?)")
             }
             guard seen.insert(name).inserted else {
-                throw ImportInputError("header: column \(excerpt(name)) appears twice")
+                throw ImportInputError("header: column \(headerText(name)) appears twice")
             }
             switch name {
             case "username": username = index
@@ -128,14 +139,14 @@ final class CSVImportParser {
             default:
                 guard name.hasPrefix("client_metadata."), name.count > "client_metadata.".count else {
                     throw ImportInputError(
-                        "header: unknown column \(name.isEmpty ? "(empty)" : excerpt(name)); expected username, user_pool_id, run_at or client_metadata.KEY")
+                        "header: unknown column \(name.isEmpty ? "(empty)" : headerText(name)); expected username, user_pool_id, run_at or client_metadata.KEY")
                 }
                 // The key keeps its case as written.
                 columns.metadata.append((String(raw.trimmingCharacters(in: .whitespaces).dropFirst("client_metadata.".count)), index))
             }
         }
         guard let username else {
-            throw ImportInputError("header: no username column (found: \(excerpt(header.joined(separator: ","))))")
+            throw ImportInputError("header: no username column (found: \(headerText(header.joined(separator: ","))))")
         }
         columns.username = username
         guard columns.pool != nil || poolGiven else {
