@@ -30,7 +30,7 @@ struct JobsCommand: AsyncParsableCommand {
             Terminal.say(["ID", "POOL", "USER", "STATE", "ATTEMPT", "PRIO", "RUN AT", "LAST ERROR"].joined(separator: "\t"))
             for job in jobs {
                 Terminal.say([String(job.id), TableCell.safe(job.userPoolID), TableCell.safe(job.username), job.state, "\(job.attempt)/\(job.maxAttempts)",
-                       String(job.priority), job.runAt.formatted(.iso8601), TableCell.safe(job.lastErrorCode ?? "-")].joined(separator: "\t"))
+                       String(job.priority), job.runAt.formatted(.iso8601), job.lastErrorCode.map(TableCell.safe) ?? "-"].joined(separator: "\t"))
             }
         }
     }
