@@ -7,23 +7,6 @@ import Testing
 
 @Suite("cognito-reset enqueue")
 struct EnqueueCommandTests {
-    /// A fresh database migrated through the CLI itself.
-    func withMigrated(_ body: ([String: String], TemporaryDatabase) async throws -> Void) async throws {
-        try await TemporaryDatabase.with { database in
-            let environment = ["DATABASE_URL": database.configuration.resolvedConnectionString()]
-            let migrated = try await CognitoResetBinary.run(["migrate"], environment: environment)
-            try #require(migrated.status == 0, "\(migrated.stderr)")
-            try await body(environment, database)
-        }
-    }
-
-    func jobCount(_ database: TemporaryDatabase) async throws -> Int {
-        let connection = try await database.connect()
-        let count = try await connection.query("SELECT count(*) FROM cognito_reset.jobs")[0].decode(Int.self, at: 0)
-        await connection.close()
-        return count
-    }
-
     @Test func enqueuesThenReportsTheActiveJobForTheSameUser() async throws {
         try await withMigrated { environment, database in
             let arguments = ["enqueue", "--pool", "eu-west-1_AbC123", "--user", "alice", "--metadata", "ticket=T-9"]

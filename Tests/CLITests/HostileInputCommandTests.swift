@@ -8,22 +8,6 @@ import Testing
 /// rule, changes nothing, prints no secret and no raw control character.
 @Suite("Hostile input at the command line")
 struct HostileInputCommandTests {
-    func withMigrated(_ body: ([String: String], TemporaryDatabase) async throws -> Void) async throws {
-        try await TemporaryDatabase.with { database in
-            let environment = ["DATABASE_URL": database.configuration.resolvedConnectionString()]
-            let migrated = try await CognitoResetBinary.run(["migrate"], environment: environment)
-            try #require(migrated.status == 0, "\(migrated.stderr)")
-            try await body(environment, database)
-        }
-    }
-
-    func jobCount(_ database: TemporaryDatabase) async throws -> Int {
-        let connection = try await database.connect()
-        let count = try await connection.query("SELECT count(*) FROM cognito_reset.jobs")[0].decode(Int.self, at: 0)
-        await connection.close()
-        return count
-    }
-
     /// Exit 2, one line on stderr naming `field`, nothing on stdout.
     func expectBadInput(_ result: ChildProcess.Result, naming field: String, sourceLocation: SourceLocation = #_sourceLocation) {
         #expect(result.status == 2, "\(result.stderr)", sourceLocation: sourceLocation)
