@@ -16,9 +16,12 @@
 #   - the shared rate limit: 3 worker processes on one 20/s bucket (calls per 5 s window, drain
 #     time, claim statements per second), the same fleet against a fake Cognito throttling above
 #     12/s (how soon it settles, throttles per window), and how soon a ceiling change is followed;
+#   - the peer comparison (scripts/lib/peer_bench.sh): the worker, pgqueuer 1.6.0 and a minimal
+#     pgbench claim + complete on one workload, per job: jobs/s, PostgreSQL CPU, WAL, transactions;
 #   scripts/bench.sh [--jobs N] [--concurrency N] [--latency-samples N] [--section all|worker|fleet]
 #                    [--fleet-jobs N]
-#   IMPORT_ROWS=N scripts/bench.sh   (IMPORT_ONLY=1 skips the worker figures)
+#   IMPORT_ROWS=N scripts/bench.sh   (IMPORT_ONLY=1 skips the worker and peer figures)
+#   PEER_ONLY=1 [PEER_JOBS=N] scripts/bench.sh   (the peer comparison alone)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/common.sh
@@ -34,6 +37,11 @@ bin_dir=$(swift build -c release --show-bin-path)
 
 pg_start "$run_dir/pg"
 log "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r)"
+. scripts/lib/peer_bench.sh
+if [ "${PEER_ONLY:-0}" = 1 ]; then
+    peer_bench
+    exit 0
+fi
 if [ "${IMPORT_ONLY:-0}" != 1 ]; then
     "$bin_dir/cognito-reset-bench" --worker "$bin_dir/cognito-reset" "$@"
 fi
@@ -112,3 +120,7 @@ echo "  floors, PostgreSQL alone (psql \\copy of the same file, no Swift, no sta
 echo "    straight into cognito_reset.jobs:        ${jobs_copy_median} s = $(python3 -c "print(f'{$jobs_copy_median / $copy_median:.1f}')") x \\copy   (runs: ${jobs_copy_times[*]})"
 echo "    identity key + active-user unique index: ${minimal_copy_median} s = $(python3 -c "print(f'{$minimal_copy_median / $copy_median:.1f}')") x \\copy   (runs: ${minimal_copy_times[*]})"
 echo "  import peak RSS:                ${rss} MiB  (target: under 100 MiB)"
+
+if [ "${IMPORT_ONLY:-0}" != 1 ]; then
+    peer_bench
+fi

@@ -7,6 +7,7 @@ import PostgresTesting
 // asserts nothing. Usage:
 //   cognito-reset-bench --worker BIN [--jobs 50000] [--concurrency 64] [--latency-samples 1000]
 //                       [--section all|worker|fleet] [--fleet-jobs 1000]
+//   cognito-reset-bench --serve URLFILE   (a fake Cognito for another process; runs until killed)
 // with DATABASE_URL naming a server where databases may be created.
 
 struct Options {
@@ -20,6 +21,9 @@ struct Options {
     /// Child mode for the HTTP-only figure: the fake server's URL and how many calls to make.
     var httpClient: URL?
     var calls = 0
+    /// Server mode for scripts/bench.sh's peer comparison: a fake Cognito answering every call at
+    /// once, its URL written to this file; runs until killed.
+    var serveURLFile: String?
 
     init(_ arguments: [String]) {
         var rest = arguments.makeIterator()
@@ -34,6 +38,7 @@ struct Options {
             case "--fleet-jobs": fleetJobs = Int(value) ?? fleetJobs
             case "--http-client": httpClient = URL(string: value)
             case "--calls": calls = Int(value) ?? calls
+            case "--serve": serveURLFile = value
             default: fatalError("unknown option \(flag)")
             }
         }
@@ -95,6 +100,12 @@ enum Bench {
     static func main() async throws {
         if let url = options.httpClient {
             return try await HTTPCeiling.runClient(url: url, calls: options.calls, concurrency: options.concurrency)
+        }
+        if let file = options.serveURLFile {
+            // The same fake server the worker figures use, for another process (the peer queue).
+            let server = try await FakeHTTPServer.start()
+            try Data((server.url.absoluteString + "\n").utf8).write(to: URL(fileURLWithPath: file), options: .atomic)
+            while true { try await Task.sleep(for: .seconds(3600)) }
         }
         // A migrated template, copied for each measurement.
         let template = try await TemporaryDatabase.create(prefix: "bench_template")

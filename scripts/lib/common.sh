@@ -82,8 +82,11 @@ pg_start() {
     rm -f "$dir/pwfile"
     port=$(free_port)
     # Throw-away servers: durability settings off for speed. Never use these settings for real data.
+    # PG_DURABLE=1 keeps initdb's settings (for figures comparable with other queues').
+    local settings="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+    [ "${PG_DURABLE:-0}" = 1 ] && settings=""
     runuser -u postgres -- "$bindir/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 \
-        -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+        -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=300 $settings" \
         start >/dev/null || { cat "$dir/postgres.log" >&2; die "PostgreSQL did not start"; }
     export PG_RUN_DIR=$dir PG_PORT=$port
     export DATABASE_URL="postgresql://postgres:$password@127.0.0.1:$port/postgres"
