@@ -29,6 +29,23 @@ public struct TemporaryDatabase: Sendable {
         template: String? = nil,
         _ body: (TemporaryDatabase) async throws -> T
     ) async throws -> T {
+        // A test that already holds a slot (a database within a database) does not wait for
+        // another: it could wait for itself.
+        if DatabaseSlots.held { return try await withDatabase(template: template, body) }
+        await DatabaseSlots.shared.acquire()
+        do {
+            let value = try await DatabaseSlots.$held.withValue(true) { try await withDatabase(template: template, body) }
+            await DatabaseSlots.shared.release()
+            return value
+        } catch {
+            await DatabaseSlots.shared.release()
+            throw error
+        }
+    }
+
+    private static func withDatabase<T>(
+        template: String?, _ body: (TemporaryDatabase) async throws -> T
+    ) async throws -> T {
         let database = try await create(template: template)
         do {
             let value = try await body(database)
@@ -73,5 +90,39 @@ public struct TemporaryDatabase: Sendable {
     /// Opens a connection to this database.
     public func connect() async throws -> PostgresConnection {
         try await PostgresConnection.connect(configuration)
+    }
+}
+
+/// How many temporary databases may be in use at once (`TEST_DATABASE_SLOTS`, default 32).
+/// Swift Testing starts every test at once; each holds a few connections (a pool, the CLI it
+/// runs, the admin connection), and together they would pass the server's `max_connections`
+/// and load two cores with hundreds of processes, blurring what timing tests measure. Waiting
+/// for a slot only delays a test.
+actor DatabaseSlots {
+    static let shared = DatabaseSlots(
+        limit: ProcessInfo.processInfo.environment["TEST_DATABASE_SLOTS"].flatMap(Int.init).map { max(1, $0) } ?? 32)
+
+    /// Whether the current task already holds a slot.
+    @TaskLocal static var held = false
+
+    private var free: Int
+    private var waiting: [CheckedContinuation<Void, Never>] = []
+
+    init(limit: Int) { free = limit }
+
+    func acquire() async {
+        if free > 0 {
+            free -= 1
+            return
+        }
+        await withCheckedContinuation { waiting.append($0) }
+    }
+
+    func release() {
+        if waiting.isEmpty {
+            free += 1
+        } else {
+            waiting.removeFirst().resume()  // the slot passes straight to the next test
+        }
     }
 }

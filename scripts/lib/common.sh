@@ -86,7 +86,7 @@ pg_start() {
     local settings="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
     [ "${PG_DURABLE:-0}" = 1 ] && settings=""
     runuser -u postgres -- "$bindir/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 \
-        -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=300 $settings" \
+        -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=400 $settings" \
         start >/dev/null || { cat "$dir/postgres.log" >&2; die "PostgreSQL did not start"; }
     export PG_RUN_DIR=$dir PG_PORT=$port
     export DATABASE_URL="postgresql://postgres:$password@127.0.0.1:$port/postgres"
@@ -134,6 +134,6 @@ moto_stop() {
 pg_resume() {
     local dir=$1 port=$2
     runuser -u postgres -- "$(pg_bindir)/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 \
-        -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+        -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=400 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
         start >/dev/null || { cat "$dir/postgres.log" >&2; die "PostgreSQL did not start again"; }
 }
