@@ -6,7 +6,7 @@ import PostgresTesting
 import ResetQueue
 import Testing
 
-/// Each outcome path of DESIGN.md's job lifecycle, through a real worker, a real database and a
+/// Each outcome path of the job lifecycle (docs/design.md), through a real worker, a real database and a
 /// scripted fake Cognito.
 @Suite("Worker outcomes")
 struct WorkerOutcomeTests {

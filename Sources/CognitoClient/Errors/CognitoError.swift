@@ -1,7 +1,7 @@
 /// A failed Cognito call: the service's error code and message, the HTTP status and request id,
 /// and the class that tells the caller what to do about it. Never contains a secret.
 public struct CognitoError: Error, Sendable, CustomStringConvertible {
-    /// What the caller should do (see reference/cognito.md, "Errors").
+    /// What the caller should do (docs/design.md, "What a Cognito answer means").
     public struct ErrorClass: Hashable, Sendable, CustomStringConvertible {
         public let name: String
         public var description: String { name }

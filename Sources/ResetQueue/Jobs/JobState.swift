@@ -1,4 +1,4 @@
-/// Where a job stands (`cognito_reset.jobs.state`). See DESIGN.md's job lifecycle.
+/// Where a job stands (`cognito_reset.jobs.state`). See docs/design.md, "Job lifecycle".
 public enum JobState: String, Sendable, CaseIterable, Codable {
     /// Waiting for its `run_at`, never claimed yet.
     case pending

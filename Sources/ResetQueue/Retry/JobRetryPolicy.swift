@@ -1,4 +1,4 @@
-/// Between attempts: when a job that did not succeed may run again (DESIGN.md, "Retry").
+/// Between attempts: when a job that did not succeed may run again (docs/design.md, "Retry").
 ///
 /// - Transient errors and rejected credentials: exponential backoff with full jitter,
 ///   `random × min(cap, base × 2^(attempt-1))`; defaults 10 s base, 15 min cap. The attempt counts.

@@ -88,7 +88,7 @@ extension QueueWorker {
         return String(scalars)
     }
 
-    /// What a call's result means for its job (DESIGN.md, "Retry"; `JobRetryPolicy`).
+    /// What a call's result means for its job (docs/design.md, "Retry"; `JobRetryPolicy`).
     static func decide(
         _ job: ClaimedJob, result: Result<CognitoResponse, CognitoError>, policy: JobRetryPolicy, random: Double,
         startedAt: Date, finishedAt: Date

@@ -22,8 +22,8 @@ public enum WorkerEvent: Sendable {
 }
 
 /// `cognito-reset worker`: claims runnable jobs, calls Cognito for each (through the rate
-/// limiter), records every outcome, and keeps its leases and status row fresh. See DESIGN.md's
-/// job lifecycle; defaults in `WorkerConfiguration`.
+/// limiter), records every outcome, and keeps its leases and status row fresh. See docs/design.md
+/// (job lifecycle; claim, lease, heartbeat, rescue, record); defaults in `WorkerConfiguration`.
 ///
 /// A `Service` for swift-service-lifecycle: on graceful shutdown (SIGTERM/SIGINT) it stops
 /// claiming, lets in-flight calls finish within the grace period, gives back claimed jobs that

@@ -1,6 +1,6 @@
 import Foundation
 
-/// How a worker behaves. Defaults are DESIGN.md's and are documented in the README.
+/// How a worker behaves. Defaults: docs/design.md, "Worker defaults", and the README.
 public struct WorkerConfiguration: Sendable {
     /// `host:pid:random`, unique per process; written to `locked_by` and `workers.id`.
     public var workerID: String

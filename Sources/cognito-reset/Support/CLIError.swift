@@ -2,7 +2,7 @@ import CognitoClient
 import Foundation
 import Postgres
 
-/// An error the command line reports as one line and an exit code (see DESIGN.md).
+/// An error the command line reports as one line and an exit code (docs/design.md, "Exit codes").
 struct CLIError: Error {
     static let failureCode: Int32 = 1
     static let badInputCode: Int32 = 2

@@ -38,7 +38,7 @@ struct CognitoSetup {
 }
 
 extension CLIError {
-    /// Maps a failed Cognito call to the exit codes of DESIGN.md: missing credentials or a pool in
+    /// Maps a failed Cognito call to the exit codes (docs/design.md, "Exit codes"): missing credentials or a pool in
     /// another region are bad input (2); an unreachable or failing service (or credentials source)
     /// after retries is an unavailable dependency (3); everything the service refused is a failure (1).
     init(_ error: CognitoError) {
