@@ -9,10 +9,8 @@ public enum SafeText {
     /// make a line read differently from what it holds (U+202E and friends), as `\u{XXXX}`.
     /// Everything else, letters of any script included, is kept.
     public static func escaped(_ text: String) -> String {
-        // The common case (printable ASCII) needs no copy.
-        if text.utf8.allSatisfy({ (0x20...0x7E).contains($0) }) || !text.unicodeScalars.contains(where: isControl) {
-            return text
-        }
+        // The common case (nothing to escape) needs no copy.
+        guard text.unicodeScalars.contains(where: isControl) else { return text }
         var result = ""
         result.reserveCapacity(text.utf8.count)
         for scalar in text.unicodeScalars {

@@ -185,9 +185,7 @@ struct WorkerCommand: AsyncParsableCommand {
     /// Flags win over the environment, which wins over the config file, then the defaults.
     func resolvedOptions(_ settings: Settings) throws -> Options {
         let concurrencyText = concurrency.map(String.init) ?? settings["COGNITO_RESET_CONCURRENCY"] ?? "16"
-        guard let concurrency = Int(concurrencyText), (1...1024).contains(concurrency) else {
-            throw CLIError.badInput("--concurrency: must be an integer from 1 to 1024")
-        }
+        let concurrency = try Self.parseConcurrency(concurrencyText, field: "--concurrency")
         let rateText = rate ?? settings["COGNITO_RESET_RATE"] ?? "25"
         let rate = rateText == "unlimited" ? nil : try RateArgument.parse(rateText, field: "--rate")
         let rateKey = try RateArgument.key(rateKey ?? settings["COGNITO_RESET_RATE_KEY"], environment: ProcessInfo.processInfo.environment)
@@ -203,16 +201,24 @@ struct WorkerCommand: AsyncParsableCommand {
         }
         guard poll >= .milliseconds(10) else { throw CLIError.badInput("--poll: must be at least 10ms") }
         guard statusInterval >= .milliseconds(100) else { throw CLIError.badInput("--status-interval: must be at least 100ms") }
-        let metricsAddress = try (metricsAddress ?? settings["COGNITO_RESET_METRICS_ADDRESS"]).map(Self.parseAddress)
+        let metricsAddress = try (metricsAddress ?? settings["COGNITO_RESET_METRICS_ADDRESS"]).map { try Self.parseAddress($0) }
         return Options(
             concurrency: concurrency, rate: rate, rateKey: rateKey, lease: lease, heartbeat: heartbeat, poll: poll, grace: grace,
             statusInterval: statusInterval, metricsAddress: metricsAddress,
             logUsernames: try settings.bool("COGNITO_RESET_LOG_USERNAMES", default: false))
     }
 
+    /// Calls in flight: 1 to 1024 (the flag, or `field` naming where the text came from).
+    static func parseConcurrency(_ text: String, field: String) throws -> Int {
+        guard let concurrency = Int(text), (1...1024).contains(concurrency) else {
+            throw CLIError.badInput("\(field): must be an integer from 1 to 1024")
+        }
+        return concurrency
+    }
+
     /// `127.0.0.1:9464`, `[::1]:9464`, `localhost:9464`.
-    static func parseAddress(_ text: String) throws -> (host: String, port: Int) {
-        let rule = "--metrics-address: must be HOST:PORT, e.g. 127.0.0.1:9464 or [::1]:9464"
+    static func parseAddress(_ text: String, field: String = "--metrics-address") throws -> (host: String, port: Int) {
+        let rule = "\(field): must be HOST:PORT, e.g. 127.0.0.1:9464 or [::1]:9464"
         guard let colon = text.lastIndex(of: ":") else { throw CLIError.badInput(rule) }
         var host = String(text[..<colon])
         if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }

@@ -96,21 +96,30 @@ struct LoggingOptions: ParsableArguments {
     func bootstrap(settings: Settings? = nil, defaultLevel: Logger.Level = .warning) throws -> Logger {
         let environment = ProcessInfo.processInfo.environment
         let levelName = logLevel ?? (settings.map { $0["COGNITO_RESET_LOG_LEVEL"] } ?? environment["COGNITO_RESET_LOG_LEVEL"])
-        let level = try levelName.map { name in
-            guard let level = Logger.Level(rawValue: name.lowercased()) else {
-                throw CLIError.badInput("--log-level: must be one of trace, debug, info, notice, warning, error, critical")
-            }
-            return level
-        } ?? defaultLevel
+        let level = try levelName.map { try Self.parseLevel($0, field: "--log-level") } ?? defaultLevel
         let formatName = logFormat ?? (settings.map { $0["COGNITO_RESET_LOG_FORMAT"] } ?? environment["COGNITO_RESET_LOG_FORMAT"]) ?? "logfmt"
-        guard let format = LogFormat(rawValue: formatName.lowercased()) else {
-            throw CLIError.badInput("--log-format: must be logfmt or json")
-        }
+        let format = try Self.parseFormat(formatName, field: "--log-format")
         let journald = Self.stderrIsJournal(environment)
         LoggingSystem.bootstrap { label in
             LineLogHandler(label: label, level: level, format: format, journald: journald)
         }
         return Logger(label: "cognito-reset")
+    }
+
+    /// A log level by name, any case; bad text names `field`.
+    static func parseLevel(_ name: String, field: String) throws -> Logger.Level {
+        guard let level = Logger.Level(rawValue: name.lowercased()) else {
+            throw CLIError.badInput("\(field): must be one of trace, debug, info, notice, warning, error, critical")
+        }
+        return level
+    }
+
+    /// `logfmt` or `json`, any case; bad text names `field`.
+    static func parseFormat(_ name: String, field: String) throws -> LogFormat {
+        guard let format = LogFormat(rawValue: name.lowercased()) else {
+            throw CLIError.badInput("\(field): must be logfmt or json")
+        }
+        return format
     }
 
     /// systemd sets `$JOURNAL_STREAM` to the device and inode of the journal stream it connected;

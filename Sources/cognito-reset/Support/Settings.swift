@@ -1,6 +1,4 @@
-import Daemon
 import Foundation
-import Logging
 
 /// The daemon's settings from the environment and an optional config file (`--config` or
 /// `COGNITO_RESET_CONFIG`): `KEY=VALUE` lines, `#` comments, the same names as the environment,
@@ -63,8 +61,8 @@ struct Settings {
             _ = try duration(nil, name, flagName: flag, default: .zero)
         }
         _ = try bool("COGNITO_RESET_LOG_USERNAMES", default: false)
-        if let text = self["COGNITO_RESET_CONCURRENCY"], Int(text).map({ (1...1024).contains($0) }) != true {
-            throw CLIError.badInput("COGNITO_RESET_CONCURRENCY: must be an integer from 1 to 1024")
+        if let text = self["COGNITO_RESET_CONCURRENCY"] {
+            _ = try WorkerCommand.parseConcurrency(text, field: "COGNITO_RESET_CONCURRENCY")
         }
         if let text = self["COGNITO_RESET_RATE"], text != "unlimited" {
             _ = try RateArgument.parse(text, field: "COGNITO_RESET_RATE")
@@ -73,17 +71,13 @@ struct Settings {
             _ = try RateArgument.key(text, field: "COGNITO_RESET_RATE_KEY", environment: [:])
         }
         if let text = self["COGNITO_RESET_METRICS_ADDRESS"] {
-            do {
-                _ = try WorkerCommand.parseAddress(text)
-            } catch {
-                throw CLIError.badInput("COGNITO_RESET_METRICS_ADDRESS: must be HOST:PORT, e.g. 127.0.0.1:9464 or [::1]:9464")
-            }
+            _ = try WorkerCommand.parseAddress(text, field: "COGNITO_RESET_METRICS_ADDRESS")
         }
-        if let text = self["COGNITO_RESET_LOG_LEVEL"], Logger.Level(rawValue: text.lowercased()) == nil {
-            throw CLIError.badInput("COGNITO_RESET_LOG_LEVEL: must be one of trace, debug, info, notice, warning, error, critical")
+        if let text = self["COGNITO_RESET_LOG_LEVEL"] {
+            _ = try LoggingOptions.parseLevel(text, field: "COGNITO_RESET_LOG_LEVEL")
         }
-        if let text = self["COGNITO_RESET_LOG_FORMAT"], LogFormat(rawValue: text.lowercased()) == nil {
-            throw CLIError.badInput("COGNITO_RESET_LOG_FORMAT: must be logfmt or json")
+        if let text = self["COGNITO_RESET_LOG_FORMAT"] {
+            _ = try LoggingOptions.parseFormat(text, field: "COGNITO_RESET_LOG_FORMAT")
         }
     }
 
