@@ -32,7 +32,9 @@ extension PostgresJobStore {
             FROM import_staging s
             WHERE s.reason IS NULL
             ORDER BY s.line
-            ON CONFLICT (user_pool_id, username) WHERE state IN ('pending', 'running', 'retrying') DO NOTHING
+            -- No conflict target: `jobs` is partitioned, and only its hot partition has the
+            -- unique index of active users (jobs_one_active_per_user) this conflicts on.
+            ON CONFLICT DO NOTHING
             """
         /// The common case, a file without repeated users: a plain insert of the lines whose user
         /// has no active job (an anti-join), about a quarter faster than ON CONFLICT's

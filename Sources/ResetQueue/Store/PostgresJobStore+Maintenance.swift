@@ -17,22 +17,11 @@ public struct QueueGauges: Sendable, Equatable {
 
 extension PostgresJobStore {
     enum MaintenanceSQL {
-        /// One batch of finished jobs and their audit rows. Only finished states: a pending,
-        /// running or retrying job is never touched. SKIP LOCKED: a row an operator is retrying
-        /// right now is left for the next run instead of waited for.
+        /// Finished jobs older than the retention and their audit rows: whole days of history
+        /// are dropped, the day that straddles the cutoff is deleted row by row (migration 0007,
+        /// `prune_history`). $2: count only.
         static let jobs = """
-            WITH doomed AS (
-                SELECT id FROM cognito_reset.jobs
-                WHERE state IN ('succeeded', 'failed', 'cancelled') AND finished_at < now() - make_interval(secs => $1)
-                ORDER BY finished_at
-                LIMIT $2
-                FOR UPDATE SKIP LOCKED
-            ), audit AS (
-                DELETE FROM cognito_reset.attempts a USING doomed d WHERE a.job_id = d.id RETURNING 1
-            ), gone AS (
-                DELETE FROM cognito_reset.jobs j USING doomed d WHERE j.id = d.id RETURNING 1
-            )
-            SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM audit)
+            SELECT jobs, attempts FROM cognito_reset.prune_history(now() - make_interval(secs => $1), $2)
             """
         static let workers = """
             DELETE FROM cognito_reset.workers
@@ -43,11 +32,6 @@ extension PostgresJobStore {
             DELETE FROM cognito_reset.imports i
             WHERE i.created_at < now() - make_interval(secs => $1)
               AND NOT EXISTS (SELECT 1 FROM cognito_reset.jobs j WHERE j.import_id = i.id)
-            """
-        static let countJobs = """
-            SELECT count(*), coalesce(sum((SELECT count(*) FROM cognito_reset.attempts a WHERE a.job_id = j.id)), 0)::bigint
-            FROM cognito_reset.jobs j
-            WHERE state IN ('succeeded', 'failed', 'cancelled') AND finished_at < now() - make_interval(secs => $1)
             """
         static let countWorkers = """
             SELECT count(*) FROM cognito_reset.workers
@@ -63,36 +47,31 @@ extension PostgresJobStore {
             """
         static let gauges = """
             SELECT count(*), extract(epoch FROM now() - min(run_at))::double precision
-            FROM cognito_reset.jobs
-            WHERE state IN ('pending', 'retrying') AND run_at <= now() AND attempt < max_attempts
+            FROM cognito_reset.runnable_jobs
             """
     }
 
     /// Deletes finished jobs older than `retention` (with their attempts), stopped workers' rows
-    /// and emptied import records, `batchSize` jobs per statement so no lock is held for long
-    /// and workers carry on meanwhile. `onBatch` sees the running totals.
+    /// and emptied import records. History goes by whole days (a partition dropped) and only the
+    /// day that straddles the cutoff row by row, so workers carry on meanwhile. `onBatch` sees
+    /// the totals once the jobs are gone. (`batchSize` is kept for callers; history no longer
+    /// goes in batches.)
     public func prune(
         olderThan retention: Duration, batchSize: Int = 1000, dryRun: Bool = false,
         onBatch: (PruneReport) -> Void = { _ in }
     ) async throws -> PruneReport {
         var report = PruneReport()
         let seconds = retention.seconds
+        let row = try await pool.query(PostgresQuery(MaintenanceSQL.jobs, [seconds, dryRun]))[0]
+        report.jobs = try row.decode(Int.self, at: 0)
+        report.attempts = try row.decode(Int.self, at: 1)
         if dryRun {
-            let row = try await pool.query(PostgresQuery(MaintenanceSQL.countJobs, [seconds]))[0]
-            report.jobs = try row.decode(Int.self, at: 0)
-            report.attempts = try row.decode(Int.self, at: 1)
             report.workers = try await pool.query(PostgresQuery(MaintenanceSQL.countWorkers, [seconds]))[0].decode(Int.self, at: 0)
             report.imports = try await pool.query(PostgresQuery(MaintenanceSQL.countImports, [seconds]))[0].decode(Int.self, at: 0)
             return report
         }
-        while true {
-            let row = try await pool.query(PostgresQuery(MaintenanceSQL.jobs, [seconds, batchSize]))[0]
-            let jobs = try row.decode(Int.self, at: 0)
-            report.jobs += jobs
-            report.attempts += try row.decode(Int.self, at: 1)
-            onBatch(report)
-            if jobs < batchSize { break }
-        }
+        onBatch(report)
+        try await ensureHistoryPartitions()
         report.workers = try await pool.query(PostgresQuery(MaintenanceSQL.workers, [seconds])).affectedRows ?? 0
         report.imports = try await pool.query(PostgresQuery(MaintenanceSQL.imports, [seconds])).affectedRows ?? 0
         return report

@@ -32,18 +32,20 @@ extension PostgresJobStore {
 
     /// Claims up to `limit` runnable jobs, each with a call slot from the shared bucket, in claim
     /// order. Jobs come only when slots are free, so the most urgent runnable jobs are always the
-    /// next to be called, whatever backlog is waiting.
-    public func claimPaced(workerID: String, limit: Int, lease: Duration, rate: SharedRateLimit) async throws -> PacedClaim {
+    /// next to be called, whatever backlog is waiting. With no bucket (`rate` nil: `--rate
+    /// unlimited`) the same claim takes as many jobs as asked (an import's own rate still holds).
+    public func claimPaced(workerID: String, limit: Int, lease: Duration, rate: SharedRateLimit?) async throws -> PacedClaim {
         let rows = try await pool.query(PostgresQuery(RateSQL.claimPaced, [
-            workerID, limit, lease.seconds, rate.key, rate.initialCeiling, rate.horizon.seconds,
+            workerID, limit, lease.seconds, rate?.key, rate?.initialCeiling ?? 0, (rate?.horizon ?? .milliseconds(500)).seconds,
         ]))
         var jobs: [(job: ClaimedJob, callIn: Duration)] = []
         var wait: Duration?
         var currentRate = 0.0
         var ceiling = 0.0
         for row in rows {
-            currentRate = try row.decode(Double.self, at: 11)
-            ceiling = try row.decode(Double.self, at: 12)
+            // No bucket (unlimited): the rate is infinite and there is no ceiling.
+            currentRate = try row.decode(Double?.self, at: 11) ?? .infinity
+            ceiling = try row.decode(Double?.self, at: 12) ?? .infinity
             guard let id = try row.decode(Int64?.self, at: 0) else {
                 wait = try row.decode(Double?.self, at: 10).map { .seconds($0) }
                 continue

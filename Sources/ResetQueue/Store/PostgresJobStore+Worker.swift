@@ -5,30 +5,13 @@ import Postgres
 /// ever open while Cognito is called, and every write is guarded by `locked_by`.
 extension PostgresJobStore {
     enum WorkerSQL {
-        /// Claims up to $2 runnable jobs in claim order, skipping rows other workers hold.
-        static let claim = """
-            WITH next AS (
-                SELECT id FROM cognito_reset.jobs
-                WHERE state IN ('pending', 'retrying') AND run_at <= now() AND attempt < max_attempts
-                ORDER BY priority, run_at, id
-                LIMIT $2
-                FOR UPDATE SKIP LOCKED
-            )
-            UPDATE cognito_reset.jobs AS j
-            SET state = 'running', locked_by = $1, attempt = j.attempt + 1, started_at = now(),
-                lease_expires_at = now() + make_interval(secs => $3)
-            FROM next WHERE j.id = next.id
-            RETURNING j.id, j.user_pool_id, j.username, j.client_metadata, j.attempt, j.max_attempts,
-                      j.priority, j.run_at, \(claimToken)
-            """
-
         /// Identifies one claim exactly (the claim's start, in microseconds): a write for an older
         /// claim of the same job never matches a newer one, even after a cancel and a retry.
         static let claimToken = "(extract(epoch FROM j.started_at) * 1000000)::bigint"
 
-        /// Writes a batch of outcomes: every call is appended to the audit (if its job still
-        /// exists), and the job moves on only if it is still ours and still this attempt — a late
-        /// result never overwrites a cancel, a rescue or a newer claim.
+        /// Writes a batch of outcomes: every call is appended to the audit, and the job moves on only if it is still ours and still this attempt — a late
+        /// result never overwrites a cancel, a rescue or a newer claim. Through `jobs`: a job that
+        /// finishes moves from the hot partition to history.
         static let record = """
             WITH input AS (
                 SELECT * FROM unnest($2::bigint[], $3::int[], $4::text[], $5::text[], $6::double precision[],
@@ -43,11 +26,12 @@ extension PostgresJobStore {
                 SELECT i.job_id, i.attempt, $1, i.started_at, greatest(i.finished_at, i.started_at), i.outcome,
                        i.error_code, i.error_message, i.request_id,
                        greatest(0, round(extract(epoch FROM i.finished_at - i.started_at) * 1000))::int
-                FROM input i WHERE EXISTS (SELECT 1 FROM cognito_reset.jobs j WHERE j.id = i.job_id)
-                  -- Written already: the batch committed but its reply was lost, and it is sent again.
-                  AND NOT EXISTS (SELECT 1 FROM cognito_reset.attempts a
+                FROM input i
+                -- Written already: the batch committed but its reply was lost, and it is sent again.
+                -- (finished_at bounds the audit partitions looked at.)
+                WHERE NOT EXISTS (SELECT 1 FROM cognito_reset.attempts a
                                   WHERE a.job_id = i.job_id AND a.attempt = i.attempt AND a.worker_id = $1
-                                    AND a.started_at = i.started_at)
+                                    AND a.started_at = i.started_at AND a.finished_at >= i.started_at)
             )
             UPDATE cognito_reset.jobs AS j
             SET state = i.new_state,
@@ -63,9 +47,13 @@ extension PostgresJobStore {
             RETURNING j.id
             """
 
+        /// Creates history's daily partitions a few days ahead (the worker does it as it starts
+        /// and every hour, so that finished jobs never pile up in the default partition).
+        static let ensureHistoryPartitions = "SELECT cognito_reset.ensure_history_partitions()"
+
         /// Gives back jobs claimed but never called (shutdown): the attempt is returned too.
         static let release = """
-            UPDATE cognito_reset.jobs AS j
+            UPDATE cognito_reset.jobs_active AS j
             SET state = CASE WHEN j.attempt - 1 = 0 THEN 'pending' ELSE 'retrying' END,
                 attempt = j.attempt - 1, locked_by = NULL, lease_expires_at = NULL
             FROM unnest($2::bigint[], $3::bigint[]) AS i(job_id, claim_token)
@@ -86,7 +74,7 @@ extension PostgresJobStore {
         /// status row, in one statement.
         static let heartbeat = """
             WITH renewed AS (
-                UPDATE cognito_reset.jobs SET lease_expires_at = now() + make_interval(secs => $2)
+                UPDATE cognito_reset.jobs_active SET lease_expires_at = now() + make_interval(secs => $2)
                 WHERE state = 'running' AND locked_by = $1 AND id = ANY($8::bigint[])
                 RETURNING 1
             )
@@ -105,7 +93,7 @@ extension PostgresJobStore {
         /// Its own claims it never received (a lost reply) are not held, so it rescues those too.
         static let rescue = """
             WITH expired AS (
-                SELECT id FROM cognito_reset.jobs
+                SELECT id FROM cognito_reset.jobs_active
                 WHERE state = 'running' AND lease_expires_at < now()
                   AND NOT (locked_by = $1 AND ($3 OR id = ANY($2::bigint[])))
                 ORDER BY lease_expires_at
@@ -116,14 +104,14 @@ extension PostgresJobStore {
                     (job_id, attempt, worker_id, started_at, finished_at, outcome, error_code, error_message)
                 SELECT j.id, j.attempt, j.locked_by, least(j.started_at, now()), now(), 'lease_expired',
                        'LeaseExpired', 'worker ' || j.locked_by || ' stopped renewing its lease'
-                FROM cognito_reset.jobs j JOIN expired USING (id)
+                FROM cognito_reset.jobs_active j JOIN expired USING (id)
             )
             UPDATE cognito_reset.jobs AS j
             SET state = CASE WHEN j.attempt >= j.max_attempts THEN 'failed' ELSE 'retrying' END,
                 finished_at = CASE WHEN j.attempt >= j.max_attempts THEN now() END,
                 run_at = now(), locked_by = NULL, lease_expires_at = NULL,
                 last_error_code = 'LeaseExpired', last_error_message = 'the worker stopped renewing its lease'
-            FROM expired WHERE j.id = expired.id
+            FROM expired WHERE j.id = expired.id AND j.state = 'running'
             RETURNING j.id
             """
 
@@ -141,36 +129,33 @@ extension PostgresJobStore {
 
         /// Seconds until the earliest job that is waiting for its run_at (nil: none waiting).
         static let nextRunAt = """
-            SELECT extract(epoch FROM min(run_at) - now())::double precision FROM cognito_reset.jobs
-            WHERE state IN ('pending', 'retrying') AND run_at > now()
+            SELECT extract(epoch FROM min(run_at) - now())::double precision FROM cognito_reset.queued_jobs
+            WHERE run_at > now()
             """
 
         /// Whether this claim still holds the job (an operator may have cancelled it meanwhile).
         static let stillHeld = """
-            SELECT EXISTS (SELECT 1 FROM cognito_reset.jobs AS j
+            SELECT EXISTS (SELECT 1 FROM cognito_reset.jobs_active AS j
                            WHERE j.id = $1 AND j.state = 'running' AND j.locked_by = $2 AND \(claimToken) = $3)
             """
 
         /// Whether anything is runnable now (for --drain).
         static let anyRunnable = """
-            SELECT EXISTS (SELECT 1 FROM cognito_reset.jobs
-                           WHERE state IN ('pending', 'retrying') AND run_at <= now() AND attempt < max_attempts)
+            SELECT EXISTS (SELECT 1 FROM cognito_reset.runnable_jobs)
             """
     }
 
-    /// Claims up to `limit` runnable jobs for `workerID`, returned in claim order.
+    /// Claims up to `limit` runnable jobs for `workerID` with no rate limit (`--rate unlimited`:
+    /// the shared claim without a bucket), in claim order.
     public func claim(workerID: String, limit: Int, lease: Duration) async throws -> [ClaimedJob] {
-        let rows = try await pool.query(PostgresQuery(WorkerSQL.claim, [workerID, limit, lease.seconds]))
-        let jobs = try rows.map { row in
-            ClaimedJob(
-                id: try row.decode(Int64.self, at: 0), userPoolID: try row.decode(String.self, at: 1),
-                username: try row.decode(String.self, at: 2),
-                clientMetadata: try row.decode(PostgresJSON?.self, at: 3).map { try $0.decode([String: String].self) },
-                attempt: try row.decode(Int.self, at: 4), maxAttempts: try row.decode(Int.self, at: 5),
-                priority: try row.decode(Int.self, at: 6), runAt: try row.decode(Date.self, at: 7),
-                claimToken: try row.decode(Int64.self, at: 8))
-        }
-        return jobs.sorted { ($0.priority, $0.runAt, $0.id) < ($1.priority, $1.runAt, $1.id) }
+        try await claimPaced(workerID: workerID, limit: limit, lease: lease, rate: nil).jobs
+            .map(\.job).sorted { ($0.priority, $0.runAt, $0.id) < ($1.priority, $1.runAt, $1.id) }
+    }
+
+    /// Creates history's partitions for the next days; returns how many were created.
+    @discardableResult
+    public func ensureHistoryPartitions() async throws -> Int {
+        try await pool.query(PostgresQuery(WorkerSQL.ensureHistoryPartitions))[0].decode(Int.self, at: 0)
     }
 
     /// Writes outcomes; returns the ids whose job was still ours and moved on.

@@ -166,6 +166,7 @@ public final class QueueWorker: Service, Sendable {
                     pid: ProcessInfo.processInfo.processIdentifier, version: CognitoResetVersion.current,
                     concurrency: configuration.concurrency)
                 logger.info("worker started", metadata: ["concurrency": "\(configuration.concurrency)"])
+                await ensureHistoryPartitions()
                 onEvent(.registered)
                 return true
             } catch {
@@ -212,18 +213,22 @@ public final class QueueWorker: Service, Sendable {
                             failures = 0
                         }
                     } else {
-                        let claimed = try await registeringClaim {
-                            try await store.claim(
+                        // The same claim as the shared bucket's, without a bucket; the
+                        // process-local limiter paces the calls, and an import's own rate
+                        // still gives a job its slot.
+                        let claim = try await registeringClaim {
+                            try await store.claimPaced(
                                 workerID: configuration.workerID, limit: min(free, configuration.claimBatchSize),
-                                lease: configuration.lease)
-                        } jobs: { $0 }
+                                lease: configuration.lease, rate: nil)
+                        } jobs: { $0.jobs.map(\.job) }
                         failures = 0
-                        if !claimed.isEmpty {
+                        if !claim.jobs.isEmpty {
+                            let claimed = claim.jobs.map(\.job)
                             metrics.claimed.increment(by: Int64(claimed.count))
                             onEvent(.claimed(claimed))
-                            for job in claimed {
+                            for (job, callIn) in claim.jobs.sorted(by: { ($0.job.priority, $0.job.runAt, $0.job.id) < ($1.job.priority, $1.job.runAt, $1.job.id) }) {
                                 // Tokens are taken here, in claim order, so urgent jobs go first.
-                                let wait = await limiter.reserve()
+                                let wait = max(await limiter.reserve(), callIn)
                                 jobs.addTask { await self.process(job, after: wait, recorder: recorder) }
                             }
                             continue
@@ -282,8 +287,21 @@ public final class QueueWorker: Service, Sendable {
 
     // MARK: Background
 
-    /// Renews leases and the status row, rescues expired leases, every heartbeat interval.
+    /// History's daily partitions for the next days (finished jobs land in the default partition
+    /// otherwise, and prune must then delete them row by row). A failure is only logged: the
+    /// next hour tries again.
+    private func ensureHistoryPartitions() async {
+        do {
+            try await store.ensureHistoryPartitions()
+        } catch {
+            reportDatabaseError(error, while: "creating history partitions")
+        }
+    }
+
+    /// Renews leases and the status row, rescues expired leases, every heartbeat interval; makes
+    /// history's partitions every hour.
     private func keepHeartbeat() async {
+        var partitionsMade = ContinuousClock.now
         while !Task.isCancelled {
             do {
                 try await Task.sleep(for: configuration.heartbeatInterval)
@@ -306,6 +324,10 @@ public final class QueueWorker: Service, Sendable {
                     await state.wake.signal()
                 }
                 try await store.markSilentWorkersStopped(after: configuration.lease * 4)
+                if ContinuousClock.now - partitionsMade >= .seconds(3600) {
+                    partitionsMade = .now
+                    await ensureHistoryPartitions()
+                }
             } catch {
                 reportDatabaseError(error, while: "heartbeat")
             }

@@ -38,15 +38,38 @@ struct MigrateCommand: AsyncParsableCommand {
         var dryRun = false
 
         func run() async throws {
-            let (migrator, applied) = try await withMigrator(database, source) { migrator, connection in
-                try await migrator.migrate(on: connection, dryRun: dryRun)
+            let (migrator, (applied, locks)) = try await withMigrator(database, source) { migrator, connection in
+                let applied = try await migrator.migrate(on: connection, dryRun: dryRun)
+                return (applied, dryRun ? [:] : try await Self.lockTimes(on: connection))
             }
             if applied.isEmpty {
                 Terminal.say("Database is up to date (\(migrator.migrations.count) migration(s) known).")
             }
             for migration in applied {
                 Terminal.say(dryRun ? "Would apply \(migration.fileName)" : "Applied \(migration.fileName)")
+                if let held = locks[migration.version] {
+                    Terminal.say("  held its exclusive locks on the jobs tables for \(held) ms")
+                }
             }
+        }
+
+        /// How long each migration that records it (cognito_reset.migration_locks, from 0007 on)
+        /// held its exclusive locks, in milliseconds, by version.
+        static func lockTimes(on connection: PostgresConnection) async throws -> [Int: Int] {
+            let exists = try await connection.query("SELECT to_regclass('cognito_reset.migration_locks') IS NOT NULL")[0]
+                .decode(Bool.self, at: 0)
+            guard exists else { return [:] }
+            let rows = try await connection.query("""
+                SELECT version, round(extract(epoch FROM released_at - acquired_at) * 1000)::bigint
+                FROM cognito_reset.migration_locks WHERE released_at IS NOT NULL
+                """)
+            var times: [Int: Int] = [:]
+            for row in rows {
+                if let version = Int(try row.decode(String.self, at: 0)) {
+                    times[version] = try row.decode(Int.self, at: 1)
+                }
+            }
+            return times
         }
     }
 
