@@ -21,7 +21,10 @@
 #   scripts/bench.sh [--jobs N] [--concurrency N] [--latency-samples N] [--section all|worker|fleet]
 #                    [--fleet-jobs N]
 #   IMPORT_ROWS=N scripts/bench.sh   (IMPORT_ONLY=1 skips the worker and peer figures)
+#   - growth (scripts/lib/growth_bench.sh): claim and enqueue latency p50/p99 with an empty history
+#     and with 10,000,000 finished jobs, the time to prune 1,000,000 of them, the size left;
 #   PEER_ONLY=1 [PEER_JOBS=N] scripts/bench.sh   (the peer comparison alone)
+#   GROWTH_ONLY=1 [GROWTH_HISTORY=N] scripts/bench.sh   (the growth figures alone)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/common.sh
@@ -38,8 +41,13 @@ bin_dir=$(swift build -c release --show-bin-path)
 pg_start "$run_dir/pg"
 log "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r)"
 . scripts/lib/peer_bench.sh
+. scripts/lib/growth_bench.sh
 if [ "${PEER_ONLY:-0}" = 1 ]; then
     peer_bench
+    exit 0
+fi
+if [ "${GROWTH_ONLY:-0}" = 1 ]; then
+    growth_bench
     exit 0
 fi
 if [ "${IMPORT_ONLY:-0}" != 1 ]; then
@@ -123,4 +131,5 @@ echo "  import peak RSS:                ${rss} MiB  (target: under 100 MiB)"
 
 if [ "${IMPORT_ONLY:-0}" != 1 ]; then
     peer_bench
+    growth_bench
 fi

@@ -23,6 +23,9 @@ public actor PostgresConnection {
     /// The server process serving this connection (`pg_backend_pid()`), for logs and tests.
     public private(set) var backendPID: Int32 = 0
 
+    /// Statements prepared on this connection, by SQL text and parameter types.
+    private var preparedNames: [String: String] = [:]
+
     private init(configuration: ConnectionConfiguration, logger: Logger) {
         self.executor = ThreadExecutor(name: "libpq")
         self.configuration = configuration
@@ -111,7 +114,7 @@ public actor PostgresConnection {
         try run(query).affectedRows ?? 0
     }
 
-    private func run(_ query: PostgresQuery) throws(PostgresError) -> PostgresResult {
+    private func run(_ query: PostgresQuery, retryingPrepared: Bool = false) throws(PostgresError) -> PostgresResult {
         let connection = try liveHandle()
         let parameters = query.parameters
         // Text parameters travel as C strings: a NUL byte would silently cut the value short.
@@ -133,6 +136,8 @@ public actor PostgresConnection {
             buffer.append(0)
         }
         let types = parameters.map { Oid($0.type.oid) }
+        let preparedKey = query.isPrepared ? types.map(String.init).joined(separator: ",") + ";" + query.sql : ""
+        let preparedName = query.isPrepared ? try prepare(query, key: preparedKey, types: types, on: connection) : nil
         let formats = parameters.map { $0.format.rawValue }
         let lengths = parameters.map { Int32($0.bytes?.count ?? 0) }
         let result = buffer.withUnsafeBufferPointer { bytes -> OpaquePointer? in
@@ -140,11 +145,31 @@ public actor PostgresConnection {
             let values: [UnsafePointer<CChar>?] = offsets.map { offset in
                 offset.flatMap { base?.advanced(by: $0).assumingMemoryBound(to: CChar.self) }
             }
-            return PQexecParams(
-                connection, query.sql, Int32(parameters.count), types, values, lengths, formats,
-                PostgresFormat.binary.rawValue)
+            guard let name = preparedName else {
+                return PQexecParams(
+                    connection, query.sql, Int32(parameters.count), types, values, lengths, formats,
+                    PostgresFormat.binary.rawValue)
+            }
+            return PQexecPrepared(
+                connection, name, Int32(parameters.count), values, lengths, formats, PostgresFormat.binary.rawValue)
         }
-        return try consume(result, connection: connection)
+        do {
+            return try consume(result, connection: connection)
+        } catch let error where preparedName != nil && error.sqlState == "26000" {
+            // The server forgot the statement (DISCARD ALL, say): prepare it again, once.
+            preparedNames.removeValue(forKey: preparedKey)
+            guard retryingPrepared else { return try run(query, retryingPrepared: true) }
+            throw error
+        }
+    }
+
+    /// Prepares `query` on this connection unless it is already; returns its name.
+    private func prepare(_ query: PostgresQuery, key: String, types: [Oid], on connection: OpaquePointer) throws(PostgresError) -> String {
+        if let name = preparedNames[key] { return name }
+        let name = "cognito_reset_\(preparedNames.count + 1)"
+        _ = try consume(PQprepare(connection, name, query.sql, Int32(types.count), types), connection: connection)
+        preparedNames[key] = name
+        return name
     }
 
     /// Runs trusted, parameterless SQL that may hold several statements (migration files) with

@@ -13,6 +13,10 @@ public struct PostgresQuery: Sendable, ExpressibleByStringInterpolation, CustomS
     /// The SQL text with `$1`, `$2`... placeholders.
     public private(set) var sql: String
     public private(set) var parameters: [PostgresParameter]
+    /// Whether the connection prepares the statement once (a named server-side statement) and
+    /// reuses it: PostgreSQL then plans it once per connection instead of every time. For the
+    /// statements a worker repeats many times a second.
+    public private(set) var isPrepared = false
 
     /// A constant statement with `$n` placeholders and the values bound to them, in order.
     public init(_ sql: String, _ parameters: [any PostgresEncodable] = []) {
@@ -61,6 +65,13 @@ public struct PostgresQuery: Sendable, ExpressibleByStringInterpolation, CustomS
 }
 
 extension PostgresQuery {
+    /// This statement, prepared once per connection and reused (see `isPrepared`).
+    public func prepared() -> PostgresQuery {
+        var query = self
+        query.isPrepared = true
+        return query
+    }
+
     /// Quotes an identifier (schema, table, channel name) for SQL text: `my"name` → `"my""name"`.
     public static func quoteIdentifier(_ identifier: String) -> String {
         "\"" + identifier.replacingOccurrences(of: "\"", with: "\"\"") + "\""

@@ -18,7 +18,7 @@ public struct QueueGauges: Sendable, Equatable {
 extension PostgresJobStore {
     enum MaintenanceSQL {
         /// Finished jobs older than the retention and their audit rows: whole days of history
-        /// are dropped, the day that straddles the cutoff is deleted row by row (migration 0007,
+        /// are dropped, the day that straddles the cutoff is deleted row by row (migration 0008,
         /// `prune_history`). $2: count only.
         static let jobs = """
             SELECT jobs, attempts FROM cognito_reset.prune_history(now() - make_interval(secs => $1), $2)
@@ -79,7 +79,7 @@ extension PostgresJobStore {
 
     /// Runnable jobs and the age of the oldest.
     public func queueGauges() async throws -> QueueGauges {
-        let row = try await pool.query(PostgresQuery(MaintenanceSQL.gauges))[0]
+        let row = try await pool.query(PostgresQuery(MaintenanceSQL.gauges).prepared())[0]
         return QueueGauges(runnable: try row.decode(Int.self, at: 0), oldestRunnableAgeSeconds: try row.decode(Double?.self, at: 1))
     }
 }

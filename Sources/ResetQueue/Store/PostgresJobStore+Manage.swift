@@ -113,21 +113,21 @@ extension PostgresJobStore {
     /// Puts a failed or cancelled job back in the queue with fresh attempts. Returns false if
     /// the job is in another state. Throws a unique violation if the user has another active job.
     public func retry(id: Int64) async throws -> Bool {
-        let retried = try await self.pool.query(PostgresQuery(ManageSQL.retryOne, [id])).count == 1
+        let retried = try await retryingMovedRows { try await self.pool.query(PostgresQuery(ManageSQL.retryOne, [id])) }.count == 1
         if retried { try await self.pool.query(PostgresQuery(ManageSQL.wakeWorkers)) }
         return retried
     }
 
     /// Retries every user's newest job in `state` (failed or cancelled), optionally in one pool.
     public func retry(state: JobState, pool: String?) async throws -> Int {
-        let count = try await self.pool.query(PostgresQuery(ManageSQL.retryMany, [state.rawValue, pool])).count
+        let count = try await retryingMovedRows { try await self.pool.query(PostgresQuery(ManageSQL.retryMany, [state.rawValue, pool])) }.count
         if count > 0 { try await self.pool.query(PostgresQuery(ManageSQL.wakeWorkers)) }
         return count
     }
 
     /// Cancels active jobs by id, by pool or by import; returns how many.
     public func cancel(id: Int64? = nil, pool: String? = nil, importID: Int64? = nil) async throws -> Int {
-        try await self.pool.query(PostgresQuery(ManageSQL.cancel, [id, pool, importID])).count
+        try await retryingMovedRows { try await self.pool.query(PostgresQuery(ManageSQL.cancel, [id, pool, importID])) }.count
     }
 
     private func summaries(_ query: PostgresQuery) async throws -> [JobSummary] {

@@ -37,7 +37,7 @@ extension PostgresJobStore {
     public func claimPaced(workerID: String, limit: Int, lease: Duration, rate: SharedRateLimit?) async throws -> PacedClaim {
         let rows = try await pool.query(PostgresQuery(RateSQL.claimPaced, [
             workerID, limit, lease.seconds, rate?.key, rate?.initialCeiling ?? 0, (rate?.horizon ?? .milliseconds(500)).seconds,
-        ]))
+        ]).prepared())
         var jobs: [(job: ClaimedJob, callIn: Duration)] = []
         var wait: Duration?
         var currentRate = 0.0

@@ -12,7 +12,13 @@ extension PostgresJobStore {
         /// Writes a batch of outcomes: every call is appended to the audit, and the job moves on only if it is still ours and still this attempt — a late
         /// result never overwrites a cancel, a rescue or a newer claim. Through `jobs`: a job that
         /// finishes moves from the hot partition to history.
-        static let record = """
+        static let record = recordStatement(checkingWritten: false)
+
+        /// `record` for a batch that may have been written already (its reply was lost and it is
+        /// sent again): a call already in the audit is not appended twice.
+        static let recordAgain = recordStatement(checkingWritten: true)
+
+        static func recordStatement(checkingWritten: Bool) -> String { """
             WITH input AS (
                 SELECT * FROM unnest($2::bigint[], $3::int[], $4::text[], $5::text[], $6::double precision[],
                                      $7::boolean[], $8::text[], $9::text[], $10::text[], $11::timestamptz[],
@@ -27,11 +33,7 @@ extension PostgresJobStore {
                        i.error_code, i.error_message, i.request_id,
                        greatest(0, round(extract(epoch FROM i.finished_at - i.started_at) * 1000))::int
                 FROM input i
-                -- Written already: the batch committed but its reply was lost, and it is sent again.
-                -- (finished_at bounds the audit partitions looked at.)
-                WHERE NOT EXISTS (SELECT 1 FROM cognito_reset.attempts a
-                                  WHERE a.job_id = i.job_id AND a.attempt = i.attempt AND a.worker_id = $1
-                                    AND a.started_at = i.started_at AND a.finished_at >= i.started_at)
+                \(checkingWritten ? writtenAlready : "")
             )
             UPDATE cognito_reset.jobs AS j
             SET state = i.new_state,
@@ -45,6 +47,15 @@ extension PostgresJobStore {
             FROM input i
             WHERE j.id = i.job_id AND j.state = 'running' AND j.locked_by = $1 AND \(claimToken) = i.claim_token
             RETURNING j.id
+            """
+        }
+
+        /// Written already: the batch committed but its reply was lost, and it is sent again.
+        /// (finished_at bounds the audit partitions looked at.)
+        static let writtenAlready = """
+            WHERE NOT EXISTS (SELECT 1 FROM cognito_reset.attempts a
+                              WHERE a.job_id = i.job_id AND a.attempt = i.attempt AND a.worker_id = $1
+                                AND a.started_at = i.started_at AND a.finished_at >= i.started_at)
             """
 
         /// Creates history's daily partitions a few days ahead (the worker does it as it starts
@@ -160,14 +171,16 @@ extension PostgresJobStore {
 
     /// Writes outcomes; returns the ids whose job was still ours and moved on.
     @discardableResult
-    public func record(_ records: [JobRecord], workerID: String) async throws -> Set<Int64> {
+    /// `mayBeWritten`: the batch was sent before and its reply lost; calls already audited are
+    /// not appended again (the check costs a lookup per call, so only then).
+    public func record(_ records: [JobRecord], workerID: String, mayBeWritten: Bool = false) async throws -> Set<Int64> {
         guard !records.isEmpty else { return [] }
-        let query = PostgresQuery(WorkerSQL.record, [
+        let query = PostgresQuery(mayBeWritten ? WorkerSQL.recordAgain : WorkerSQL.record, [
             workerID, records.map(\.job.id), records.map(\.job.attempt), records.map(\.outcome.rawValue),
             records.map(\.newState.rawValue), records.map(\.retryDelay.seconds), records.map(\.givesBackAttempt),
             records.map(\.errorCode), records.map(\.errorMessage), records.map(\.requestID),
             records.map(\.startedAt), records.map(\.finishedAt), records.map(\.job.claimToken),
-        ])
+        ]).prepared()
         return Set(try await pool.query(query).map { try $0.decode(Int64.self, at: 0) })
     }
 
@@ -175,7 +188,7 @@ extension PostgresJobStore {
     @discardableResult
     public func release(_ jobs: [ClaimedJob], workerID: String) async throws -> Int {
         guard !jobs.isEmpty else { return 0 }
-        return try await pool.query(PostgresQuery(WorkerSQL.release, [workerID, jobs.map(\.id), jobs.map(\.claimToken)])).count
+        return try await pool.query(PostgresQuery(WorkerSQL.release, [workerID, jobs.map(\.id), jobs.map(\.claimToken)]).prepared()).count
     }
 
     public func registerWorker(id: String, host: String, pid: Int32, version: String, concurrency: Int) async throws {
@@ -185,9 +198,9 @@ extension PostgresJobStore {
     /// Renews leases and the status row; returns how many leases were renewed.
     @discardableResult
     public func heartbeat(workerID: String, lease: Duration, status: WorkerStatus, holding jobs: [Int64]) async throws -> Int {
-        let rows = try await pool.query(PostgresQuery(WorkerSQL.heartbeat, [
+        let rows = try await retryingMovedRows { try await pool.query(PostgresQuery(WorkerSQL.heartbeat, [
             workerID, lease.seconds, status.state, status.inFlight, status.succeeded, status.failed, status.retried, jobs,
-        ]))
+        ]).prepared()) }
         return try rows.first?.decode(Int.self, at: 0) ?? 0
     }
 
@@ -198,7 +211,7 @@ extension PostgresJobStore {
     public func rescueExpiredLeases(
         exceptHeldBy workerID: String = "", holding jobs: [Int64] = [], claimInProgress: Bool = false
     ) async throws -> Int {
-        try await pool.query(PostgresQuery(WorkerSQL.rescue, [workerID, jobs, claimInProgress])).count
+        try await retryingMovedRows { try await pool.query(PostgresQuery(WorkerSQL.rescue, [workerID, jobs, claimInProgress]).prepared()) }.count
     }
 
     public func markSilentWorkersStopped(after silence: Duration) async throws {
@@ -211,16 +224,16 @@ extension PostgresJobStore {
 
     /// Time until the earliest waiting job may run, or nil if none is waiting.
     public func nextRunAt() async throws -> Duration? {
-        try await pool.query(PostgresQuery(WorkerSQL.nextRunAt))[0].decode(Double?.self, at: 0).map { .seconds($0) }
+        try await pool.query(PostgresQuery(WorkerSQL.nextRunAt).prepared())[0].decode(Double?.self, at: 0).map { .seconds($0) }
     }
 
     /// Whether `job` is still running under this claim.
     public func stillHeld(_ job: ClaimedJob, workerID: String) async throws -> Bool {
-        try await pool.query(PostgresQuery(WorkerSQL.stillHeld, [job.id, workerID, job.claimToken]))[0].decode(Bool.self, at: 0)
+        try await pool.query(PostgresQuery(WorkerSQL.stillHeld, [job.id, workerID, job.claimToken]).prepared())[0].decode(Bool.self, at: 0)
     }
 
     public func anyRunnable() async throws -> Bool {
-        try await pool.query(PostgresQuery(WorkerSQL.anyRunnable))[0].decode(Bool.self, at: 0)
+        try await pool.query(PostgresQuery(WorkerSQL.anyRunnable).prepared())[0].decode(Bool.self, at: 0)
     }
 }
 

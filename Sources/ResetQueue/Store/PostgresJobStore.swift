@@ -59,3 +59,20 @@ public struct PostgresJobStore: Sendable {
         }
     }
 }
+
+extension PostgresJobStore {
+    /// Runs `statement` again (a few times) when it met a job that another statement moved to
+    /// history meanwhile: PostgreSQL reports that as a serialization failure (40001) instead of
+    /// skipping the row, even in READ COMMITTED. Each statement is one autocommitted
+    /// transaction, so running it again is safe, and the moved job is then simply not there.
+    func retryingMovedRows<T>(_ statement: () async throws -> T) async throws -> T {
+        var tries = 0
+        while true {
+            do {
+                return try await statement()
+            } catch let error as PostgresError where error.sqlState == SQLState.serializationFailure && tries < 4 {
+                tries += 1
+            }
+        }
+    }
+}

@@ -96,6 +96,9 @@ actor OutcomeRecorder {
         await wake.signal()
     }
 
+    /// Jobs whose outcome was sent in a batch whose reply never came: it may be written.
+    private var maybeWritten: Set<Int64> = []
+
     /// Writes what is pending; false if the database could not be reached (the rest is kept).
     @discardableResult
     func flush() async -> Bool {
@@ -108,7 +111,13 @@ actor OutcomeRecorder {
         }
         let batch = records
         records.removeAll()
-        let recorded = await write(batch) { try await self.store.record($0, workerID: self.workerID) }
+        let recorded = await write(batch) { items in
+            try await self.store.record(
+                items, workerID: self.workerID, mayBeWritten: items.contains { self.maybeWritten.contains($0.job.id) })
+        }
+        // A batch kept after an error may have committed anyway (a reply lost with the connection).
+        maybeWritten.subtract(recorded.settled)
+        maybeWritten.formUnion(recorded.kept.map(\.job.id))
         records = recorded.kept + records
         let giveBack = releases
         releases.removeAll()

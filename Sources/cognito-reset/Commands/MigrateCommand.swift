@@ -53,7 +53,7 @@ struct MigrateCommand: AsyncParsableCommand {
             }
         }
 
-        /// How long each migration that records it (cognito_reset.migration_locks, from 0007 on)
+        /// How long each migration that records it (cognito_reset.migration_locks, from 0008 on)
         /// held its exclusive locks, in milliseconds, by version.
         static func lockTimes(on connection: PostgresConnection) async throws -> [Int: Int] {
             let exists = try await connection.query("SELECT to_regclass('cognito_reset.migration_locks') IS NOT NULL")[0]

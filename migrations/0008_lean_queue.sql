@@ -11,10 +11,11 @@
 -- INSERT ... ON CONFLICT can no longer name a conflict target (a partitioned table has no unique
 -- index of its own over (user_pool_id, username)); ON CONFLICT DO NOTHING without one still works.
 --
--- The switch on a live database: the old table keeps its finished rows and becomes the first
--- history partition (below the bound set by 0006), the active rows move into the hot partition,
--- and nothing else is copied. The exclusive lock this takes lasts as long as moving the active
--- rows and checking that no other is left; `cognito-reset migrate` prints how long it was held.
+-- The switch on a live database: the hot partition was built and kept current by 0006 and 0007
+-- and is only attached here; the old table keeps its finished rows and becomes the first history
+-- partition (below the bound set by 0006), the old audit the audit's; nothing else is copied.
+-- The exclusive lock this takes lasts as long as deleting the active rows from the old table and
+-- checking that no other is left; `cognito-reset migrate` prints how long it was held.
 
 -- 1. The exclusive locks, taken in the order every other writer takes them, retried in short
 --    waits so that no claim queues behind a migration that queues behind a long transaction.
@@ -46,52 +47,68 @@ CREATE TABLE cognito_reset.migration_locks (
     acquired_at timestamptz NOT NULL,
     released_at timestamptz
 );
-INSERT INTO cognito_reset.migration_locks (version, acquired_at) VALUES ('0007', clock_timestamp());
+INSERT INTO cognito_reset.migration_locks (version, acquired_at) VALUES ('0008', clock_timestamp());
 
--- 2. The old table and its audit step aside under names of their own.
-ALTER TABLE cognito_reset.jobs RENAME TO jobs_before_0007;
-ALTER INDEX cognito_reset.jobs_pkey RENAME TO jobs_before_0007_pkey;
-ALTER INDEX cognito_reset.jobs_user RENAME TO jobs_before_0007_user;
-ALTER INDEX cognito_reset.jobs_import_id RENAME TO jobs_before_0007_import_id;
-ALTER INDEX cognito_reset.jobs_one_active_per_user RENAME TO jobs_before_0007_active;
-ALTER TABLE cognito_reset.jobs_before_0007 RENAME CONSTRAINT jobs_idempotency_key_unique TO jobs_before_0007_idempotency_key_unique;
+-- 2. The copy of the active jobs is complete and current (0006's trigger, 0007's batches); it is
+--    counted to be sure, and made again here if it is not (say the trigger was disabled by hand).
+DROP TRIGGER jobs_mirror_active ON cognito_reset.jobs;
+DROP FUNCTION cognito_reset.mirror_active_job();
+DROP PROCEDURE cognito_reset.copy_active_jobs(integer);
+DO $check$
+BEGIN
+    IF (SELECT count(*) FROM cognito_reset.jobs WHERE state IN ('pending', 'running', 'retrying'))
+       <> (SELECT count(*) FROM cognito_reset.jobs_active) THEN
+        RAISE NOTICE 'the copy of the active jobs differs from the table: copying them again';
+        DELETE FROM cognito_reset.jobs_active;
+        INSERT INTO cognito_reset.jobs_active SELECT * FROM cognito_reset.jobs WHERE state IN ('pending', 'running', 'retrying');
+    END IF;
+END
+$check$;
+
+-- 3. The old table and its audit step aside under names of their own.
+ALTER TABLE cognito_reset.jobs RENAME TO jobs_before_lean_queue;
+ALTER INDEX cognito_reset.jobs_pkey RENAME TO jobs_before_lean_queue_pkey;
+ALTER INDEX cognito_reset.jobs_user RENAME TO jobs_before_lean_queue_user;
+ALTER INDEX cognito_reset.jobs_import_id RENAME TO jobs_before_lean_queue_import_id;
+ALTER INDEX cognito_reset.jobs_one_active_per_user RENAME TO jobs_before_lean_queue_active;
+ALTER TABLE cognito_reset.jobs_before_lean_queue RENAME CONSTRAINT jobs_idempotency_key_unique TO jobs_before_lean_queue_idempotency_key_unique;
 -- Only history stays here: what served claims, leases and listing by state goes.
 DROP INDEX cognito_reset.jobs_claimable, cognito_reset.jobs_claimable_direct, cognito_reset.jobs_claimable_by_import,
     cognito_reset.jobs_waiting_run_at, cognito_reset.jobs_running_leases, cognito_reset.jobs_running_by_worker,
     cognito_reset.jobs_state_id, cognito_reset.jobs_finished_at;
 -- 0005's input checks guard what enters the queue, not history (they are NOT VALID here, for
 -- rows from before them, yet would still refuse a job finishing into this partition).
-ALTER TABLE cognito_reset.jobs_before_0007 DROP CONSTRAINT jobs_client_metadata_size,
+ALTER TABLE cognito_reset.jobs_before_lean_queue DROP CONSTRAINT jobs_client_metadata_size,
     DROP CONSTRAINT jobs_run_at_finite, DROP CONSTRAINT jobs_run_at_range,
     DROP CONSTRAINT jobs_username_characters, DROP CONSTRAINT jobs_username_utf16_length;
-DROP TRIGGER jobs_notify_insert ON cognito_reset.jobs_before_0007;
-DROP POLICY jobs_enqueuer_reads_own ON cognito_reset.jobs_before_0007;
-DROP POLICY jobs_enqueuer_inserts_own ON cognito_reset.jobs_before_0007;
-DROP POLICY jobs_worker_all ON cognito_reset.jobs_before_0007;
-ALTER TABLE cognito_reset.jobs_before_0007 DISABLE ROW LEVEL SECURITY;
-REVOKE ALL ON cognito_reset.jobs_before_0007 FROM cognito_reset_enqueuer, cognito_reset_worker, cognito_reset_monitor;
+DROP TRIGGER jobs_notify_insert ON cognito_reset.jobs_before_lean_queue;
+DROP POLICY jobs_enqueuer_reads_own ON cognito_reset.jobs_before_lean_queue;
+DROP POLICY jobs_enqueuer_inserts_own ON cognito_reset.jobs_before_lean_queue;
+DROP POLICY jobs_worker_all ON cognito_reset.jobs_before_lean_queue;
+ALTER TABLE cognito_reset.jobs_before_lean_queue DISABLE ROW LEVEL SECURITY;
+REVOKE ALL ON cognito_reset.jobs_before_lean_queue FROM cognito_reset_enqueuer, cognito_reset_worker, cognito_reset_monitor;
 REVOKE INSERT (user_pool_id, username, client_metadata, priority, max_attempts, run_at, idempotency_key,
-               requested_by, import_id) ON cognito_reset.jobs_before_0007 FROM cognito_reset_enqueuer;
+               requested_by, import_id) ON cognito_reset.jobs_before_lean_queue FROM cognito_reset_enqueuer;
 
-ALTER TABLE cognito_reset.attempts RENAME TO attempts_before_0007;
-ALTER INDEX cognito_reset.attempts_pkey RENAME TO attempts_before_0007_pkey;
-ALTER INDEX cognito_reset.attempts_job_id RENAME TO attempts_before_0007_job_id;
+ALTER TABLE cognito_reset.attempts RENAME TO attempts_before_lean_queue;
+ALTER INDEX cognito_reset.attempts_pkey RENAME TO attempts_before_lean_queue_pkey;
+ALTER INDEX cognito_reset.attempts_job_id RENAME TO attempts_before_lean_queue_job_id;
 DROP INDEX cognito_reset.attempts_finished_at;
-ALTER TABLE cognito_reset.attempts_before_0007 DROP CONSTRAINT attempts_job_id_fkey;
-DROP TRIGGER attempts_append_only ON cognito_reset.attempts_before_0007;
-REVOKE ALL ON cognito_reset.attempts_before_0007 FROM cognito_reset_worker;
+ALTER TABLE cognito_reset.attempts_before_lean_queue DROP CONSTRAINT attempts_job_id_fkey;
+DROP TRIGGER attempts_append_only ON cognito_reset.attempts_before_lean_queue;
+REVOKE ALL ON cognito_reset.attempts_before_lean_queue FROM cognito_reset_worker;
 
 -- Identity columns cannot be a partitioned table's (PostgreSQL 15): ids come from sequences
 -- that carry on where the old ones stopped. An enqueuer still cannot choose an id (it may insert
 -- only the request's columns).
 CREATE SEQUENCE cognito_reset.job_ids AS bigint;
 CREATE SEQUENCE cognito_reset.attempt_ids AS bigint;
-SELECT setval('cognito_reset.job_ids', coalesce((SELECT max(id) FROM cognito_reset.jobs_before_0007), 0) + 1, false);
-SELECT setval('cognito_reset.attempt_ids', coalesce((SELECT max(id) FROM cognito_reset.attempts_before_0007), 0) + 1, false);
-ALTER TABLE cognito_reset.jobs_before_0007 ALTER COLUMN id DROP IDENTITY;
-ALTER TABLE cognito_reset.attempts_before_0007 ALTER COLUMN id DROP IDENTITY;
+SELECT setval('cognito_reset.job_ids', coalesce((SELECT max(id) FROM cognito_reset.jobs_before_lean_queue), 0) + 1, false);
+SELECT setval('cognito_reset.attempt_ids', coalesce((SELECT max(id) FROM cognito_reset.attempts_before_lean_queue), 0) + 1, false);
+ALTER TABLE cognito_reset.jobs_before_lean_queue ALTER COLUMN id DROP IDENTITY;
+ALTER TABLE cognito_reset.attempts_before_lean_queue ALTER COLUMN id DROP IDENTITY;
 
--- 3. The partitioned table, with the same columns in the same order and the same checks.
+-- 4. The partitioned table, with the same columns in the same order and the same checks.
 CREATE TABLE cognito_reset.jobs (
     id                 bigint NOT NULL DEFAULT nextval('cognito_reset.job_ids'),
     user_pool_id       text NOT NULL
@@ -137,12 +154,10 @@ CREATE TABLE cognito_reset.jobs (
     CONSTRAINT jobs_succeeded_was_attempted CHECK (state <> 'succeeded' OR attempt >= 1)
 ) PARTITION BY LIST (state);
 
--- The hot partition. Every index here is paid on every insert, claim and outcome, so there are
--- only those a statement of the product needs (named after each).
-CREATE TABLE cognito_reset.jobs_active PARTITION OF cognito_reset.jobs
-    FOR VALUES IN ('pending', 'running', 'retrying')
-    WITH (fillfactor = 90, autovacuum_vacuum_scale_factor = 0.02, autovacuum_vacuum_insert_scale_factor = 0.05,
-          autovacuum_analyze_scale_factor = 0.02, autovacuum_vacuum_cost_delay = 0);
+-- The hot partition (built by 0006, its indexes named after the statements that need them there).
+-- Its check of the active states spares ATTACH a scan.
+ALTER TABLE cognito_reset.jobs ATTACH PARTITION cognito_reset.jobs_active FOR VALUES IN ('pending', 'running', 'retrying');
+
 -- A row in no known state lands here and is refused by jobs_state_known (without this
 -- partition, routing would refuse it first, with no constraint name).
 CREATE TABLE cognito_reset.jobs_state_unknown PARTITION OF cognito_reset.jobs DEFAULT;
@@ -153,38 +168,16 @@ CREATE TABLE cognito_reset.jobs_finished PARTITION OF cognito_reset.jobs
     PARTITION BY RANGE (finished_at);
 CREATE TABLE cognito_reset.jobs_finished_default PARTITION OF cognito_reset.jobs_finished DEFAULT;
 
--- 4. The active rows move to the hot partition; the old table keeps history only and becomes the
---    first history partition.
-INSERT INTO cognito_reset.jobs_active
-SELECT * FROM cognito_reset.jobs_before_0007 WHERE state IN ('pending', 'running', 'retrying');
-DELETE FROM cognito_reset.jobs_before_0007 WHERE state IN ('pending', 'running', 'retrying');
-DROP INDEX cognito_reset.jobs_before_0007_active;
-
--- Indexes are built after the move (one sorted build each is quicker than 100,000 insertions).
--- The worker's outcome, heartbeat, release and "still held" statements, `jobs show`.
-ALTER TABLE cognito_reset.jobs_active ADD CONSTRAINT jobs_active_pkey PRIMARY KEY (id);
--- At most one active job per user (a second request returns the first: no second email).
--- enqueue_reset's and the import's ON CONFLICT DO NOTHING; active_job_id.
-CREATE UNIQUE INDEX jobs_one_active_per_user ON cognito_reset.jobs_active (user_pool_id, username);
--- claim_paced: direct jobs in claim order, and each import's jobs (also its skip scan over the
--- imports with runnable jobs).
-CREATE INDEX jobs_claimable_direct ON cognito_reset.jobs_active (priority, run_at, id)
-    WHERE state IN ('pending', 'retrying') AND import_id IS NULL;
-CREATE INDEX jobs_claimable_by_import ON cognito_reset.jobs_active (import_id, priority, run_at, id)
-    WHERE state IN ('pending', 'retrying') AND import_id IS NOT NULL;
--- The rescue of expired leases.
-CREATE INDEX jobs_running_leases ON cognito_reset.jobs_active (lease_expires_at) WHERE state = 'running';
--- The input checks of 0005 hold for every row that enters the queue (history from before them
--- may break them, so they are not on the parent). The rows just moved passed them already (0005
--- put active rows right): they are checked again by 0008, outside this lock.
+-- 5. The old table keeps history only and becomes history's first partition; the hot
+--    partition's indexes take their names.
+DELETE FROM cognito_reset.jobs_before_lean_queue WHERE state IN ('pending', 'running', 'retrying');
+DROP INDEX cognito_reset.jobs_before_lean_queue_active;
+ALTER INDEX cognito_reset.jobs_active_user_next RENAME TO jobs_one_active_per_user;
+ALTER INDEX cognito_reset.jobs_active_claimable_direct_next RENAME TO jobs_claimable_direct;
+ALTER INDEX cognito_reset.jobs_active_claimable_by_import_next RENAME TO jobs_claimable_by_import;
+ALTER INDEX cognito_reset.jobs_active_leases_next RENAME TO jobs_running_leases;
+-- The import reference, checked by 0009 outside this lock (the rows passed it in the old table).
 ALTER TABLE cognito_reset.jobs_active
-    ADD CONSTRAINT jobs_client_metadata_size CHECK (octet_length(client_metadata::text) <= 262144
-        OR cognito_reset.client_metadata_bytes(client_metadata) <= 262144) NOT VALID,
-    ADD CONSTRAINT jobs_run_at_finite CHECK (isfinite(run_at)) NOT VALID,
-    ADD CONSTRAINT jobs_run_at_range CHECK (run_at >= '1970-01-01 00:00:00+00' AND run_at < '3000-01-01 00:00:00+00') NOT VALID,
-    ADD CONSTRAINT jobs_username_characters CHECK (cognito_reset.username_characters_allowed(username)) NOT VALID,
-    ADD CONSTRAINT jobs_username_utf16_length CHECK (octet_length(username) <= 128
-        OR cognito_reset.username_utf16_length(username) <= 128) NOT VALID,
     ADD CONSTRAINT jobs_import_id_fkey FOREIGN KEY (import_id) REFERENCES cognito_reset.imports (id) NOT VALID;
 
 DO $attach$
@@ -193,14 +186,14 @@ DECLARE
 BEGIN
     -- A valid check that implies the partition's bounds spares ATTACH its own scan; this one is
     -- the switch's only scan of history (the audit's was done by 0006 without a blocking lock).
-    EXECUTE format('ALTER TABLE cognito_reset.jobs_before_0007 ADD CONSTRAINT jobs_before_0007_is_history '
+    EXECUTE format('ALTER TABLE cognito_reset.jobs_before_lean_queue ADD CONSTRAINT jobs_before_lean_queue_is_history '
                    'CHECK (state IN (''succeeded'', ''failed'', ''cancelled'') AND finished_at IS NOT NULL AND finished_at < %L)', b);
-    EXECUTE format('ALTER TABLE cognito_reset.jobs_finished ATTACH PARTITION cognito_reset.jobs_before_0007 '
+    EXECUTE format('ALTER TABLE cognito_reset.jobs_finished ATTACH PARTITION cognito_reset.jobs_before_lean_queue '
                    'FOR VALUES FROM (MINVALUE) TO (%L)', b);
 END
 $attach$;
 
--- 5. The audit, partitioned by day of finished_at like history. Its rows are kept until their
+-- 6. The audit, partitioned by day of finished_at like history. Its rows are kept until their
 --    job is pruned (prune_history drops a day only when no job still kept is older).
 CREATE TABLE cognito_reset.attempts (
     id            bigint NOT NULL DEFAULT nextval('cognito_reset.attempt_ids'),
@@ -227,16 +220,16 @@ DO $attach$
 DECLARE
     b constant timestamptz := (SELECT bound FROM cognito_reset.history_bound);
 BEGIN
-    EXECUTE format('ALTER TABLE cognito_reset.attempts ATTACH PARTITION cognito_reset.attempts_before_0007 '
+    EXECUTE format('ALTER TABLE cognito_reset.attempts ATTACH PARTITION cognito_reset.attempts_before_lean_queue '
                    'FOR VALUES FROM (MINVALUE) TO (%L)', b);
 END
 $attach$;
-ALTER TABLE cognito_reset.attempts_before_0007 DROP CONSTRAINT attempts_before_history_bound;
+ALTER TABLE cognito_reset.attempts_before_lean_queue DROP CONSTRAINT attempts_before_history_bound;
 
 CREATE TRIGGER attempts_append_only BEFORE UPDATE ON cognito_reset.attempts
     FOR EACH ROW EXECUTE FUNCTION cognito_reset.attempts_are_append_only();
 
--- 6. History's partitions, known by their bounds (NULL: unbounded; both NULL: the default).
+-- 7. History's partitions, known by their bounds (NULL: unbounded; both NULL: the default).
 --    min_created_at, once a day is over, spares prune a scan of it.
 CREATE TABLE cognito_reset.history_partitions (
     table_name     text PRIMARY KEY,
@@ -246,8 +239,8 @@ CREATE TABLE cognito_reset.history_partitions (
     min_created_at timestamptz
 );
 INSERT INTO cognito_reset.history_partitions (table_name, parent, lower_bound, upper_bound)
-SELECT 'jobs_before_0007', 'jobs_finished', NULL::timestamptz, bound FROM cognito_reset.history_bound
-UNION ALL SELECT 'attempts_before_0007', 'attempts', NULL, bound FROM cognito_reset.history_bound
+SELECT 'jobs_before_lean_queue', 'jobs_finished', NULL::timestamptz, bound FROM cognito_reset.history_bound
+UNION ALL SELECT 'attempts_before_lean_queue', 'attempts', NULL, bound FROM cognito_reset.history_bound
 UNION ALL SELECT 'jobs_finished_default', 'jobs_finished', NULL, NULL::timestamptz
 UNION ALL SELECT 'attempts_default', 'attempts', NULL, NULL;
 
@@ -302,7 +295,7 @@ END
 $$;
 SELECT cognito_reset.ensure_history_partitions();
 
--- 7. Idempotency keys are unique across every state, and a partitioned table cannot have a
+-- 8. Idempotency keys are unique across every state, and a partitioned table cannot have a
 --    unique index that leaves out its partition key: the keys live in a table of their own,
 --    written by a trigger (only for rows that have one) and removed with their job by prune.
 CREATE TABLE cognito_reset.idempotency_keys (
@@ -312,7 +305,7 @@ CREATE TABLE cognito_reset.idempotency_keys (
     username        text NOT NULL
 );
 INSERT INTO cognito_reset.idempotency_keys
-SELECT idempotency_key, id, user_pool_id, username FROM cognito_reset.jobs_before_0007 WHERE idempotency_key IS NOT NULL
+SELECT idempotency_key, id, user_pool_id, username FROM cognito_reset.jobs_before_lean_queue WHERE idempotency_key IS NOT NULL
 UNION ALL
 SELECT idempotency_key, id, user_pool_id, username FROM cognito_reset.jobs_active WHERE idempotency_key IS NOT NULL;
 
@@ -340,7 +333,7 @@ CREATE TRIGGER jobs_idempotency_key AFTER INSERT ON cognito_reset.jobs_active
 CREATE TRIGGER jobs_notify_insert AFTER INSERT ON cognito_reset.jobs
     FOR EACH STATEMENT EXECUTE FUNCTION cognito_reset.notify_jobs_inserted();
 
--- 8. "Runnable", defined once: queued (pending or retrying, attempts left) and due. The claim,
+-- 9. "Runnable", defined once: queued (pending or retrying, attempts left) and due. The claim,
 --    the wake-up timer, --drain, queue_status, `status` and the metrics all read these views.
 CREATE VIEW cognito_reset.queued_jobs AS
 SELECT * FROM cognito_reset.jobs_active
@@ -422,7 +415,7 @@ BEGIN
 END
 $$;
 
--- 9. queue_status on the new tables, with the one definition of runnable.
+-- 10. queue_status on the new tables, with the one definition of runnable.
 CREATE OR REPLACE VIEW cognito_reset.queue_status AS
 SELECT
     active.pending, active.running, active.retrying,
@@ -454,7 +447,7 @@ FROM (
     FROM cognito_reset.jobs_finished WHERE finished_at > now() - interval '1 hour'
 ) AS recent;
 
--- 10. One claim: the shared bucket's paced claim, and with p_key NULL (`--rate unlimited`) the
+-- 11. One claim: the shared bucket's paced claim, and with p_key NULL (`--rate unlimited`) the
 --     same claim without a bucket (an import's own rate still holds). Runnable comes from
 --     runnable_jobs; the claimed rows stay in the hot partition.
 CREATE OR REPLACE FUNCTION cognito_reset.claim_paced(
@@ -464,7 +457,9 @@ RETURNS TABLE (id bigint, user_pool_id text, username text, client_metadata json
                max_attempts integer, priority smallint, run_at timestamptz, claim_token bigint,
                call_in double precision, wait double precision, current_rate double precision,
                ceiling double precision)
-LANGUAGE plpgsql AS $$
+-- Its statements are planned once per session: planning them for every claim cost more than
+-- running them.
+LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
     b cognito_reset.rate_limits;
     t timestamptz;
@@ -634,7 +629,7 @@ BEGIN
         NULL::smallint, NULL::timestamptz, NULL::bigint, NULL::double precision, wait_s, r, b.rate;
 END
 $$;
--- 11. Retention: prune_history drops whole days of history (and of the audit) older than
+-- 12. Retention: prune_history drops whole days of history (and of the audit) older than
 --     p_before, and deletes row by row only in the day that straddles p_before and in the default
 --     partitions. An audit day is dropped only when no job still kept is older than its end, so
 --     a kept job never loses a call from its audit. Returns what went (or, with p_dry_run, would).
@@ -645,6 +640,7 @@ AS $$
 DECLARE
     part record;
     keep_from timestamptz;
+    dropped_below timestamptz;
     n bigint;
     m bigint;
 BEGIN
@@ -656,15 +652,21 @@ BEGIN
         EXECUTE format('SELECT coalesce(min(created_at), ''infinity'') FROM cognito_reset.%I', part.table_name) INTO keep_from;
         UPDATE cognito_reset.history_partitions SET min_created_at = keep_from WHERE table_name = part.table_name;
     END LOOP;
-    -- The oldest creation time of any job that stays: the audit is kept from there on.
-    keep_from := least(p_before,
-        (SELECT min(created_at) FROM cognito_reset.jobs_active),
-        (SELECT min(min_created_at) FROM cognito_reset.history_partitions
-         WHERE parent = 'jobs_finished' AND upper_bound > p_before AND upper_bound <= now()),
-        (SELECT min(j.created_at) FROM cognito_reset.jobs_finished j
-         WHERE j.finished_at >= p_before AND j.finished_at >= coalesce(
-             (SELECT max(upper_bound) FROM cognito_reset.history_partitions
-              WHERE parent = 'jobs_finished' AND upper_bound <= now()), '-infinity')));
+    -- The oldest creation time of any job that stays (a lower bound is enough: the audit is
+    -- kept from there on). Days still open are read now.
+    keep_from := least(p_before, (SELECT min(created_at) FROM cognito_reset.jobs_active));
+    FOR part IN SELECT * FROM cognito_reset.history_partitions
+                WHERE parent = 'jobs_finished' AND (upper_bound IS NULL OR upper_bound > p_before) LOOP
+        IF part.min_created_at IS NULL THEN
+            EXECUTE format('SELECT min(created_at) FROM cognito_reset.%I', part.table_name) INTO part.min_created_at;
+        END IF;
+        keep_from := least(keep_from, part.min_created_at);
+    END LOOP;
+
+    -- Audit days wholly before keep_from are dropped below; calls of pruned jobs in later days
+    -- go row by row.
+    dropped_below := coalesce((SELECT max(upper_bound) FROM cognito_reset.history_partitions
+                               WHERE parent = 'attempts' AND upper_bound <= keep_from), '-infinity');
 
     -- Whole days of history.
     FOR part IN SELECT * FROM cognito_reset.history_partitions
@@ -672,13 +674,13 @@ BEGIN
         EXECUTE format('SELECT count(*) FROM cognito_reset.%I', part.table_name) INTO n;
         -- Calls of these jobs in audit days that stay (kept alive by an older job still kept).
         EXECUTE format('SELECT count(*) FROM cognito_reset.attempts a WHERE a.finished_at >= %L '
-                       'AND a.job_id IN (SELECT id FROM cognito_reset.%I)', keep_from, part.table_name) INTO m;
+                       'AND a.job_id IN (SELECT id FROM cognito_reset.%I)', dropped_below, part.table_name) INTO m;
         jobs := jobs + n;
         attempts := attempts + m;
         IF NOT p_dry_run THEN
             IF m > 0 THEN
                 EXECUTE format('DELETE FROM cognito_reset.attempts a WHERE a.finished_at >= %L '
-                               'AND a.job_id IN (SELECT id FROM cognito_reset.%I)', keep_from, part.table_name);
+                               'AND a.job_id IN (SELECT id FROM cognito_reset.%I)', dropped_below, part.table_name);
             END IF;
             EXECUTE format('DELETE FROM cognito_reset.idempotency_keys k WHERE k.job_id IN '
                            '(SELECT id FROM cognito_reset.%I WHERE idempotency_key IS NOT NULL)', part.table_name);
@@ -692,13 +694,13 @@ BEGIN
     IF p_dry_run THEN
         SELECT count(*) INTO n FROM cognito_reset.jobs_finished j WHERE j.finished_at < p_before;
         SELECT count(*) INTO m FROM cognito_reset.attempts a
-        WHERE a.finished_at >= keep_from
+        WHERE a.finished_at >= dropped_below
           AND a.job_id IN (SELECT j.id FROM cognito_reset.jobs_finished j WHERE j.finished_at < p_before);
     ELSE
         WITH doomed AS (
             SELECT j.id FROM cognito_reset.jobs_finished j WHERE j.finished_at < p_before FOR UPDATE SKIP LOCKED
         ), audit AS (
-            DELETE FROM cognito_reset.attempts a USING doomed d WHERE a.job_id = d.id AND a.finished_at >= keep_from
+            DELETE FROM cognito_reset.attempts a USING doomed d WHERE a.job_id = d.id AND a.finished_at >= dropped_below
             RETURNING 1
         ), keys AS (
             DELETE FROM cognito_reset.idempotency_keys k USING doomed d WHERE k.job_id = d.id
@@ -712,7 +714,7 @@ BEGIN
 
     -- Whole days of the audit that no kept job reaches back to.
     FOR part IN SELECT * FROM cognito_reset.history_partitions
-                WHERE parent = 'attempts' AND upper_bound <= keep_from ORDER BY upper_bound LOOP
+                WHERE parent = 'attempts' AND upper_bound <= dropped_below ORDER BY upper_bound LOOP
         EXECUTE format('SELECT count(*) FROM cognito_reset.%I', part.table_name) INTO m;
         attempts := attempts + m;
         IF NOT p_dry_run THEN
@@ -720,14 +722,19 @@ BEGIN
             DELETE FROM cognito_reset.history_partitions WHERE table_name = part.table_name;
         END IF;
     END LOOP;
-    -- Audit rows in the default partition of jobs gone.
-    IF NOT p_dry_run THEN
-        DELETE FROM cognito_reset.attempts_default a WHERE a.finished_at < keep_from;
+    -- Audit rows in the default partition older than every job kept (their jobs are gone).
+    IF p_dry_run THEN
+        SELECT count(*) INTO m FROM cognito_reset.attempts_default a
+        WHERE a.finished_at < keep_from AND a.finished_at < dropped_below;
+    ELSE
+        WITH gone AS (DELETE FROM cognito_reset.attempts_default a WHERE a.finished_at < keep_from RETURNING 1)
+        SELECT count(*) INTO m FROM gone;
     END IF;
+    attempts := attempts + m;
 END
 $$;
 
--- 12. Row security and grants on the new tables, as on the old one (README, roles).
+-- 13. Row security and grants on the new tables, as on the old one (README, roles).
 ALTER TABLE cognito_reset.jobs ENABLE ROW LEVEL SECURITY;
 CREATE POLICY jobs_enqueuer_reads_own ON cognito_reset.jobs FOR SELECT TO cognito_reset_enqueuer
     USING (enqueued_by = current_user);
@@ -766,4 +773,4 @@ GRANT EXECUTE ON FUNCTION cognito_reset.ensure_history_partitions(integer),
     cognito_reset.prune_history(timestamptz, boolean) TO cognito_reset_worker;
 GRANT SELECT ON cognito_reset.migration_locks TO cognito_reset_monitor;
 
-UPDATE cognito_reset.migration_locks SET released_at = clock_timestamp() WHERE version = '0007';
+UPDATE cognito_reset.migration_locks SET released_at = clock_timestamp() WHERE version = '0008';
