@@ -61,8 +61,16 @@ $bound$;
 -- The hot partition-to-be: the live table's columns and checks, active states only. Its indexes
 -- are built now, on an empty table, under temporary names (the live table's indexes still hold
 -- the final ones); 0008 renames them. Each is there for a statement of the product:
+--
+-- No index of the hot partition covers a column a claim or a lease renewal changes (state,
+-- attempt, locked_by, started_at, lease_expires_at), not even in a partial index's condition:
+-- claims and renewals are then HOT updates, which write the row's new version on the same page
+-- and no index entry at all (before, every claim added three). The fill factor leaves a page
+-- room for those new versions. The price: the claim indexes also hold the few running jobs (at
+-- most the fleet's concurrency), which a claim steps over, and the rescue of expired leases reads
+-- the hot partition whole, once per heartbeat (docs/design.md, "Storage").
 CREATE TABLE cognito_reset.jobs_active (LIKE cognito_reset.jobs INCLUDING DEFAULTS INCLUDING CONSTRAINTS)
-    WITH (autovacuum_vacuum_scale_factor = 0.02, autovacuum_vacuum_insert_scale_factor = 0.05,
+    WITH (fillfactor = 70, autovacuum_vacuum_scale_factor = 0.02, autovacuum_vacuum_insert_scale_factor = 0.05,
           autovacuum_analyze_scale_factor = 0.02);
 ALTER TABLE cognito_reset.jobs_active
     -- Makes attaching it at the switch a catalogue change (no scan).
@@ -73,13 +81,14 @@ ALTER TABLE cognito_reset.jobs_active
 -- enqueue_reset's and the import's ON CONFLICT DO NOTHING, active_job_id, plain inserts.
 CREATE UNIQUE INDEX jobs_active_user_next ON cognito_reset.jobs_active (user_pool_id, username);
 -- claim_paced: direct jobs in claim order, and each import's jobs (also its skip scan over the
--- imports with runnable jobs).
+-- imports with runnable jobs); the runnable counts.
 CREATE INDEX jobs_active_claimable_direct_next ON cognito_reset.jobs_active (priority, run_at, id)
-    WHERE state IN ('pending', 'retrying') AND import_id IS NULL;
+    WHERE import_id IS NULL;
 CREATE INDEX jobs_active_claimable_by_import_next ON cognito_reset.jobs_active (import_id, priority, run_at, id)
-    WHERE state IN ('pending', 'retrying') AND import_id IS NOT NULL;
--- The rescue of expired leases.
-CREATE INDEX jobs_active_leases_next ON cognito_reset.jobs_active (lease_expires_at) WHERE state = 'running';
+    WHERE import_id IS NOT NULL;
+-- The wake-up timer of an idle worker: the earliest run_at still to come (nextRunAt). Written on
+-- insert and retry only: a claim does not change run_at.
+CREATE INDEX jobs_active_run_at_next ON cognito_reset.jobs_active (run_at);
 REVOKE ALL ON cognito_reset.jobs_active FROM PUBLIC;
 
 -- Keeps jobs_active equal to the live table's active rows until the switch: every insert,
