@@ -680,14 +680,20 @@ BEGIN
                 WHERE parent = 'jobs_finished' AND upper_bound <= p_before ORDER BY upper_bound LOOP
         EXECUTE format('SELECT count(*) FROM cognito_reset.%I', part.table_name) INTO n;
         -- Calls of these jobs in audit days that stay (kept alive by an older job still kept).
-        EXECUTE format('SELECT count(*) FROM cognito_reset.attempts a WHERE a.finished_at >= %L '
-                       'AND a.job_id IN (SELECT id FROM cognito_reset.%I)', dropped_below, part.table_name) INTO m;
+        -- A call ends before its job does (an hour's slack for a worker's clock): only audit days
+        -- between dropped_below and the day's end can hold them. A call outside that (a clock far
+        -- off) is dropped with its audit day later, once no kept job is older.
+        m := 0;
+        IF part.upper_bound + interval '1 hour' > dropped_below THEN
+            EXECUTE format('SELECT count(*) FROM cognito_reset.attempts a WHERE a.finished_at >= %L AND a.finished_at < %L '
+                           'AND a.job_id IN (SELECT id FROM cognito_reset.%I)', dropped_below, part.upper_bound + interval '1 hour', part.table_name) INTO m;
+        END IF;
         jobs := jobs + n;
         attempts := attempts + m;
         IF NOT p_dry_run THEN
             IF m > 0 THEN
-                EXECUTE format('DELETE FROM cognito_reset.attempts a WHERE a.finished_at >= %L '
-                               'AND a.job_id IN (SELECT id FROM cognito_reset.%I)', dropped_below, part.table_name);
+                EXECUTE format('DELETE FROM cognito_reset.attempts a WHERE a.finished_at >= %L AND a.finished_at < %L '
+                               'AND a.job_id IN (SELECT id FROM cognito_reset.%I)', dropped_below, part.upper_bound + interval '1 hour', part.table_name);
             END IF;
             EXECUTE format('DELETE FROM cognito_reset.idempotency_keys k WHERE k.job_id IN '
                            '(SELECT id FROM cognito_reset.%I WHERE idempotency_key IS NOT NULL)', part.table_name);
@@ -702,14 +708,15 @@ BEGIN
         SELECT count(*) INTO n FROM cognito_reset.jobs_finished j
         WHERE j.finished_at < p_before AND j.tableoid <> ALL (whole_days);
         SELECT count(*) INTO m FROM cognito_reset.attempts a
-        WHERE a.finished_at >= dropped_below
+        WHERE a.finished_at >= dropped_below AND a.finished_at < p_before + interval '1 hour'
           AND a.job_id IN (SELECT j.id FROM cognito_reset.jobs_finished j
                            WHERE j.finished_at < p_before AND j.tableoid <> ALL (whole_days));
     ELSE
         WITH doomed AS (
             SELECT j.id FROM cognito_reset.jobs_finished j WHERE j.finished_at < p_before FOR UPDATE SKIP LOCKED
         ), audit AS (
-            DELETE FROM cognito_reset.attempts a USING doomed d WHERE a.job_id = d.id AND a.finished_at >= dropped_below
+            DELETE FROM cognito_reset.attempts a USING doomed d
+            WHERE a.job_id = d.id AND a.finished_at >= dropped_below AND a.finished_at < p_before + interval '1 hour'
             RETURNING 1
         ), keys AS (
             DELETE FROM cognito_reset.idempotency_keys k USING doomed d WHERE k.job_id = d.id

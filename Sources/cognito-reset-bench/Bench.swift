@@ -183,8 +183,8 @@ enum Bench {
                 await connection.close()
                 let script = FileManager.default.temporaryDirectory.appending(path: "bench-\(UUID().uuidString).sql")
                 try """
-                    WITH next AS (SELECT id FROM cognito_reset.jobs WHERE state IN ('pending', 'retrying') AND run_at <= now() AND attempt < max_attempts ORDER BY priority, run_at, id LIMIT \(options.concurrency) FOR UPDATE SKIP LOCKED) UPDATE cognito_reset.jobs AS j SET state = 'running', locked_by = 'bench-' || :client_id, attempt = j.attempt + 1, started_at = now(), lease_expires_at = now() + interval '30 seconds' FROM next WHERE j.id = next.id RETURNING j.id, j.user_pool_id, j.username, j.client_metadata, j.attempt, j.max_attempts, j.priority, j.run_at;
-                    WITH done AS (UPDATE cognito_reset.jobs SET state = 'succeeded', finished_at = now(), locked_by = NULL, lease_expires_at = NULL, cognito_request_id = 'bench' WHERE state = 'running' AND locked_by = 'bench-' || :client_id RETURNING id, attempt, started_at) INSERT INTO cognito_reset.attempts (job_id, attempt, worker_id, started_at, finished_at, outcome, request_id, latency_ms) SELECT id, attempt, 'bench', started_at, now(), 'succeeded', 'bench', 0 FROM done;
+                    SELECT quote_literal(coalesce(array_agg(id), '{}')::text) AS ids FROM cognito_reset.claim_paced('bench-' || :client_id, \(options.concurrency), 30, NULL, 0, 0.5) WHERE id IS NOT NULL \\gset
+                    WITH done AS (UPDATE cognito_reset.jobs AS j SET state = 'succeeded', finished_at = now(), locked_by = NULL, lease_expires_at = NULL, cognito_request_id = 'bench' WHERE j.id = ANY(:ids::bigint[]) AND j.state = 'running' AND j.locked_by = 'bench-' || :client_id RETURNING j.id, j.attempt, j.started_at) INSERT INTO cognito_reset.attempts (job_id, attempt, worker_id, started_at, finished_at, outcome, request_id, latency_ms) SELECT id, attempt, 'bench', started_at, now(), 'succeeded', 'bench', 0 FROM done;
 
                     """.write(to: script, atomically: true, encoding: .utf8)
                 defer { try? FileManager.default.removeItem(at: script) }
