@@ -50,7 +50,7 @@ struct LiveMigrationTests {
         let finished = Self.size("LIVE_MIGRATION_FINISHED", default: 1_000_000)
         let active = Self.size("LIVE_MIGRATION_ACTIVE", default: 100_000)
         try await TemporaryDatabase.with { database in
-            try await Self.withConnection(database) { admin in
+            try await withConnection(to: database) { admin in
             let all = try CognitoResetSchema.embeddedMigrations()
             _ = try await Migrator(
                 migrations: all.filter { $0.fileName < "0006" }, schema: CognitoResetSchema.name,
@@ -75,7 +75,7 @@ struct LiveMigrationTests {
 
             let stop = StopFlag()
             let oldWorker = Task { () throws -> Int in
-                try await Self.withConnection(database) { connection in
+                try await withConnection(to: database) { connection in
                 var recorded = 0
                 while !stop.isSet {
                     let ids = try await connection.query(PostgresQuery(Self.oldClaim, ["old-worker"])).map { try $0.decode(Int64.self, at: 0) }
@@ -86,7 +86,7 @@ struct LiveMigrationTests {
                 }
             }
             let enqueuer = Task { () throws -> Int in
-                try await Self.withConnection(database) { connection in
+                try await withConnection(to: database) { connection in
                 var enqueued = 0
                 while !stop.isSet {
                     enqueued += try await connection.query(PostgresQuery(
@@ -99,7 +99,7 @@ struct LiveMigrationTests {
             // Looks a finished job up by id over and over: it must be found every time, and the
             // longest wait is what another system sees of the switch.
             let reader = Task { () throws -> (misses: Int, longest: Duration) in
-                try await Self.withConnection(database) { connection in
+                try await withConnection(to: database) { connection in
                 var misses = 0
                 var longest = Duration.zero
                 while !stop.isSet {
@@ -113,7 +113,7 @@ struct LiveMigrationTests {
                 }
             }
 
-            let applied = try await Self.withConnection(database) { migrating in
+            let applied = try await withConnection(to: database) { migrating in
                 try await CognitoResetSchema.migrator(logger: logger).migrate(on: migrating)
             }
             #expect(applied.map(\.fileName).contains("0008_lean_queue.sql"))
@@ -162,20 +162,5 @@ struct LiveMigrationTests {
         private let flag = Atomic<Bool>(false)
         var isSet: Bool { flag.load(ordering: .relaxed) }
         func set() { flag.store(true, ordering: .relaxed) }
-    }
-
-    /// Runs `body` on a new connection to `database`, closed afterwards.
-    static func withConnection<T: Sendable>(
-        _ database: TemporaryDatabase, _ body: (PostgresConnection) async throws -> T
-    ) async throws -> T {
-        let connection = try await database.connect()
-        do {
-            let value = try await body(connection)
-            await connection.close()
-            return value
-        } catch {
-            await connection.close()
-            throw error
-        }
     }
 }

@@ -31,16 +31,19 @@ func withMigratedDatabase<T>(_ body: (TemporaryDatabase) async throws -> T) asyn
 
 /// Runs `body` on one connection to a fresh migrated database.
 func withMigratedConnection<T>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
-    try await withMigratedDatabase { database in
-        let connection = try await database.connect()
-        do {
-            let value = try await body(connection)
-            await connection.close()
-            return value
-        } catch {
-            await connection.close()
-            throw error
-        }
+    try await withMigratedDatabase { database in try await withConnection(to: database, body) }
+}
+
+/// Runs `body` on a new connection to `database`, closed afterwards.
+func withConnection<T>(to database: TemporaryDatabase, _ body: (PostgresConnection) async throws -> T) async throws -> T {
+    let connection = try await database.connect()
+    do {
+        let value = try await body(connection)
+        await connection.close()
+        return value
+    } catch {
+        await connection.close()
+        throw error
     }
 }
 
