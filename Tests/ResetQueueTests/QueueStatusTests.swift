@@ -1,4 +1,6 @@
 import Postgres
+import PostgresTesting
+import ResetQueue
 import Testing
 
 @Suite("queue_status view")
@@ -31,6 +33,31 @@ struct QueueStatusTests {
             let age = try row.decode(Double.self, "oldest_runnable_age_seconds")
             #expect(age >= 90 && age < 200)
             #expect(try row.decode(Double.self, "effective_rate") == 0)
+        }
+    }
+
+    /// One definition of runnable: a queued job with no attempt left is runnable nowhere, not in
+    /// queue_status, the metrics' gauges, --drain's check, nor the claim.
+    @Test func aJobWithNoAttemptLeftIsRunnableNowhere() async throws {
+        try await withMigratedDatabase { database in
+            try await withConnection(to: database) { connection in
+                try await connection.execute("""
+                    INSERT INTO cognito_reset.jobs (user_pool_id, username, state, attempt, max_attempts, run_at)
+                    VALUES ('eu-west-1_a1', 'spent', 'retrying', 3, 3, now() - interval '1 minute'),
+                           ('eu-west-1_a1', 'later', 'retrying', 3, 3, now() + interval '1 minute')
+                    """)
+                let row = try await connection.query("SELECT runnable_now, scheduled_later FROM cognito_reset.queue_status")[0]
+                #expect(try row.decode(Int.self, at: 0) == 0)
+                #expect(try row.decode(Int.self, at: 1) == 0)
+            }
+            let pool = ConnectionPool(configuration: database.configuration)
+            let store = PostgresJobStore(pool: pool)
+            let gauges = try await store.queueGauges()
+            let runnable = try await store.anyRunnable()
+            let next = try await store.nextRunAt()
+            let claimed = try await store.claim(workerID: "w", limit: 10, lease: .seconds(30))
+            await pool.close()
+            #expect(gauges.runnable == 0 && !runnable && next == nil && claimed.isEmpty)
         }
     }
 }
