@@ -40,6 +40,9 @@ BEGIN
 END
 $lock$;
 
+-- Days are UTC days whatever the session's time zone (adding a day follows its daylight saving).
+SET LOCAL TimeZone = 'UTC';
+
 CREATE TABLE cognito_reset.history_bound (
     singleton boolean PRIMARY KEY DEFAULT true CONSTRAINT history_bound_singleton CHECK (singleton),
     bound     timestamptz NOT NULL

@@ -17,6 +17,9 @@
 -- The exclusive lock this takes lasts as long as deleting the active rows from the old table and
 -- checking that no other is left; `cognito-reset migrate` prints how long it was held.
 
+-- Days are UTC days whatever the session's time zone (adding a day follows its daylight saving).
+SET LOCAL TimeZone = 'UTC';
+
 -- 1. The exclusive locks, taken in the order every other writer takes them, retried in short
 --    waits so that no claim queues behind a migration that queues behind a long transaction.
 DO $lock$
@@ -247,10 +250,11 @@ UNION ALL SELECT 'attempts_default', 'attempts', NULL, NULL;
 -- Creates the daily partitions of history and the audit from the last one up to p_days days
 -- ahead. Each is created empty and attached (a SHARE UPDATE EXCLUSIVE lock on the parent: claims
 -- and outcomes carry on). A day whose rows already went to the default partition (nobody ran
--- this for days) is left there; prune deletes them row by row. Workers call it as they start
--- and every hour.
+-- this for days, or a worker's clock runs days ahead) is skipped and its rows left there; prune
+-- deletes them row by row. Workers call it as they start and every hour; two at once take turns
+-- (an advisory lock).
 CREATE FUNCTION cognito_reset.ensure_history_partitions(p_days integer DEFAULT 3) RETURNS integer
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET lock_timeout = '2s'
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET lock_timeout = '2s' SET TimeZone = 'UTC'
 AS $$
 DECLARE
     day timestamptz;
@@ -260,6 +264,7 @@ DECLARE
     leaf text;
     created integer := 0;
 BEGIN
+    PERFORM pg_advisory_xact_lock(hashtext('cognito_reset.ensure_history_partitions'));
     FOREACH parent_name IN ARRAY ARRAY['jobs_finished', 'attempts'] LOOP
         SELECT max(upper_bound) INTO day FROM cognito_reset.history_partitions WHERE parent = parent_name;
         WHILE day <= last_day LOOP
@@ -267,7 +272,8 @@ BEGIN
             IF parent_name = 'jobs_finished' THEN
                 IF EXISTS (SELECT FROM cognito_reset.jobs_finished_default
                            WHERE finished_at >= day AND finished_at < day + interval '1 day') THEN
-                    EXIT;
+                    day := day + interval '1 day';
+                    CONTINUE;
                 END IF;
                 EXECUTE format('CREATE TABLE cognito_reset.%I (LIKE cognito_reset.jobs INCLUDING DEFAULTS INCLUDING CONSTRAINTS)', leaf);
                 -- `jobs show`, `jobs list` (newest first) and lookups of a finished job by id.
@@ -275,7 +281,8 @@ BEGIN
             ELSE
                 IF EXISTS (SELECT FROM cognito_reset.attempts_default
                            WHERE finished_at >= day AND finished_at < day + interval '1 day') THEN
-                    EXIT;
+                    day := day + interval '1 day';
+                    CONTINUE;
                 END IF;
                 EXECUTE format('CREATE TABLE cognito_reset.%I (LIKE cognito_reset.attempts INCLUDING DEFAULTS INCLUDING CONSTRAINTS)', leaf);
                 -- `jobs show` and the outcome statement's "written already" check (only for a batch
@@ -638,7 +645,7 @@ $$;
 --     a kept job never loses a call from its audit. Returns what went (or, with p_dry_run, would).
 CREATE FUNCTION cognito_reset.prune_history(p_before timestamptz, p_dry_run boolean DEFAULT false,
     OUT jobs bigint, OUT attempts bigint)
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET lock_timeout = '5s'
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET lock_timeout = '5s' SET TimeZone = 'UTC'
 AS $$
 DECLARE
     part record;
@@ -658,7 +665,9 @@ BEGIN
     END LOOP;
     -- The oldest creation time of any job that stays (a lower bound is enough: the audit is
     -- kept from there on). Days still open are read now.
-    keep_from := least(p_before, (SELECT min(created_at) FROM cognito_reset.jobs_active));
+    -- An active job never claimed has no call yet (a job scheduled for the year 2999 must not
+    -- hold the audit back); a claim sets started_at and nothing clears it.
+    keep_from := least(p_before, (SELECT min(created_at) FROM cognito_reset.jobs_active WHERE started_at IS NOT NULL));
     FOR part IN SELECT * FROM cognito_reset.history_partitions
                 WHERE parent = 'jobs_finished' AND (upper_bound IS NULL OR upper_bound > p_before) LOOP
         IF part.min_created_at IS NULL THEN
@@ -669,8 +678,9 @@ BEGIN
 
     -- Audit days wholly before keep_from are dropped below; calls of pruned jobs in later days
     -- go row by row.
+    -- (An hour's slack: a call's time is its worker's clock, a job's creation the database's.)
     dropped_below := coalesce((SELECT max(upper_bound) FROM cognito_reset.history_partitions
-                               WHERE parent = 'attempts' AND upper_bound <= keep_from), '-infinity');
+                               WHERE parent = 'attempts' AND upper_bound <= keep_from - interval '1 hour'), '-infinity');
 
     -- Whole days of history (their rows are not counted again below, in a dry run).
     whole_days := coalesce((SELECT array_agg(('cognito_reset.' || quote_ident(table_name))::regclass::oid)
@@ -697,8 +707,6 @@ BEGIN
             END IF;
             EXECUTE format('DELETE FROM cognito_reset.idempotency_keys k WHERE k.job_id IN '
                            '(SELECT id FROM cognito_reset.%I WHERE idempotency_key IS NOT NULL)', part.table_name);
-            EXECUTE format('DROP TABLE cognito_reset.%I', part.table_name);
-            DELETE FROM cognito_reset.history_partitions WHERE table_name = part.table_name;
         END IF;
     END LOOP;
 
@@ -713,7 +721,9 @@ BEGIN
                            WHERE j.finished_at < p_before AND j.tableoid <> ALL (whole_days));
     ELSE
         WITH doomed AS (
-            SELECT j.id FROM cognito_reset.jobs_finished j WHERE j.finished_at < p_before FOR UPDATE SKIP LOCKED
+            SELECT j.id FROM cognito_reset.jobs_finished j
+            WHERE j.finished_at < p_before AND j.tableoid <> ALL (whole_days)
+            FOR UPDATE SKIP LOCKED
         ), audit AS (
             DELETE FROM cognito_reset.attempts a USING doomed d
             WHERE a.job_id = d.id AND a.finished_at >= dropped_below AND a.finished_at < p_before + interval '1 hour'
@@ -728,25 +738,37 @@ BEGIN
     jobs := jobs + n;
     attempts := attempts + m;
 
+    -- Audit rows in the default partition older than every job kept (their jobs are gone).
+    IF p_dry_run THEN
+        SELECT count(*) INTO m FROM cognito_reset.attempts_default a
+        WHERE a.finished_at < keep_from - interval '1 hour'
+          AND NOT (a.finished_at >= dropped_below AND a.job_id IN (SELECT j.id FROM cognito_reset.jobs_finished j
+                   WHERE j.finished_at < p_before));
+    ELSE
+        WITH gone AS (DELETE FROM cognito_reset.attempts_default a WHERE a.finished_at < keep_from - interval '1 hour' RETURNING 1)
+        SELECT count(*) INTO m FROM gone;
+    END IF;
+    attempts := attempts + m;
+
     -- Whole days of the audit that no kept job reaches back to.
     FOR part IN SELECT * FROM cognito_reset.history_partitions
                 WHERE parent = 'attempts' AND upper_bound <= dropped_below ORDER BY upper_bound LOOP
         EXECUTE format('SELECT count(*) FROM cognito_reset.%I', part.table_name) INTO m;
         attempts := attempts + m;
-        IF NOT p_dry_run THEN
+    END LOOP;
+
+    -- The drops, last: dropping a partition locks its parent until this transaction ends, so
+    -- they come after every row-by-row step, and in the order outcomes take those locks (the
+    -- audit, then history), so that an outcome and a prune never wait for each other in a circle.
+    IF NOT p_dry_run THEN
+        LOCK TABLE cognito_reset.attempts, cognito_reset.jobs_finished IN ACCESS EXCLUSIVE MODE;
+        FOR part IN SELECT * FROM cognito_reset.history_partitions
+                    WHERE (parent = 'jobs_finished' AND upper_bound <= p_before)
+                       OR (parent = 'attempts' AND upper_bound <= dropped_below) LOOP
             EXECUTE format('DROP TABLE cognito_reset.%I', part.table_name);
             DELETE FROM cognito_reset.history_partitions WHERE table_name = part.table_name;
-        END IF;
-    END LOOP;
-    -- Audit rows in the default partition older than every job kept (their jobs are gone).
-    IF p_dry_run THEN
-        SELECT count(*) INTO m FROM cognito_reset.attempts_default a
-        WHERE a.finished_at < keep_from AND a.finished_at < dropped_below;
-    ELSE
-        WITH gone AS (DELETE FROM cognito_reset.attempts_default a WHERE a.finished_at < keep_from RETURNING 1)
-        SELECT count(*) INTO m FROM gone;
+        END LOOP;
     END IF;
-    attempts := attempts + m;
 END
 $$;
 

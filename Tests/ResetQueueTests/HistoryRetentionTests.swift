@@ -73,9 +73,9 @@ struct HistoryRetentionTests {
             // A job created during day D, called then and still retrying: its call on day D stays.
             try await connection.query("""
                 WITH j AS (
-                    INSERT INTO cognito_reset.jobs (user_pool_id, username, state, attempt, created_at, run_at)
+                    INSERT INTO cognito_reset.jobs (user_pool_id, username, state, attempt, created_at, started_at, run_at)
                     VALUES ('eu-west-1_Ret', 'kept', 'retrying', 1, \(unescaped: Self.dayD) + interval '30 minutes',
-                            \(unescaped: Self.dayD) + interval '4 days')
+                            \(unescaped: Self.dayD) + interval '40 minutes', \(unescaped: Self.dayD) + interval '4 days')
                     RETURNING id
                 )
                 INSERT INTO cognito_reset.attempts (job_id, attempt, worker_id, started_at, finished_at, outcome, error_code)
