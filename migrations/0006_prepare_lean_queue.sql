@@ -17,7 +17,12 @@
 -- The locks this needs (a moment's SHARE ROW EXCLUSIVE on jobs for the trigger, ACCESS EXCLUSIVE
 -- on attempts for its check), taken together up front in short tries: waiting behind a worker's
 -- statement while holding one of them could deadlock with it.
-DO $lock$
+-- Takes the locks `lock_sql` names in short tries (100 ms each, for at most 10 minutes), so that
+-- no worker's statement queues behind a migration that queues behind a long transaction, and a
+-- migration never waits for one lock while holding another a worker needs (a deadlock). For
+-- 0006 and 0008; 0008 drops it.
+CREATE FUNCTION cognito_reset.lock_in_short_tries(lock_sql text) RETURNS void
+LANGUAGE plpgsql AS $lock$
 DECLARE
     started constant timestamptz := clock_timestamp();
     lock_timeout_before constant text := current_setting('lock_timeout');
@@ -25,11 +30,11 @@ BEGIN
     LOOP
         BEGIN
             PERFORM set_config('lock_timeout', '100ms', true);
-            LOCK TABLE cognito_reset.jobs IN SHARE ROW EXCLUSIVE MODE;
-            LOCK TABLE cognito_reset.attempts IN ACCESS EXCLUSIVE MODE;
+            EXECUTE lock_sql;
             PERFORM set_config('lock_timeout', lock_timeout_before, true);
             RETURN;
         EXCEPTION WHEN lock_not_available THEN
+            -- The attempt's locks, and its lock_timeout, went with its subtransaction.
             IF clock_timestamp() - started > interval '10 minutes' THEN
                 RAISE EXCEPTION 'could not lock the cognito_reset tables in 10 minutes: a long transaction holds one of them'
                     USING ERRCODE = 'lock_not_available', HINT = 'Migrate again once it has ended.';
@@ -39,6 +44,9 @@ BEGIN
     END LOOP;
 END
 $lock$;
+REVOKE EXECUTE ON FUNCTION cognito_reset.lock_in_short_tries(text) FROM PUBLIC;
+SELECT cognito_reset.lock_in_short_tries(
+    'LOCK TABLE cognito_reset.jobs IN SHARE ROW EXCLUSIVE MODE; LOCK TABLE cognito_reset.attempts IN ACCESS EXCLUSIVE MODE');
 
 -- Days are UTC days whatever the session's time zone (adding a day follows its daylight saving).
 SET LOCAL TimeZone = 'UTC';

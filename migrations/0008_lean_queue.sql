@@ -22,27 +22,9 @@ SET LOCAL TimeZone = 'UTC';
 
 -- 1. The exclusive locks, taken in the order every other writer takes them, retried in short
 --    waits so that no claim queues behind a migration that queues behind a long transaction.
-DO $lock$
-DECLARE
-    started constant timestamptz := clock_timestamp();
-    lock_timeout_before constant text := current_setting('lock_timeout');
-BEGIN
-    LOOP
-        BEGIN
-            PERFORM set_config('lock_timeout', '100ms', true);
-            LOCK TABLE cognito_reset.imports, cognito_reset.jobs, cognito_reset.attempts IN ACCESS EXCLUSIVE MODE;
-            PERFORM set_config('lock_timeout', lock_timeout_before, true);
-            RETURN;
-        EXCEPTION WHEN lock_not_available THEN
-            IF clock_timestamp() - started > interval '10 minutes' THEN
-                RAISE EXCEPTION 'could not lock the cognito_reset tables in 10 minutes: a long transaction holds one of them'
-                    USING ERRCODE = 'lock_not_available', HINT = 'Migrate again once it has ended.';
-            END IF;
-            PERFORM pg_sleep(0.05 + random() * 0.1);
-        END;
-    END LOOP;
-END
-$lock$;
+SELECT cognito_reset.lock_in_short_tries(
+    'LOCK TABLE cognito_reset.imports, cognito_reset.jobs, cognito_reset.attempts IN ACCESS EXCLUSIVE MODE');
+DROP FUNCTION cognito_reset.lock_in_short_tries(text);
 
 -- How long each migration held its exclusive locks, for `cognito-reset migrate` to print.
 CREATE TABLE cognito_reset.migration_locks (

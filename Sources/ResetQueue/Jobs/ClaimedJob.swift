@@ -42,3 +42,10 @@ public struct JobRecord: Sendable {
     public let startedAt: Date
     public let finishedAt: Date
 }
+
+extension ClaimedJob {
+    /// Claim order (priority, run_at, id): the order a claim takes runnable jobs in.
+    public static func inClaimOrder(_ a: ClaimedJob, _ b: ClaimedJob) -> Bool {
+        (a.priority, a.runAt, a.id) < (b.priority, b.runAt, b.id)
+    }
+}

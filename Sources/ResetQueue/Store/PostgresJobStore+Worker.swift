@@ -160,7 +160,7 @@ extension PostgresJobStore {
     /// the shared claim without a bucket), in claim order.
     public func claim(workerID: String, limit: Int, lease: Duration) async throws -> [ClaimedJob] {
         try await claimPaced(workerID: workerID, limit: limit, lease: lease, rate: nil).jobs
-            .map(\.job).sorted { ($0.priority, $0.runAt, $0.id) < ($1.priority, $1.runAt, $1.id) }
+            .map(\.job).sorted(by: ClaimedJob.inClaimOrder)
     }
 
     /// Creates history's partitions for the next days; returns how many were created.

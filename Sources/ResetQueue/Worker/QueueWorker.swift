@@ -226,7 +226,7 @@ public final class QueueWorker: Service, Sendable {
                             let claimed = claim.jobs.map(\.job)
                             metrics.claimed.increment(by: Int64(claimed.count))
                             onEvent(.claimed(claimed))
-                            for (job, callIn) in claim.jobs.sorted(by: { ($0.job.priority, $0.job.runAt, $0.job.id) < ($1.job.priority, $1.job.runAt, $1.job.id) }) {
+                            for (job, callIn) in claim.jobs.sorted(by: { ClaimedJob.inClaimOrder($0.job, $1.job) }) {
                                 // Tokens are taken here, in claim order, so urgent jobs go first.
                                 let wait = max(await limiter.reserve(), callIn)
                                 jobs.addTask { await self.process(job, after: wait, recorder: recorder) }
