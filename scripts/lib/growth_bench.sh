@@ -48,6 +48,13 @@ latency() {
     cat "$dir"/pgbench_log.* | awk '{print $3 / 1000}' | sort -g | awk '{a[NR]=$1} END {printf "%.2f %.2f\n", a[int(NR*0.5)], a[int(NR*0.99)]}'
 }
 
+# median_pair "P50 P99"...: the median p50 and the median p99 of the runs given.
+median_pair() {
+    local runs=("$@")
+    printf '%s\n' "${runs[@]}" | awk '{print $1}' | sort -g | awk '{a[NR]=$1} END {printf "%s ", a[int((NR+1)/2)]}'
+    printf '%s\n' "${runs[@]}" | awk '{print $2}' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'
+}
+
 growth_bench() {
     local empty full claim_sql enqueue_sql e_claim f_claim e_enq f_enq prune_s sizes
     log "growth: $growth_history finished jobs in history against none (this takes a few minutes)"
@@ -68,8 +75,15 @@ SELECT cognito_reset.enqueue_reset('eu-west-1_Enq', 'e' || :client_id || '-' || 
 SQL
     empty=$(growth_db growth_empty 0)
     full=$(growth_db growth_full "$growth_history")
-    e_claim=$(latency "$empty" "$claim_sql" 2000); f_claim=$(latency "$full" "$claim_sql" 2000)
-    e_enq=$(latency "$empty" "$enqueue_sql" 5000); f_enq=$(latency "$full" "$enqueue_sql" 5000)
+    # Three runs per cell, empty and full taken in turns (so the machine's drift falls on both),
+    # and each figure the median of its three: one run's p99 is a few dozen transactions.
+    local i e_claims=() f_claims=() e_enqs=() f_enqs=()
+    for i in 1 2 3; do
+        e_claims+=("$(latency "$empty" "$claim_sql" 1500)"); f_claims+=("$(latency "$full" "$claim_sql" 1500)")
+        e_enqs+=("$(latency "$empty" "$enqueue_sql" 4000)"); f_enqs+=("$(latency "$full" "$enqueue_sql" 4000)")
+    done
+    e_claim=$(median_pair "${e_claims[@]}"); f_claim=$(median_pair "${f_claims[@]}")
+    e_enq=$(median_pair "${e_enqs[@]}"); f_enq=$(median_pair "${f_enqs[@]}")
 
     # Prune the first day (1,000,000 jobs and their audit). The bench's own enqueued jobs were
     # created now, before that history's days: they would (rightly) keep its audit, so they go first.
@@ -95,12 +109,13 @@ SQL
     took=$(printf '%s\n' "$prune_s" | awk '/^Time:/ {print $2}')
     tables=$(printf '%s\n' "$sizes" | tail -1 | cut -d'|' -f1)
     live=$(printf '%s\n' "$sizes" | tail -1 | cut -d'|' -f2)
-    echo "Growth: $growth_pending runnable jobs; history empty or $growth_history finished jobs (2 pgbench clients; ms)"
+    echo "Growth: $growth_pending runnable jobs; history empty or $growth_history finished jobs (2 pgbench clients; ms; medians of 3 runs)"
     printf '  %-44s %14s %14s %8s\n' "" "empty p50/p99" "full p50/p99" "p99 ratio"
     printf '  %-44s %14s %14s %8s\n' "claim 16 + record them (claim_paced)" "$(echo "$e_claim" | tr ' ' /)" "$(echo "$f_claim" | tr ' ' /)" \
         "$(python3 -c "print(f'{${f_claim#* } / ${e_claim#* }:.2f}')")"
     printf '  %-44s %14s %14s %8s\n' "enqueue_reset" "$(echo "$e_enq" | tr ' ' /)" "$(echo "$f_enq" | tr ' ' /)" \
         "$(python3 -c "print(f'{${f_enq#* } / ${e_enq#* }:.2f}')")"
+    echo "  runs (p50/p99): claim empty ${e_claims[*]// //}; full ${f_claims[*]// //}; enqueue empty ${e_enqs[*]// //}; full ${f_enqs[*]// //}"
     echo "  prune one day (jobs|attempts removed: $pruned): ${took} ms (target < 5 s)"
     echo "  tables after prune and VACUUM: $(python3 -c "print(f'{$tables / 1048576:.0f} MiB, {$tables / $live:.2f} x the same rows loaded afresh ({$live / 1048576:.0f} MiB)')") (target <= 1.2)"
 }
