@@ -108,7 +108,7 @@ struct ImportInputTests {
         #expect(over.rows.first?.reason == "client_metadata: \(ClientMetadata.sizeRule)")
     }
 
-    /// A quote inside an unquoted field is text to CSV.swift, not the start of a quoted field:
+    /// A quote inside an unquoted field is text to the reader, not the start of a quoted field:
     /// the bound must not count the rest of the file as one record.
     @Test func theBoundFollowsTheReadersQuoting() throws {
         var csv = "username,client_metadata.k\nal\"ice,x\n\"bob\"\"\",\"a\"\"b\nc\"\n"

@@ -1,4 +1,3 @@
-import CSV
 public import CognitoClient
 public import Foundation
 
@@ -58,8 +57,8 @@ struct StagedRow: Sendable {
     var reason: String?
 }
 
-/// Reads a CSV file (RFC 4180 through CSV.swift: quotes, embedded commas and newlines, CRLF,
-/// a UTF-8 BOM) line by line and checks every field, so nothing the database or Cognito would
+/// Reads a CSV file (RFC 4180 through `CSVRecordReader`: quotes, embedded commas and newlines,
+/// CRLF, a UTF-8 BOM) line by line and checks every field, so nothing the database or Cognito would
 /// refuse reaches the staging table.
 ///
 /// Columns by header, case-insensitive: `username` (required), `user_pool_id` (required unless
@@ -73,7 +72,7 @@ final class CSVImportParser {
     /// Characters of the file a header message quotes at most.
     static let excerptLimit = 40
     private let stream: ValidatingInputStream
-    private let reader: CSVReader
+    private var reader: CSVRecordReader
     private let settings: ImportSettings
     private let columns: Columns
     private var nextLine: Int
@@ -88,16 +87,12 @@ final class CSVImportParser {
 
     init(stream: ValidatingInputStream, settings: ImportSettings) throws {
         self.stream = stream
-        do {
-            reader = try CSVReader(stream: stream, codecType: UTF8.self, hasHeaderRow: true)
-        } catch CSVError.cannotReadHeaderRow {
-            throw stream.failure ?? ImportInputError.empty
-        } catch {
-            throw stream.failure ?? ImportInputError("cannot read the file: \(error)")
-        }
-        // The reader ends the header quietly where the stream failed: the stream's reason wins.
+        reader = CSVRecordReader(stream: stream)
+        let header = reader.next()
+        // Where the stream failed the reader ends as if at the end of the file: the stream's
+        // reason wins.
         if let failure = stream.failure { throw failure }
-        guard let header = reader.headerRow else { throw ImportInputError.empty }
+        guard let header else { throw ImportInputError.empty }
         self.settings = settings
         self.columns = try Self.columns(header, poolGiven: settings.pool != nil)
         self.nextLine = 1 + Self.lineCount(header)
@@ -160,12 +155,13 @@ final class CSVImportParser {
         var lines = 1
         for field in fields {
             var previousCR = false
-            for scalar in field.unicodeScalars {
-                if scalar == "\r" {
+            // Bytes: CR and LF are never part of another character's UTF-8.
+            for byte in field.utf8 {
+                if byte == UInt8(ascii: "\r") {
                     lines += 1
                     previousCR = true
                 } else {
-                    if scalar == "\n" && !previousCR { lines += 1 }
+                    if byte == UInt8(ascii: "\n") && !previousCR { lines += 1 }
                     previousCR = false
                 }
             }
@@ -179,10 +175,7 @@ final class CSVImportParser {
         // Where the stream failed the reader ends the record early, as if at the end of the
         // file: that record is not the file's, and the file is refused.
         if let failure = stream.failure { throw failure }
-        guard let fields else {
-            if let error = reader.error { throw ImportInputError("cannot read the file: \(error)") }
-            return nil
-        }
+        guard let fields else { return nil }
         let line = nextLine
         nextLine += Self.lineCount(fields)
         return stage(fields, line: line)
@@ -199,7 +192,8 @@ final class CSVImportParser {
         guard fields.count == columns.count else {
             return reject("wrong number of fields: expected \(columns.count), found \(fields.count)")
         }
-        if fields.contains(where: { $0.unicodeScalars.contains("\u{FFFD}") }) {
+        // U+FFFD is EF BF BD in UTF-8: a field without an EF byte (most) is not searched.
+        if fields.contains(where: { $0.utf8.contains(0xEF) && $0.unicodeScalars.contains("\u{FFFD}") }) {
             return reject("invalid UTF-8")
         }
         let username: Username

@@ -2,9 +2,9 @@ import CognitoClient
 import Crypto
 import Foundation
 
-/// An `InputStream` over a file descriptor for the CSV reader, which stops at the first byte
-/// that is not UTF-8. This stream replaces each invalid sequence with U+FFFD instead, so the
-/// reader carries on and the importer rejects just the lines that hold one ("invalid UTF-8").
+/// An `InputStream` over a file descriptor for the CSV reader (`CSVRecordReader`), which reads
+/// UTF-8. This stream replaces each invalid sequence with U+FFFD, so the reader carries on and
+/// the importer rejects just the lines that hold one ("invalid UTF-8").
 /// It also hashes the raw bytes (the import's SHA-256) and counts them (progress).
 ///
 /// It refuses, before the reader sees them, what no CSV text file holds: a NUL byte (a binary
@@ -51,8 +51,8 @@ final class ValidatingInputStream: InputStream {
     override func close() { status = .closed }
     override var streamStatus: Stream.Status { status }
     override var streamError: (any Error)? { failure }
-    /// Reads ahead when needed: the CSV reader treats "available, then nothing read" as an error,
-    /// so this must turn false exactly at the end.
+    /// Reads ahead when needed, so it turns false exactly at the end (`InputStream`'s contract:
+    /// "available, then nothing read" would mean an error to a reader that asks).
     override var hasBytesAvailable: Bool {
         while outputPosition >= output.count && !reachedEnd {
             guard fill() else { return true }  // let read() report the error
@@ -172,7 +172,7 @@ final class ValidatingInputStream: InputStream {
     }
 }
 
-/// Follows the raw bytes of a CSV file the way CSV.swift reads them (a field is quoted when it
+/// Follows the raw bytes of a CSV file the way `CSVRecordReader` reads them (a field is quoted when it
 /// starts with `"`; in it `""` is a quote and line breaks belong to the field; CR, LF or CRLF
 /// outside quotes ends the record) to know where each record starts and how long it is, and
 /// counts physical lines as the importer numbers them (CR, LF and CRLF each end one).
@@ -210,7 +210,7 @@ struct RecordScanner {
             case .quoted:
                 if byte == quote { state = .quoteInQuoted }
             case .quoteInQuoted:
-                // `""` is a quote; after a closing quote CSV.swift reads on as quoted text.
+                // `""` is a quote; after a closing quote the reader reads on as quoted text.
                 if byte == comma { state = .fieldStart } else if isBreak { endsRecord = true } else { state = .quoted }
             }
             if isBreak && !(byte == lf && previousCR) { line += 1 }
