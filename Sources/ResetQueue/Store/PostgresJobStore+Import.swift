@@ -36,10 +36,12 @@ extension PostgresJobStore {
             -- unique index of active users (jobs_one_active_per_user) this conflicts on.
             ON CONFLICT DO NOTHING
             """
-        /// The common case, a file without repeated users: a plain insert of the lines whose user
-        /// has no active job (an anti-join), about a quarter faster than ON CONFLICT's
-        /// speculative insertion of every row. A job enqueued meanwhile for one of these users
-        /// makes it fail on the unique index; the import then falls back to `insertJobs`.
+        /// The common case: a plain insert of the lines whose user has no active job (an
+        /// anti-join), about a quarter faster than ON CONFLICT's speculative insertion of every
+        /// row. A user repeated in the file keeps its first line (DISTINCT ON, in the sort the
+        /// insert needs anyway, so the file is not sorted twice). A job enqueued meanwhile for
+        /// one of these users makes it fail on the unique index; the import then falls back to
+        /// `insertJobs`.
         ///
         /// Rows go in sorted by user: the two indexes on (user_pool_id, username) then grow at
         /// their right edge like the id indexes, instead of splitting pages all over (about a
@@ -55,21 +57,24 @@ extension PostgresJobStore {
             )
             INSERT INTO cognito_reset.jobs
                 (user_pool_id, username, client_metadata, priority, max_attempts, run_at, requested_by, import_id)
-            SELECT s.user_pool_id, s.username, s.client_metadata, $2, $3, coalesce(s.run_at, now()),
+            SELECT DISTINCT ON (s.user_pool_id, s.username)
+                   s.user_pool_id, s.username, s.client_metadata, $2, $3, coalesce(s.run_at, now()),
                    coalesce($4, current_user::text), $1
             FROM import_staging s
             WHERE s.reason IS NULL
               AND NOT EXISTS (SELECT 1 FROM active a WHERE a.user_pool_id = s.user_pool_id AND a.username = s.username)
-            ORDER BY s.user_pool_id, s.username
+            ORDER BY s.user_pool_id, s.username, s.line
             """
         static let insertRejections = """
             INSERT INTO cognito_reset.import_rejections (import_id, line_number, reason)
             SELECT $1, line, reason FROM import_staging WHERE reason IS NOT NULL
             """
         static let counts = """
-            SELECT count(*), count(*) FILTER (WHERE reason IS NOT NULL),
-                   count(DISTINCT (user_pool_id, username)) FILTER (WHERE reason IS NULL)
-            FROM import_staging
+            SELECT count(*), count(*) FILTER (WHERE reason IS NOT NULL) FROM import_staging
+            """
+        /// For a dry run only (a sort of the whole file, which a real import's insert does anyway).
+        static let distinctValid = """
+            SELECT count(*) FROM (SELECT DISTINCT user_pool_id, username FROM import_staging WHERE reason IS NULL) s
             """
         /// For a dry run: distinct valid users who already have an active job, anyone's (the
         /// function sees past an enqueuer's row security, as the unique index does).
@@ -113,9 +118,10 @@ extension PostgresJobStore {
                 let counts = try await connection.query(PostgresQuery(ImportSQL.counts))[0]
                 report.read = try counts.decode(Int.self, at: 0)
                 report.rejected = try counts.decode(Int.self, at: 1)
-                let distinctValid = try counts.decode(Int.self, at: 2)
-                report.rejections = try await connection.query(PostgresQuery(ImportSQL.firstRejections)).map {
-                    ImportReport.Rejection(line: try $0.decode(Int.self, at: 0), reason: try $0.decode(String.self, at: 1))
+                if report.rejected > 0 {
+                    report.rejections = try await connection.query(PostgresQuery(ImportSQL.firstRejections)).map {
+                        ImportReport.Rejection(line: try $0.decode(Int.self, at: 0), reason: try $0.decode(String.self, at: 1))
+                    }
                 }
                 if !force, let previous = try await connection.query(PostgresQuery(ImportSQL.previous, [report.sha256])).first {
                     report.previousImportID = try previous.decode(Int64.self, at: 0)
@@ -123,6 +129,7 @@ extension PostgresJobStore {
                     throw RollBack(report: report)
                 }
                 if dryRun || report.read == 0 {
+                    let distinctValid = try await connection.query(PostgresQuery(ImportSQL.distinctValid))[0].decode(Int.self, at: 0)
                     let active = try await connection.query(PostgresQuery(ImportSQL.activeAlready))[0].decode(Int.self, at: 0)
                     report.accepted = distinctValid - active
                     report.duplicate = report.read - report.rejected - report.accepted
@@ -134,10 +141,11 @@ extension PostgresJobStore {
                 ]))[0].decode(Int64.self, at: 0)
                 report.importID = importID
                 let jobValues: [any PostgresEncodable] = [importID, settings.priority, settings.maxAttempts, settings.requestedBy]
-                report.accepted = try await Self.insertJobs(
-                    on: connection, values: jobValues, repeatedUsers: report.read - report.rejected > distinctValid)
+                report.accepted = try await Self.insertJobs(on: connection, values: jobValues)
                 report.duplicate = report.read - report.rejected - report.accepted
-                try await connection.query(PostgresQuery(ImportSQL.insertRejections, [importID]))
+                if report.rejected > 0 {
+                    try await connection.query(PostgresQuery(ImportSQL.insertRejections, [importID]))
+                }
                 try await connection.query(PostgresQuery(ImportSQL.updateCounts, [
                     importID, report.read, report.accepted, report.duplicate, report.rejected,
                 ]))
@@ -149,19 +157,15 @@ extension PostgresJobStore {
     }
 
     /// Adds the staged jobs; returns how many.
-    static func insertJobs(
-        on connection: PostgresConnection, values: [any PostgresEncodable], repeatedUsers: Bool
-    ) async throws -> Int {
-        if !repeatedUsers {
-            try await connection.execute("SAVEPOINT import_jobs")
-            do {
-                let inserted = try await connection.query(PostgresQuery(ImportSQL.insertNewUsers, values)).affectedRows ?? 0
-                try await connection.execute("RELEASE SAVEPOINT import_jobs")
-                return inserted
-            } catch let error as PostgresError where error.sqlState == SQLState.uniqueViolation {
-                // Another system enqueued one of these users meanwhile: take the careful path.
-                try await connection.execute("ROLLBACK TO SAVEPOINT import_jobs")
-            }
+    static func insertJobs(on connection: PostgresConnection, values: [any PostgresEncodable]) async throws -> Int {
+        try await connection.execute("SAVEPOINT import_jobs")
+        do {
+            let inserted = try await connection.query(PostgresQuery(ImportSQL.insertNewUsers, values)).affectedRows ?? 0
+            try await connection.execute("RELEASE SAVEPOINT import_jobs")
+            return inserted
+        } catch let error as PostgresError where error.sqlState == SQLState.uniqueViolation {
+            // Another system enqueued one of these users meanwhile: take the careful path.
+            try await connection.execute("ROLLBACK TO SAVEPOINT import_jobs")
         }
         return try await connection.query(PostgresQuery(ImportSQL.insertJobs, values)).affectedRows ?? 0
     }
