@@ -67,20 +67,27 @@ struct CSVRecordReader {
         field.removeAll(keepingCapacity: true)
         var byte: UInt8? = first
         while let current = byte {
-            switch current {
-            case Self.comma:
-                return false
-            case Self.cr:
-                if peekByte() == Self.lf { position += 1 }
-                return true
-            case Self.lf:
-                return true
-            default:
-                field.append(current)
-            }
+            if let recordEnds = fieldEnd(at: current) { return recordEnds }
+            field.append(current)
             byte = nextByte()
         }
         return true
+    }
+
+    /// Whether `byte`, read just after a field, ends it: nil if not, false for a comma (the record
+    /// goes on), true for a line break (a CRLF read whole).
+    private mutating func fieldEnd(at byte: UInt8) -> Bool? {
+        switch byte {
+        case Self.comma:
+            return false
+        case Self.cr:
+            if peekByte() == Self.lf { position += 1 }
+            return true
+        case Self.lf:
+            return true
+        default:
+            return nil
+        }
     }
 
     /// Reads a quoted field (its opening quote read) into `field`; true if the record ends.
@@ -92,22 +99,12 @@ struct CSVRecordReader {
                 continue
             }
             guard let after = nextByte() else { return true }
-            switch after {
-            case Self.comma:
-                return false
-            case Self.cr:
-                if peekByte() == Self.lf { position += 1 }
-                return true
-            case Self.lf:
-                return true
-            case Self.quote:
-                field.append(Self.quote)
-            default:
-                // Not RFC 4180: keep the quote, drop the character after it (all its bytes).
-                field.append(Self.quote)
-                if after >= 0xC0 {
-                    while let next = peekByte(), next & 0xC0 == 0x80 { position += 1 }
-                }
+            if let recordEnds = fieldEnd(at: after) { return recordEnds }
+            field.append(Self.quote)
+            if after != Self.quote, after >= 0xC0 {
+                // Not RFC 4180 (a lone quote inside a quoted field): the quote is kept and the
+                // character after it dropped, all its bytes.
+                while let next = peekByte(), next & 0xC0 == 0x80 { position += 1 }
             }
         }
         return true
