@@ -89,7 +89,7 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: strictSettings,
-            plugins: ["EmbedMigrations"]
+            plugins: ["EmbedMigrations", "EmbedBuildInfo"]
         ),
         // What a daemon needs around its work: systemd notify and watchdog, log lines for the
         // journal, a small HTTP endpoint for metrics and health. Knows nothing of jobs.
@@ -147,6 +147,17 @@ let package = Package(
             name: "EmbedMigrations",
             capability: .buildTool(),
             dependencies: ["migration-embedder"]
+        ),
+        // Build-time embedding of VERSION (the one place the version is written) and the git
+        // revision, for `--version`, the workers table and the package.
+        .executableTarget(
+            name: "build-info-embedder",
+            swiftSettings: strictSettings
+        ),
+        .plugin(
+            name: "EmbedBuildInfo",
+            capability: .buildTool(),
+            dependencies: ["build-info-embedder"]
         ),
 
         .testTarget(

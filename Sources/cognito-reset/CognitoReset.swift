@@ -13,7 +13,7 @@ struct CognitoReset: AsyncParsableCommand {
             Exit codes: 0 ok, 1 failure, 2 usage or bad input, 3 cannot reach a dependency.
             Database: DATABASE_URL (libpq URI or conninfo; PG* variables, ~/.pgpass and sslmode work as in psql).
             """,
-        version: CognitoResetVersion.current,
+        version: CognitoResetVersion.description,
         subcommands: [
             MigrateCommand.self, WorkerCommand.self, EnqueueCommand.self, ImportCommand.self, StatusCommand.self, JobsCommand.self, PruneCommand.self, RateCommand.self,
             AdminResetCommand.self, ChangePasswordCommand.self,
