@@ -14,13 +14,7 @@ missing=()
 command -v dpkg-shlibdeps >/dev/null 2>&1 || missing+=(dpkg-dev)
 command -v strip >/dev/null 2>&1 || missing+=(binutils)
 command -v lintian >/dev/null 2>&1 || missing+=(lintian)
-if [ ${#missing[@]} -gt 0 ]; then
-    [ "$(id -u)" = 0 ] || die "missing packages (${missing[*]}); run as root to install them"
-    log "installing ${missing[*]} (apt)"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+apt_install "${missing[@]}"
 
 version=$(tr -d '[:space:]' <VERSION)
 arch=$(dpkg --print-architecture)
@@ -31,7 +25,10 @@ trap 'rm -rf "$work"' EXIT
 root=$work/root
 
 log "building the release binary (static Swift runtime; the first release build takes several minutes)"
-swift build -c release --static-swift-stdlib --product cognito-reset >"$work/build.log" 2>&1 \
+# Full RELRO (-z relro -z now): every dynamic symbol is bound at start, then the tables that
+# hold the bindings are made read-only (lintian: hardening-no-bindnow otherwise).
+swift build -c release --static-swift-stdlib -Xlinker -z -Xlinker relro -Xlinker -z -Xlinker now \
+    --product cognito-reset >"$work/build.log" 2>&1 \
     || { cat "$work/build.log" >&2; die "build failed"; }
 built=$(swift build -c release --static-swift-stdlib --show-bin-path)/cognito-reset
 

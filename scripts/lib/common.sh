@@ -10,6 +10,16 @@ pg_bindir() {
 }
 
 # Installs the Debian packages the build and the tests need, if any is missing.
+# apt_install PACKAGE...: installs the Debian packages given (none: nothing to do); as root only.
+apt_install() {
+    [ $# -gt 0 ] || return 0
+    [ "$(id -u)" = 0 ] || die "missing packages ($*); run as root to install them"
+    log "installing $* (apt)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
 ensure_system_packages() {
     local missing=()
     [ -n "$(pg_bindir)" ] && [ -x "$(pg_bindir)/initdb" ] || missing+=(postgresql)
@@ -22,13 +32,7 @@ ensure_system_packages() {
     python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
     # systemd-analyze checks the units in systemd/ offline (Tests/CLITests/SystemdUnitTests.swift).
     command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
-    if [ ${#missing[@]} -gt 0 ]; then
-        [ "$(id -u)" = 0 ] || die "missing packages (${missing[*]}); run as root to install them"
-        log "installing ${missing[*]} (apt)"
-        export DEBIAN_FRONTEND=noninteractive
-        apt-get update -qq
-        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-    fi
+    apt_install "${missing[@]}"
     id postgres >/dev/null 2>&1 || die "the postgres system user is missing (it comes with the postgresql package)"
 }
 

@@ -10,6 +10,9 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 . scripts/lib/common.sh
 [ -n "${DATABASE_URL:-}" ] && [ -n "${MOTO_ENDPOINT:-}" ] || die "run by scripts/test.sh (needs DATABASE_URL and MOTO_ENDPOINT)"
+# The installed binary refuses COGNITO_RESET_* names it does not know, such as test.sh's
+# COGNITO_RESET_BIN: it gets none of the caller's.
+for name in $(compgen -e | grep '^COGNITO_RESET_' || true); do unset "$name"; done
 
 deb=$(scripts/package.sh | tail -1)
 [ -f "$deb" ] || die "scripts/package.sh printed no package path"
@@ -59,6 +62,18 @@ unshare --mount --propagation private -- env TOOLCHAIN="$toolchain" DB="${DATABA
     done=$(psql -qtA "$DB" -c "SELECT count(*) FROM cognito_reset.jobs WHERE state = '"'"'succeeded'"'"'")
     [ "$done" = 2 ] || { echo "$done of 2 jobs succeeded" >&2; exit 1; }
 '
+
+# Upgrade (the same package again: postinst runs with the old version, as on an upgrade) keeps an
+# edited conffile and its mode; remove keeps the configuration and the state folder.
+log "dpkg -i again (upgrade path), dpkg --remove"
+printf 'COGNITO_RESET_CONCURRENCY=8\n' >>/etc/cognito-reset/cognito-reset.env
+dpkg -i --force-confold "$deb" >/dev/null
+grep -qx 'COGNITO_RESET_CONCURRENCY=8' /etc/cognito-reset/cognito-reset.env || die "the upgrade lost an edited setting"
+[ "$(stat -c '%a %U %G' /etc/cognito-reset/cognito-reset.env)" = "640 root cognito-reset" ] \
+    || die "the upgrade changed cognito-reset.env's mode"
+dpkg --remove cognito-reset >/dev/null
+[ -f /etc/cognito-reset/cognito-reset.env ] && [ -d /var/lib/cognito-reset ] || die "dpkg --remove did not keep the configuration and state"
+[ ! -e /usr/bin/cognito-reset ] || die "dpkg --remove left the binary"
 
 log "dpkg --purge"
 dpkg --purge cognito-reset >/dev/null
