@@ -86,7 +86,9 @@ python3 scripts/lib/deb_manpages.py "$(dirname "$manuals")" "$root/usr/share/man
 doc=$root/usr/share/doc/$package
 gzip -9n <README.md >"$doc/README.md.gz"
 gzip -9n <docs/operations.md >"$doc/operations.md.gz"
-revision=$(git rev-parse HEAD 2>/dev/null || echo unknown)
+# The revision the binary itself names (its build embedded it), so the two cannot disagree.
+revision=$("$bin" --version | sed -n 's/.*(revision \(.*\))$/\1/p')
+[ -n "$revision" ] || die "cannot read the revision from cognito-reset --version"
 {
     printf '%s (%s) unstable; urgency=medium\n\n' "$package" "$version"
     printf '  * Built from revision %s.\n\n' "$revision"

@@ -1,6 +1,10 @@
 import CognitoTesting
 import Foundation
 
+/// The checkout the tests run from (VERSION, migrations/, systemd/, .build/).
+let repositoryRoot = URL(fileURLWithPath: #filePath)
+    .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
 /// Runs the built `cognito-reset` binary as a subprocess, the way operators and scripts do.
 enum CognitoResetBinary {
     /// `$COGNITO_RESET_BIN` (set by scripts/test.sh), else the debug build in this checkout.
@@ -8,9 +12,7 @@ enum CognitoResetBinary {
         if let path = ProcessInfo.processInfo.environment["COGNITO_RESET_BIN"] {
             return URL(fileURLWithPath: path)
         }
-        return URL(fileURLWithPath: #filePath)
-            .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .appending(path: ".build/debug/cognito-reset")
+        return repositoryRoot.appending(path: ".build/debug/cognito-reset")
     }
 
     /// Runs with `arguments`. The environment is this process's minus DATABASE_URL, PG* and AWS*

@@ -117,8 +117,7 @@ struct DaemonProcessTests {
 
     /// A private server of its own, stopped and started again under the running daemon.
     @Test func survivesTheDatabaseStoppingAndStartingWithoutARestart() async throws {
-        let scripts = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appending(path: "scripts/lib/common.sh").path
+        let scripts = repositoryRoot.appending(path: "scripts/lib/common.sh").path
         // No spaces in the path: pg_ctl's -o options are split on them.
         let folder = FileManager.default.temporaryDirectory.appending(path: "pg-outage-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)

@@ -35,8 +35,7 @@ struct MigrateCommandTests {
         }
     }
 
-    static let migrationsFolder = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().appending(path: "migrations")
+    static let migrationsFolder = repositoryRoot.appending(path: "migrations")
 
     @Test func twoProcessesMigratingAtOnceApplyEachFileOnce() async throws {
         try await TemporaryDatabase.with { database in

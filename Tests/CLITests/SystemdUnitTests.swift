@@ -6,9 +6,7 @@ import Testing
 /// which scripts/test.sh installs): no running systemd is needed, so this runs anywhere the tests do.
 @Suite("systemd units")
 struct SystemdUnitTests {
-    static let folder = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        .appending(path: "systemd")
+    static let folder = repositoryRoot.appending(path: "systemd")
     static let services = ["cognito-reset.service", "cognito-reset-prune.service", "cognito-reset-import.service"]
     static let others = ["cognito-reset-prune.timer", "cognito-reset-import.path"]
     /// `cognito-reset worker --grace`'s default (COGNITO_RESET_GRACE unset).

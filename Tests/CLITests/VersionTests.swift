@@ -5,14 +5,11 @@ import Testing
 /// `--version` names the release (the repository's VERSION file) and the commit it was built from.
 @Suite("--version")
 struct VersionTests {
-    static let repository = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-
     @Test func printsTheVersionFileAndTheCheckoutsRevision() async throws {
-        let version = try String(contentsOf: Self.repository.appending(path: "VERSION"), encoding: .utf8)
+        let version = try String(contentsOf: repositoryRoot.appending(path: "VERSION"), encoding: .utf8)
             .trimmingCharacters(in: .whitespacesAndNewlines)
         let git = try await ChildProcess.run(
-            URL(fileURLWithPath: "/usr/bin/git"), ["-C", Self.repository.path, "rev-parse", "HEAD"],
+            URL(fileURLWithPath: "/usr/bin/git"), ["-C", repositoryRoot.path, "rev-parse", "HEAD"],
             environment: ProcessInfo.processInfo.environment)
         try #require(git.status == 0, "git rev-parse: \(git.stderr)")
         let revision = git.stdout.trimmingCharacters(in: .whitespacesAndNewlines)

@@ -9,7 +9,6 @@ pg_bindir() {
     ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1
 }
 
-# Installs the Debian packages the build and the tests need, if any is missing.
 # apt_install PACKAGE...: installs the Debian packages given (none: nothing to do); as root only.
 apt_install() {
     [ $# -gt 0 ] || return 0
@@ -20,6 +19,7 @@ apt_install() {
     apt-get install -y -qq --no-install-recommends "$@" >/dev/null
 }
 
+# Installs the Debian packages the build and the tests need, if any is missing.
 ensure_system_packages() {
     local missing=()
     [ -n "$(pg_bindir)" ] && [ -x "$(pg_bindir)/initdb" ] || missing+=(postgresql)
