@@ -2,10 +2,15 @@ import Foundation
 import Logging
 
 extension CognitoIdentityProviderClient {
+    /// How a call is signed: with the worker's own credentials, or a pool role's.
+    struct Signing {
+        var role: PoolRole?
+    }
+
     /// One operation: sign (if asked), send, retry transient failures within the policy and the
     /// quota, refresh credentials once if the service rejects them, and decode the outcome.
     func call(
-        _ operation: String, region: String, body: [UInt8], signed: Bool, secrets: [String]
+        _ operation: String, region: String, body: [UInt8], signing: Signing?, secrets: [String]
     ) async throws(CognitoError) -> CognitoResponse {
         let url = endpoints.url(region: region)
         var attempt = 0
@@ -13,7 +18,7 @@ extension CognitoIdentityProviderClient {
         var refreshedCredentials = false
         while true {
             attempt += 1
-            let outcome = await send(operation, url: url, region: region, body: body, signed: signed, secrets: secrets)
+            let outcome = await send(operation, url: url, region: region, body: body, signing: signing, secrets: secrets)
             switch outcome {
             case .success(let requestID):
                 retryQuota.release(retryCost: retryCost)
@@ -23,10 +28,14 @@ extension CognitoIdentityProviderClient {
                     "cognito call failed",
                     metadata: ["operation": "\(operation)", "attempt": "\(attempt)", "error.code": "\(error.code)",
                                "error.class": "\(error.errorClass)", "request_id": "\(error.requestID ?? "")"])
-                if error.errorClass == .credentials, signed, !refreshedCredentials {
+                if error.errorClass == .credentials, let signing, !refreshedCredentials {
                     // Keys may have rotated under us: fetch them again, once.
                     refreshedCredentials = true
-                    await credentials.invalidate()
+                    if let role = signing.role {
+                        await roleCredentials.invalidate(role, region: region)
+                    } else {
+                        await credentials.invalidate()
+                    }
                     continue
                 }
                 guard error.errorClass == .transient, attempt < retryPolicy.maxAttempts,
@@ -44,7 +53,7 @@ extension CognitoIdentityProviderClient {
     }
 
     private func send(
-        _ operation: String, url: URL, region: String, body: [UInt8], signed: Bool, secrets: [String]
+        _ operation: String, url: URL, region: String, body: [UInt8], signing: Signing?, secrets: [String]
     ) async -> Result<String?, CognitoError> {
         var headers: [(name: String, value: String)] = [
             ("Content-Type", "application/x-amz-json-1.1"),
@@ -52,15 +61,16 @@ extension CognitoIdentityProviderClient {
             ("Host", Self.hostHeader(url)),
         ]
         var allSecrets = secrets
-        if signed {
+        if let signing {
             let found: AWSCredentials
             do {
-                found = try await credentials.credentials()
+                if let role = signing.role {
+                    found = try await roleCredentials.credentials(for: role, region: region)
+                } else {
+                    found = try await credentials.credentials()
+                }
             } catch {
-                // Unreachable sources (STS, IMDS) are transient; missing or broken ones are not.
-                return .failure(CognitoError(
-                    code: error.isUnreachable ? "CredentialsUnavailable" : "NoCredentials", message: error.description,
-                    errorClass: error.isUnreachable ? .transient : .credentials, operation: operation))
+                return .failure(Self.credentialFailure(error, operation: operation))
             }
             allSecrets += [found.secretAccessKey] + (found.sessionToken.map { [$0] } ?? [])
             let signer = SigV4Signer(region: region, service: "cognito-idp")
@@ -77,6 +87,19 @@ extension CognitoIdentityProviderClient {
                 errorClass: .transient, operation: operation))
         }
         return ErrorResponse.outcome(of: response, operation: operation, secrets: allSecrets)
+    }
+
+    /// Unreachable sources (STS, IMDS) are transient; a refused role fails its pool's jobs;
+    /// missing or broken configuration is a credentials error.
+    static func credentialFailure(_ error: CredentialError, operation: String) -> CognitoError {
+        switch error.kind {
+        case .unreachable:
+            CognitoError(code: CognitoError.credentialsUnavailable, message: error.description, errorClass: .transient, operation: operation)
+        case .refused:
+            CognitoError(code: CognitoError.assumeRoleDenied, message: error.description, errorClass: .permanent, operation: operation)
+        case .misconfigured:
+            CognitoError(code: CognitoError.noCredentials, message: error.description, errorClass: .credentials, operation: operation)
+        }
     }
 
     /// `host[:port]`, as signed and sent (the port only when it is not the scheme's default).

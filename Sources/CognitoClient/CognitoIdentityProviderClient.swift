@@ -40,6 +40,8 @@ public final class CognitoIdentityProviderClient: Sendable {
     public let transport: HTTPTransport
     public let retryPolicy: RetryPolicy
     public let retryQuota: RetryQuota
+    /// Credentials for pools mapped to an IAM role in another account (STS `AssumeRole`).
+    public let roleCredentials: RoleCredentialCache
     let signingKeys = SigningKeyCache()
     let dependencies: ClientDependencies
     let logger: Logger
@@ -47,10 +49,13 @@ public final class CognitoIdentityProviderClient: Sendable {
     public init(
         endpoints: CognitoEndpointResolver, credentials: CachingCredentialProvider, transport: HTTPTransport,
         retryPolicy: RetryPolicy = RetryPolicy(), retryQuota: RetryQuota = RetryQuota(),
+        stsEndpoint: STSEndpoint = STSEndpoint(environment: [:]),
         dependencies: ClientDependencies = ClientDependencies(), logger: Logger = Logger(label: "cognito-reset.cognito")
     ) {
         self.endpoints = endpoints
         self.credentials = credentials
+        self.roleCredentials = RoleCredentialCache(
+            base: credentials, transport: transport, stsEndpoint: stsEndpoint, now: dependencies.now)
         self.transport = transport
         self.retryPolicy = retryPolicy
         self.retryQuota = retryQuota
@@ -59,22 +64,23 @@ public final class CognitoIdentityProviderClient: Sendable {
     }
 
     /// Starts a reset: the user goes to RESET_REQUIRED and Cognito sends a code by the pool's
-    /// recovery channel.
+    /// recovery channel. The call goes to the pool's own region (its id says which), signed with
+    /// the worker's credentials or, given a `role`, with that role's (STS `AssumeRole`).
     public func adminResetUserPassword(
-        userPoolID: UserPoolID, username: Username, clientMetadata: ClientMetadata? = nil
+        userPoolID: UserPoolID, username: Username, clientMetadata: ClientMetadata? = nil, role: PoolRole? = nil
     ) async throws(CognitoError) -> CognitoResponse {
         let operation = "AdminResetUserPassword"
-        let region: String
+        let region: RegionName
         do {
             region = try endpoints.region(for: userPoolID)
         } catch {
-            throw CognitoError(code: "RegionMismatch", message: error.rule, errorClass: .permanent, operation: operation)
+            throw CognitoError(code: CognitoError.invalidInput, message: error.description, errorClass: .permanent, operation: operation)
         }
         var body = JSONBody()
         body.add("UserPoolId", userPoolID.rawValue)
         body.add("Username", username.rawValue)
         body.add("ClientMetadata", clientMetadata?.values)
-        return try await call(operation, region: region, body: body.bytes, signed: true, secrets: [])
+        return try await call(operation, region: region.rawValue, body: body.bytes, signing: .init(role: role), secrets: [])
     }
 
     /// Changes the password of the user the access token belongs to. Unsigned.
@@ -93,7 +99,7 @@ public final class CognitoIdentityProviderClient: Sendable {
         body.add("ProposedPassword", proposedPassword.revealed)
         body.add("AccessToken", accessToken.revealed)
         let secrets = [accessToken.revealed, proposedPassword.revealed] + (previousPassword.map { [$0.revealed] } ?? [])
-        return try await call(operation, region: region, body: body.bytes, signed: false, secrets: secrets)
+        return try await call(operation, region: region, body: body.bytes, signing: nil, secrets: secrets)
     }
 
     // MARK: Validation

@@ -11,16 +11,28 @@ public protocol CredentialProvider: Sendable {
 
 /// Why credentials could not be had. Never contains a secret.
 public struct CredentialError: Error, Sendable, CustomStringConvertible {
+    /// What went wrong, for the caller to decide between failing, retrying and stopping.
+    public enum Kind: Sendable, Equatable {
+        /// Missing or broken configuration (a typo, an unreadable file, no source at all).
+        case misconfigured
+        /// The source is configured but could not be reached (STS, container endpoint, instance
+        /// metadata): a dependency is down, not a configuration mistake.
+        case unreachable
+        /// STS answered and refused to let us assume a pool's role.
+        case refused
+    }
+
     public let provider: String
     public let message: String
-    /// True when the source is configured but could not be reached (STS, container endpoint,
-    /// instance metadata): a dependency is down, not a configuration mistake.
-    public let isUnreachable: Bool
+    public var kind: Kind
+
+    /// True when the source is configured but could not be reached.
+    public var isUnreachable: Bool { kind == .unreachable }
 
     public init(provider: String, message: String, isUnreachable: Bool = false) {
         self.provider = provider
         self.message = message
-        self.isUnreachable = isUnreachable
+        self.kind = isUnreachable ? .unreachable : .misconfigured
     }
 
     /// A configured source that did not answer.

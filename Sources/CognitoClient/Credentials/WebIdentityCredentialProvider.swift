@@ -19,11 +19,7 @@ public struct WebIdentityCredentialProvider: CredentialProvider {
     }
 
     var endpoint: URL {
-        for name in ["AWS_ENDPOINT_URL_STS", "AWS_ENDPOINT_URL"] {
-            if let value = environment[name], let url = URL(string: value), url.host != nil { return url }
-        }
-        guard let region else { return URL(string: "https://sts.amazonaws.com/")! }
-        return URL(string: "https://sts.\(region).\(region.hasPrefix("cn-") ? "amazonaws.com.cn" : "amazonaws.com")/")!
+        STSEndpoint(environment: environment).url(region: region)
     }
 
     public func credentials() async throws(CredentialError) -> AWSCredentials? {

@@ -2,10 +2,10 @@ public import Foundation
 
 /// Where Cognito calls go and in which region they are signed.
 ///
-/// Region: `AWS_REGION`, then `AWS_DEFAULT_REGION`, then the profile's `region`; without any, the
-/// pool id's prefix. Endpoint: `AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER`, then
-/// `AWS_ENDPOINT_URL` (plain http allowed, for emulators), else
-/// `https://cognito-idp[-fips].{region}.amazonaws.com[.cn]`.
+/// Region: a pool's calls go to the pool's region (its id starts with it). `AWS_REGION`, then
+/// `AWS_DEFAULT_REGION`, then the profile's `region` is the default for calls that name no pool.
+/// Endpoint: `AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER`, then `AWS_ENDPOINT_URL` (plain http
+/// allowed, for emulators), else `https://cognito-idp[-fips].{region}.amazonaws.com[.cn]`.
 public struct CognitoEndpointResolver: Sendable {
     /// The region configured for this process, if any.
     public let configuredRegion: String?
@@ -36,15 +36,10 @@ public struct CognitoEndpointResolver: Sendable {
         return Self(configuredRegion: region, endpointOverride: override, useFIPS: fips)
     }
 
-    /// The region to sign calls for `pool` with: the pool's own. A configured region that
-    /// differs is refused, since the call would go to the wrong place.
-    public func region(for pool: UserPoolID) throws(InvalidInput) -> String {
-        if let configuredRegion, configuredRegion != pool.region {
-            throw InvalidInput(
-                field: "UserPoolId",
-                rule: "pool \(pool) is in region \(pool.region) but the configured region (AWS_REGION) is \(configuredRegion)")
-        }
-        return pool.region
+    /// The region to sign calls for `pool` with and send them to: the pool's own, whatever the
+    /// configured region (that one is only the default for calls that name no pool).
+    public func region(for pool: UserPoolID) throws(InvalidInput) -> RegionName {
+        try RegionName(pool.region, field: "UserPoolId")
     }
 
     /// The endpoint for `region`.

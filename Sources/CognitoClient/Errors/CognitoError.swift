@@ -18,8 +18,18 @@ public struct CognitoError: Error, Sendable, CustomStringConvertible {
         public static let permanent = ErrorClass(name: "permanent")
     }
 
+    /// Our codes for failures the service did not name.
+    /// The input breaks a rule of the service model (or names a region no endpoint exists for).
+    public static let invalidInput = "InvalidInput"
+    /// STS refused to let us assume the pool's role: the pool's jobs fail, nothing is retried.
+    public static let assumeRoleDenied = "AssumeRoleDenied"
+    /// No credentials are configured at all.
+    public static let noCredentials = "NoCredentials"
+    /// A credentials source (STS, container endpoint, instance metadata) could not be reached.
+    public static let credentialsUnavailable = "CredentialsUnavailable"
+
     /// The normalised error type (e.g. `UserNotFoundException`), or for failures without one
-    /// `HTTP <status>`, `NetworkError`, `Timeout`, `InvalidResponse`, `NoCredentials`, `RegionMismatch`.
+    /// `HTTP <status>`, `NetworkError`, `Timeout`, `InvalidResponse`, or one of the codes above.
     public let code: String
     public let message: String
     public let errorClass: ErrorClass

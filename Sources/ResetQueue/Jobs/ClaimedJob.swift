@@ -14,6 +14,13 @@ public struct ClaimedJob: Sendable, Equatable {
     public let runAt: Date
     /// This claim's identity (its start in microseconds); outcomes are written only for it.
     public let claimToken: Int64
+    /// The shared bucket its call slot came from (nil: `--rate unlimited`); throttling of this
+    /// call slows that bucket only.
+    public var rateKey: String? = nil
+    /// The IAM role its pool is called through (`pool set-role`), as stored; nil: the worker's
+    /// own credentials.
+    public var roleARN: String? = nil
+    public var externalID: String? = nil
 }
 
 /// How a call ended, as written to `attempts.outcome`.

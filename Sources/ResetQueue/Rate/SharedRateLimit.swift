@@ -4,7 +4,9 @@ public import Foundation
 /// The fleet-wide rate limit a worker draws from: one row of `cognito_reset.rate_limits`, shared
 /// by every worker on every host that uses the same key (migration 0003 has the algorithm).
 public struct SharedRateLimit: Sendable, Equatable {
-    /// The bucket's key: one per AWS account and region (Cognito's quota is per account and region).
+    /// The bucket key for the worker's own account, `{region}` standing for the region of each
+    /// job's pool (default `cognito:{region}`); one bucket per AWS account and region, as
+    /// Cognito's quota is.
     public var key: String
     /// The ceiling (requests per second) a bucket is created with if none exists yet. An existing
     /// bucket keeps its own: operators change it with `cognito-reset rate set` or SQL.
@@ -29,11 +31,15 @@ public struct SharedRateLimit: Sendable, Equatable {
         }
     }
 
-    /// The default key for a region: `cognito:REGION`. Fleets serving several AWS accounts from
-    /// one database give each account its own key (`COGNITO_RESET_RATE_KEY`).
+    /// The default key for a region: `cognito:REGION`.
     public static func defaultKey(region: String) -> String {
         "cognito:\(region)"
     }
+
+    /// The worker's key for its own account: `{region}` stands for each pool's region, so every
+    /// region gets its own bucket (Cognito's quota is per account and region). Pools mapped to a
+    /// role use `cognito:<account>:<region>`, whatever this says.
+    public static let defaultKeyTemplate = "cognito:{region}"
 }
 
 /// One bucket as operators see it (`cognito_reset.rate_limit_status`).
@@ -56,6 +62,9 @@ public struct PacedClaim: Sendable {
     public let jobs: [(job: ClaimedJob, callIn: Duration)]
     /// nil: nothing runnable. Otherwise how long until the next batch of slots is free.
     public let wait: Duration?
-    public let currentRate: Double
-    public let ceiling: Double
+    /// The adaptive rates of the buckets the claim read, added up (nil: it read none, since
+    /// nothing was runnable in the regions served).
+    public let currentRate: Double?
+    /// The highest ceiling among them: 0 when every bucket read is paused.
+    public let ceiling: Double?
 }

@@ -6,8 +6,8 @@ extension PostgresJobStore {
     enum RateSQL {
         static let claimPaced = """
             SELECT id, user_pool_id, username, client_metadata, attempt, max_attempts, priority, run_at,
-                   claim_token, call_in, wait, current_rate, ceiling
-            FROM cognito_reset.claim_paced($1, $2, $3, $4, $5, $6)
+                   claim_token, call_in, wait, current_rate, ceiling, rate_key, role_arn, external_id
+            FROM cognito_reset.claim_paced($1, $2, $3, $4, $5, $6, $7)
             """
         static let reportThrottles = "SELECT cognito_reset.report_throttles($1, $2)"
         static let buckets = """
@@ -34,28 +34,39 @@ extension PostgresJobStore {
     /// order. Jobs come only when slots are free, so the most urgent runnable jobs are always the
     /// next to be called, whatever backlog is waiting. With no bucket (`rate` nil: `--rate
     /// unlimited`) the same claim takes as many jobs as asked (an import's own rate still holds).
-    public func claimPaced(workerID: String, limit: Int, lease: Duration, rate: SharedRateLimit?) async throws -> PacedClaim {
+    ///
+    /// Jobs come only from pools in `regions` (nil: every region), each route (region and
+    /// account) paced by its own bucket: `rate.key` with `{region}` replaced for the worker's own
+    /// account, `cognito:<account>:<region>` for a pool role's.
+    public func claimPaced(
+        workerID: String, limit: Int, lease: Duration, rate: SharedRateLimit?, regions: [String]? = nil
+    ) async throws -> PacedClaim {
         let rows = try await pool.query(PostgresQuery(RateSQL.claimPaced, [
             workerID, limit, lease.seconds, rate?.key, rate?.initialCeiling ?? 0, (rate?.horizon ?? .milliseconds(500)).seconds,
+            regions,
         ]).prepared())
         var jobs: [(job: ClaimedJob, callIn: Duration)] = []
         var wait: Duration?
-        var currentRate = 0.0
-        var ceiling = 0.0
+        var currentRate: Double?
+        var ceiling: Double?
         for row in rows {
-            // No bucket (unlimited): the rate is infinite and there is no ceiling.
-            currentRate = try row.decode(Double?.self, at: 11) ?? .infinity
-            ceiling = try row.decode(Double?.self, at: 12) ?? .infinity
             guard let id = try row.decode(Int64?.self, at: 0) else {
+                // The last row: the wait, and the rates summed over the buckets the claim read.
+                // No bucket (unlimited): the rate is infinite and there is no ceiling.
                 wait = try row.decode(Double?.self, at: 10).map { .seconds($0) }
+                currentRate = try row.decode(Double?.self, at: 11) ?? (rate == nil ? .infinity : nil)
+                ceiling = try row.decode(Double?.self, at: 12) ?? (rate == nil ? .infinity : nil)
                 continue
             }
-            let job = ClaimedJob(
+            var job = ClaimedJob(
                 id: id, userPoolID: try row.decode(String.self, at: 1), username: try row.decode(String.self, at: 2),
                 clientMetadata: try row.decode(PostgresJSON?.self, at: 3).map { try $0.decode([String: String].self) },
                 attempt: try row.decode(Int.self, at: 4), maxAttempts: try row.decode(Int.self, at: 5),
                 priority: try row.decode(Int.self, at: 6), runAt: try row.decode(Date.self, at: 7),
                 claimToken: try row.decode(Int64.self, at: 8))
+            job.rateKey = try row.decode(String?.self, at: 13)
+            job.roleARN = try row.decode(String?.self, at: 14)
+            job.externalID = try row.decode(String?.self, at: 15)
             jobs.append((job, .seconds(try row.decode(Double.self, at: 9))))
         }
         jobs.sort { $0.callIn < $1.callIn }

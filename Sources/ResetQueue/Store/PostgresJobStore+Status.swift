@@ -19,6 +19,17 @@ public struct QueueStatus: Sendable, Codable {
         public let retried: Int
     }
 
+    /// Queued work of one region, and how many live workers serve it.
+    public struct Region: Sendable, Codable {
+        public let region: String
+        public let runnableNow: Int
+        public let scheduledLater: Int
+        public let oldestRunnableAgeSeconds: Double?
+        /// Live workers whose `COGNITO_RESET_REGIONS` include the region (or that serve every
+        /// region). 0: its jobs wait until one does; they are never failed for it.
+        public let workersServing: Int
+    }
+
     public let counts: Counts
     public let runnableNow: Int
     public let scheduledLater: Int
@@ -33,6 +44,8 @@ public struct QueueStatus: Sendable, Codable {
     public let workers: [Worker]
     /// The shared rate buckets (`rate show`).
     public let rateLimits: [RateBucketStatus]
+    /// Regions with queued jobs (`cognito_reset.region_status`).
+    public let regions: [Region]
 
     /// Jobs still to do: runnable, scheduled, retrying or running.
     public var remaining: Int { counts.pending + counts.running + counts.retrying }
@@ -65,6 +78,10 @@ extension PostgresJobStore {
             WHERE state <> 'stopped' OR stopped_at > now() - interval '1 hour'
             ORDER BY state, started_at
             """
+        static let regions = """
+            SELECT region, runnable_now, scheduled_later, oldest_runnable_age_seconds, workers_serving
+            FROM cognito_reset.region_status ORDER BY region
+            """
     }
 
     public func status() async throws -> QueueStatus {
@@ -84,13 +101,19 @@ extension PostgresJobStore {
                     failed: try worker.decode(Int.self, at: 8), retried: try worker.decode(Int.self, at: 9))
             }
             let buckets = try await connection.query(PostgresQuery(RateSQL.buckets, [String?.none])).map(Self.bucket)
+            let regions = try await connection.query(PostgresQuery(StatusSQL.regions)).map { region in
+                QueueStatus.Region(
+                    region: try region.decode(String.self, at: 0), runnableNow: try region.decode(Int.self, at: 1),
+                    scheduledLater: try region.decode(Int.self, at: 2), oldestRunnableAgeSeconds: try region.decode(Double?.self, at: 3),
+                    workersServing: try region.decode(Int.self, at: 4))
+            }
             return QueueStatus(
                 counts: .init(pending: try int(0), running: try int(1), retrying: try int(2), succeeded: try int(3),
                               failed: try int(4), cancelled: try int(5)),
                 runnableNow: try int(6), scheduledLater: try int(7), oldestRunnableAgeSeconds: try row.decode(Double?.self, at: 8),
                 succeededLastMinute: try int(9), succeededLastHour: try int(10), failedLastMinute: try int(11),
                 failedLastHour: try int(12), workersAlive: try int(13), failuresByCode: failures, workers: workers,
-                rateLimits: buckets)
+                rateLimits: buckets, regions: regions)
         }
     }
 }

@@ -74,10 +74,11 @@ extension PostgresJobStore {
 
         /// Registers (or re-registers) this worker.
         static let register = """
-            INSERT INTO cognito_reset.workers (id, host, pid, version, concurrency)
-            VALUES ($1, $2, $3, $4, $5)
+            INSERT INTO cognito_reset.workers (id, host, pid, version, concurrency, regions)
+            VALUES ($1, $2, $3, $4, $5, $6)
             ON CONFLICT (id) DO UPDATE
-            SET heartbeat_at = now(), state = 'running', stopped_at = NULL, concurrency = excluded.concurrency
+            SET heartbeat_at = now(), state = 'running', stopped_at = NULL, concurrency = excluded.concurrency,
+                regions = excluded.regions
             """
 
         /// Renews the leases of the jobs this worker is working on ($8: their ids; a job whose
@@ -138,10 +139,11 @@ extension PostgresJobStore {
             WHERE id = $1
             """
 
-        /// Seconds until the earliest job that is waiting for its run_at (nil: none waiting).
+        /// Seconds until the earliest job (of the regions served, $1; NULL: all) that is waiting
+        /// for its run_at (nil: none waiting).
         static let nextRunAt = """
             SELECT extract(epoch FROM min(run_at) - now())::double precision FROM cognito_reset.queued_jobs
-            WHERE run_at > now()
+            WHERE run_at > now() AND ($1::text[] IS NULL OR cognito_reset.pool_region(user_pool_id) = ANY ($1))
             """
 
         /// Whether this claim still holds the job (an operator may have cancelled it meanwhile).
@@ -150,9 +152,11 @@ extension PostgresJobStore {
                            WHERE j.id = $1 AND j.state = 'running' AND j.locked_by = $2 AND \(claimToken) = $3)
             """
 
-        /// Whether anything is runnable now (for --drain).
+        /// Whether anything is runnable now in the regions served ($1; NULL: all), for --drain:
+        /// jobs of a region the worker does not serve are not its to wait for.
         static let anyRunnable = """
-            SELECT EXISTS (SELECT 1 FROM cognito_reset.runnable_jobs)
+            SELECT EXISTS (SELECT 1 FROM cognito_reset.runnable_jobs
+                           WHERE $1::text[] IS NULL OR cognito_reset.pool_region(user_pool_id) = ANY ($1))
             """
     }
 
@@ -191,8 +195,11 @@ extension PostgresJobStore {
         return try await pool.query(PostgresQuery(WorkerSQL.release, [workerID, jobs.map(\.id), jobs.map(\.claimToken)]).prepared()).count
     }
 
-    public func registerWorker(id: String, host: String, pid: Int32, version: String, concurrency: Int) async throws {
-        try await pool.query(PostgresQuery(WorkerSQL.register, [id, host, Int(pid), version, concurrency]))
+    /// Registers the worker with the regions it serves (nil: every region), for `status`.
+    public func registerWorker(
+        id: String, host: String, pid: Int32, version: String, concurrency: Int, regions: [String]? = nil
+    ) async throws {
+        try await pool.query(PostgresQuery(WorkerSQL.register, [id, host, Int(pid), version, concurrency, regions]))
     }
 
     /// Renews leases and the status row; returns how many leases were renewed.
@@ -223,8 +230,8 @@ extension PostgresJobStore {
     }
 
     /// Time until the earliest waiting job may run, or nil if none is waiting.
-    public func nextRunAt() async throws -> Duration? {
-        try await pool.query(PostgresQuery(WorkerSQL.nextRunAt).prepared())[0].decode(Double?.self, at: 0).map { .seconds($0) }
+    public func nextRunAt(regions: [String]? = nil) async throws -> Duration? {
+        try await pool.query(PostgresQuery(WorkerSQL.nextRunAt, [regions]).prepared())[0].decode(Double?.self, at: 0).map { .seconds($0) }
     }
 
     /// Whether `job` is still running under this claim.
@@ -232,8 +239,9 @@ extension PostgresJobStore {
         try await pool.query(PostgresQuery(WorkerSQL.stillHeld, [job.id, workerID, job.claimToken]).prepared())[0].decode(Bool.self, at: 0)
     }
 
-    public func anyRunnable() async throws -> Bool {
-        try await pool.query(PostgresQuery(WorkerSQL.anyRunnable).prepared())[0].decode(Bool.self, at: 0)
+    /// Whether anything is runnable in `regions` (nil: every region).
+    public func anyRunnable(regions: [String]? = nil) async throws -> Bool {
+        try await pool.query(PostgresQuery(WorkerSQL.anyRunnable, [regions]).prepared())[0].decode(Bool.self, at: 0)
     }
 }
 

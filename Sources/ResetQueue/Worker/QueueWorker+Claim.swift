@@ -29,9 +29,10 @@ extension QueueWorker {
         _ shared: SharedRateLimit, limit: Int, jobs: inout DiscardingTaskGroup, recorder: OutcomeRecorder
     ) async throws -> PacedResult {
         let claim = try await registeringClaim {
-            try await store.claimPaced(workerID: configuration.workerID, limit: limit, lease: configuration.lease, rate: shared)
+            try await store.claimPaced(
+                workerID: configuration.workerID, limit: limit, lease: configuration.lease, rate: shared, regions: configuration.regions)
         } jobs: { $0.jobs.map(\.job) }
-        await state.observeSharedRate(claim.currentRate)
+        if let rate = claim.currentRate { await state.observeSharedRate(rate) }
         if !claim.jobs.isEmpty {
             let claimed = claim.jobs.map(\.job)
             metrics.claimed.increment(by: Int64(claimed.count))

@@ -34,7 +34,11 @@ extension QueueWorker {
         metrics.record(record, errorClass: errorClass, duration: duration)
         switch record.outcome {
         case .throttled where errorClass == .throttled:
-            if let throttleReporter { await throttleReporter.report() } else { await limiter.recordThrottle() }
+            if let throttleReporter, let key = job.rateKey {
+                await throttleReporter.report(key: key)
+            } else {
+                await limiter.recordThrottle()
+            }
         case .succeeded where throttleReporter == nil:
             // The shared bucket climbs back by itself (CUBIC, by time since the last cut).
             await limiter.recordSuccess()
@@ -60,16 +64,22 @@ extension QueueWorker {
         let pool: UserPoolID
         let username: Username
         let metadata: ClientMetadata?
+        let role: PoolRole?
         do {
             pool = try UserPoolID(job.userPoolID)
             username = try Username(job.username)
             metadata = try job.clientMetadata.map { try ClientMetadata($0) }
+            role = try job.roleARN.map {
+                PoolRole(arn: try RoleARN($0, field: "pool_roles.role_arn"),
+                         externalID: try job.externalID.map { try ExternalID($0, field: "pool_roles.external_id") })
+            }
         } catch {
             return .failure(CognitoError(
-                code: "InvalidInput", message: "\(error)", errorClass: .permanent, operation: "AdminResetUserPassword"))
+                code: CognitoError.invalidInput, message: "\(error)", errorClass: .permanent, operation: "AdminResetUserPassword"))
         }
         do {
-            return .success(try await cognito.adminResetUserPassword(userPoolID: pool, username: username, clientMetadata: metadata))
+            return .success(try await cognito.adminResetUserPassword(
+                userPoolID: pool, username: username, clientMetadata: metadata, role: role))
         } catch {
             return .failure(error)
         }

@@ -60,7 +60,7 @@ public final class QueueWorker: Service, Sendable {
         var logger = logger
         logger[metadataKey: "worker"] = "\(configuration.workerID)"
         self.logger = logger
-        self.throttleReporter = configuration.sharedRate.map { ThrottleReporter(store: store, key: $0.key, logger: logger) }
+        self.throttleReporter = configuration.sharedRate.map { _ in ThrottleReporter(store: store, logger: logger) }
         self.random = random
         self.onEvent = onEvent
     }
@@ -164,8 +164,10 @@ public final class QueueWorker: Service, Sendable {
                 try await store.registerWorker(
                     id: configuration.workerID, host: ProcessInfo.processInfo.hostName,
                     pid: ProcessInfo.processInfo.processIdentifier, version: CognitoResetVersion.current,
-                    concurrency: configuration.concurrency)
-                logger.info("worker started", metadata: ["concurrency": "\(configuration.concurrency)"])
+                    concurrency: configuration.concurrency, regions: configuration.regions)
+                logger.info("worker started", metadata: [
+                    "concurrency": "\(configuration.concurrency)",
+                    "regions": "\(configuration.regions?.joined(separator: ",") ?? "all")"])
                 await ensureHistoryPartitions()
                 onEvent(.registered)
                 return true
@@ -219,7 +221,7 @@ public final class QueueWorker: Service, Sendable {
                         let claim = try await registeringClaim {
                             try await store.claimPaced(
                                 workerID: configuration.workerID, limit: min(free, configuration.claimBatchSize),
-                                lease: configuration.lease, rate: nil)
+                                lease: configuration.lease, rate: nil, regions: configuration.regions)
                         } jobs: { $0.jobs.map(\.job) }
                         failures = 0
                         if !claim.jobs.isEmpty {
@@ -236,7 +238,7 @@ public final class QueueWorker: Service, Sendable {
                     }
                     if configuration.drain, await drained(recorder) { break }
                     onEvent(.idle)
-                    let next = try await store.nextRunAt()
+                    let next = try await store.nextRunAt(regions: configuration.regions)
                     await state.wake.wait(timeout: min(configuration.pollInterval, next ?? configuration.pollInterval))
                 } catch {
                     failures += 1
@@ -265,7 +267,7 @@ public final class QueueWorker: Service, Sendable {
             await recorder.flush()
             return false
         }
-        return (try? await store.anyRunnable()) == false
+        return (try? await store.anyRunnable(regions: configuration.regions)) == false
     }
 
     private func backoff(_ failures: Int) -> Duration {

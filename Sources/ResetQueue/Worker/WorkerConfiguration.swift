@@ -25,6 +25,10 @@ public struct WorkerConfiguration: Sendable {
     /// Draw every call from this fleet-wide bucket (claiming only as many jobs as it has slots
     /// for). nil: the `RateLimiter` given to the worker paces calls, per process.
     public var sharedRate: SharedRateLimit?
+    /// The regions whose pools this worker serves (`COGNITO_RESET_REGIONS`); nil: every region.
+    /// It never claims a job of another region: a fleet deployed per region leaves the others'
+    /// jobs alone.
+    public var regions: [String]?
     /// Log usernames in full (per-job lines, at debug); otherwise masked (`a***@example.com`).
     public var logUsernames = false
 

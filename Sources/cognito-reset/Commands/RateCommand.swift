@@ -1,4 +1,5 @@
 import ArgumentParser
+import CognitoClient
 import Foundation
 import Logging
 import ResetQueue
@@ -84,8 +85,16 @@ struct RateCommand: AsyncParsableCommand {
                 throw CLIError.badInput("--burst: must be from 1 to 10000 calls")
             }
             let floor = try self.floor.map { try RateArgument.parse($0, field: "--floor") }
-            let named = key ?? ProcessInfo.processInfo.environment["COGNITO_RESET_RATE_KEY"]
-            let key = try RateArgument.key(named, field: "--key", environment: ProcessInfo.processInfo.environment)
+            let environment = ProcessInfo.processInfo.environment
+            var named = key ?? environment["COGNITO_RESET_RATE_KEY"]
+            if let template = named, template.contains("{region}") {
+                // A worker's key template: here it names the bucket of this shell's region.
+                guard let region = (try? CognitoEndpointResolver.fromEnvironment(environment))?.configuredRegion else {
+                    throw CLIError.badInput("--key: \(SafeText.escaped(template)) means one bucket per region; name one, e.g. cognito:eu-west-1")
+                }
+                named = template.replacingOccurrences(of: "{region}", with: region)
+            }
+            let key = try RateArgument.key(named, field: "--key", environment: environment)
             let bucket = try await database.withJobStore(logger: logger) { store in
                 if named == nil {
                     // The default key comes from this shell's region, which may not be the

@@ -40,6 +40,17 @@ struct StatusCommand: AsyncParsableCommand {
             "Throughput  last minute \(status.succeededLastMinute) ok / \(status.failedLastMinute) failed,"
                 + " last hour \(status.succeededLastHour) ok / \(status.failedLastHour) failed",
         ]
+        for region in status.regions where status.regions.count > 1 || region.workersServing == 0 {
+            // Region names come from pool ids, which the schema keeps to letters, digits, '-' and '_'.
+            var line = "Region      \(region.region): runnable \(region.runnableNow), scheduled later \(region.scheduledLater)"
+            if let age = region.oldestRunnableAgeSeconds { line += ", oldest waiting \(seconds(age))" }
+            if region.workersServing == 0 && region.runnableNow > 0 {
+                line += " (runnable, no worker serves \(region.region))"
+            } else {
+                line += ", \(region.workersServing) worker(s)"
+            }
+            lines.append(line)
+        }
         if !status.failuresByCode.isEmpty {
             let top = status.failuresByCode.sorted { $0.value > $1.value }.map { "\($0.key) \($0.value)" }
             lines.append("Failures    (24 h) " + top.joined(separator: ", "))

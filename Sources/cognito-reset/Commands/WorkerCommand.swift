@@ -38,9 +38,14 @@ struct WorkerCommand: AsyncParsableCommand {
     var rate: String?
 
     @Option(help: ArgumentHelp(
-        "The fleet-wide bucket every worker with this key shares: one per AWS account and region (default cognito:$AWS_REGION).",
+        "The fleet-wide bucket for calls with this worker's own credentials; {region} stands for each pool's region (default cognito:{region}: one per region). Pools mapped to a role use cognito:<account>:<region>.",
         valueName: "KEY"))
     var rateKey: String?
+
+    @Option(help: ArgumentHelp(
+        "Serve only pools in these regions, e.g. eu-west-1,eu-central-1 (default: every region); jobs of other regions are left to other fleets.",
+        valueName: "REGIONS"))
+    var regions: String?
 
     @Flag(help: "Exit 0 once nothing is runnable and nothing is in flight.")
     var drain = false
@@ -129,8 +134,10 @@ struct WorkerCommand: AsyncParsableCommand {
         workerConfiguration.gracePeriod = options.grace
         workerConfiguration.logUsernames = options.logUsernames
         workerConfiguration.sharedRate = options.rate.map { SharedRateLimit(key: options.rateKey, initialCeiling: $0) }
-        if let shared = workerConfiguration.sharedRate,
-            let bucket = try? await store.rateBuckets(key: shared.key).first, bucket.ceiling != shared.initialCeiling {
+        workerConfiguration.regions = options.regions
+        if let shared = workerConfiguration.sharedRate, let region = cognito.client.endpoints.configuredRegion,
+            let bucket = try? await store.rateBuckets(key: shared.key.replacingOccurrences(of: "{region}", with: region)).first,
+            bucket.ceiling != shared.initialCeiling {
             // The fleet's bucket is the truth; a flag on one host must not fight the others.
             logger.notice(
                 "the shared rate limit keeps its own ceiling; --rate only seeds a new one (change it with `cognito-reset rate set`)",
@@ -173,6 +180,8 @@ struct WorkerCommand: AsyncParsableCommand {
         /// The shared bucket's initial ceiling; nil: unlimited.
         var rate: Double?
         var rateKey: String
+        /// nil: every region.
+        var regions: [String]?
         var lease: Duration
         var heartbeat: Duration
         var poll: Duration
@@ -188,7 +197,9 @@ struct WorkerCommand: AsyncParsableCommand {
         let concurrency = try Self.parseConcurrency(concurrencyText, field: "--concurrency")
         let rateText = rate ?? settings["COGNITO_RESET_RATE"] ?? "25"
         let rate = rateText == "unlimited" ? nil : try RateArgument.parse(rateText, field: "--rate")
-        let rateKey = try RateArgument.key(rateKey ?? settings["COGNITO_RESET_RATE_KEY"], environment: ProcessInfo.processInfo.environment)
+        let rateKey = try RateArgument.workerKey(rateKey ?? settings["COGNITO_RESET_RATE_KEY"])
+        let regionsField = regions == nil ? "COGNITO_RESET_REGIONS" : "--regions"
+        let regions = try (regions ?? settings["COGNITO_RESET_REGIONS"]).map { try Self.parseRegions($0, field: regionsField) }
         let lease = try settings.duration(lease, "COGNITO_RESET_LEASE", flagName: "--lease", default: .seconds(30))
         let heartbeat = try settings.duration(heartbeat, "COGNITO_RESET_HEARTBEAT", flagName: "--heartbeat", default: lease / 3)
         let poll = try settings.duration(poll, "COGNITO_RESET_POLL", flagName: "--poll", default: .seconds(1))
@@ -203,9 +214,18 @@ struct WorkerCommand: AsyncParsableCommand {
         guard statusInterval >= .milliseconds(100) else { throw CLIError.badInput("--status-interval: must be at least 100ms") }
         let metricsAddress = try (metricsAddress ?? settings["COGNITO_RESET_METRICS_ADDRESS"]).map { try Self.parseAddress($0) }
         return Options(
-            concurrency: concurrency, rate: rate, rateKey: rateKey, lease: lease, heartbeat: heartbeat, poll: poll, grace: grace,
+            concurrency: concurrency, rate: rate, rateKey: rateKey, regions: regions, lease: lease, heartbeat: heartbeat, poll: poll, grace: grace,
             statusInterval: statusInterval, metricsAddress: metricsAddress,
             logUsernames: try settings.bool("COGNITO_RESET_LOG_USERNAMES", default: false))
+    }
+
+    /// A comma list of region names (`eu-west-1,us-east-1`).
+    static func parseRegions(_ text: String, field: String) throws -> [String] {
+        do {
+            return try RegionName.list(text, field: field).map(\.rawValue)
+        } catch {
+            throw CLIError.badInput(error.description)
+        }
     }
 
     /// Calls in flight: 1 to 1024 (the flag, or `field` naming where the text came from).

@@ -20,7 +20,8 @@ struct CognitoSetup {
         let chain = CredentialChain.standard(environment: environment, transport: transport, region: endpoints.configuredRegion)
         self.transport = transport
         self.client = CognitoIdentityProviderClient(
-            endpoints: endpoints, credentials: CachingCredentialProvider(base: chain), transport: transport, logger: logger)
+            endpoints: endpoints, credentials: CachingCredentialProvider(base: chain), transport: transport,
+            stsEndpoint: STSEndpoint(environment: environment), logger: logger)
     }
 
     /// Runs `body` and always closes the HTTP connection pool.
@@ -38,12 +39,12 @@ struct CognitoSetup {
 }
 
 extension CLIError {
-    /// Maps a failed Cognito call to the exit codes (docs/design.md, "Exit codes"): missing credentials or a pool in
-    /// another region are bad input (2); an unreachable or failing service (or credentials source)
+    /// Maps a failed Cognito call to the exit codes (docs/design.md, "Exit codes"): missing credentials or input
+    /// the service model refuses are bad input (2); an unreachable or failing service (or credentials source)
     /// after retries is an unavailable dependency (3); everything the service refused is a failure (1).
     init(_ error: CognitoError) {
         switch (error.code, error.errorClass) {
-        case ("NoCredentials", _), ("RegionMismatch", _):
+        case (CognitoError.noCredentials, _), (CognitoError.invalidInput, _):
             self = .badInput(error.message)
         case (_, .transient):
             self = .unavailable("cannot reach Cognito: \(error)")

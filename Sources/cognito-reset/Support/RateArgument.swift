@@ -1,4 +1,5 @@
 import CognitoClient
+import Foundation
 import ResetQueue
 
 /// Rates as operators write them: `25`, `25/s`, `2.5/s` (requests per second).
@@ -15,6 +16,19 @@ enum RateArgument {
             throw CLIError.badInput("\(field): \(rule)")
         }
         return value
+    }
+
+    /// The worker's key for its own account: `--rate-key` / `COGNITO_RESET_RATE_KEY`, where
+    /// `{region}` stands for each pool's region, else `cognito:{region}` (one bucket per region).
+    static func workerKey(_ explicit: String?, field: String = "--rate-key") throws -> String {
+        guard let explicit else { return SharedRateLimit.defaultKeyTemplate }
+        do {
+            // As stored: with the longest region name in place of {region}.
+            try SharedRateLimit.checkKey(explicit.replacingOccurrences(of: "{region}", with: String(repeating: "r", count: 50)), field: field)
+        } catch {
+            throw CLIError.badInput("\(field): \(error.rule)")
+        }
+        return explicit
     }
 
     /// The shared bucket's key: `--rate-key` / `COGNITO_RESET_RATE_KEY`, else one per region

@@ -13,7 +13,8 @@ struct Settings {
         "COGNITO_RESET_CONFIG": "config file",
         "COGNITO_RESET_CONCURRENCY": "worker: calls in flight",
         "COGNITO_RESET_RATE": "worker: initial ceiling of the shared rate (requests/s) or unlimited",
-        "COGNITO_RESET_RATE_KEY": "worker, rate: the shared rate bucket's key",
+        "COGNITO_RESET_RATE_KEY": "worker, rate: the shared rate bucket's key ({region}: each pool's region)",
+        "COGNITO_RESET_REGIONS": "worker: the regions whose pools it serves (comma list; default every region)",
         "COGNITO_RESET_LEASE": "worker: lease on claimed jobs",
         "COGNITO_RESET_HEARTBEAT": "worker: lease renewal interval",
         "COGNITO_RESET_POLL": "worker: poll interval",
@@ -68,7 +69,10 @@ struct Settings {
             _ = try RateArgument.parse(text, field: "COGNITO_RESET_RATE")
         }
         if let text = self["COGNITO_RESET_RATE_KEY"] {
-            _ = try RateArgument.key(text, field: "COGNITO_RESET_RATE_KEY", environment: [:])
+            _ = try RateArgument.workerKey(text, field: "COGNITO_RESET_RATE_KEY")
+        }
+        if let text = self["COGNITO_RESET_REGIONS"] {
+            _ = try WorkerCommand.parseRegions(text, field: "COGNITO_RESET_REGIONS")
         }
         if let text = self["COGNITO_RESET_METRICS_ADDRESS"] {
             _ = try WorkerCommand.parseAddress(text, field: "COGNITO_RESET_METRICS_ADDRESS")
