@@ -16,8 +16,12 @@ GRANT EXECUTE ON FUNCTION cognito_reset.pool_region(text) TO PUBLIC;
 --    people or automation that run `cognito-reset pool set-role`.
 DO $$
 BEGIN
-    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'cognito_reset_admin') THEN
-        CREATE ROLE cognito_reset_admin NOLOGIN;
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'cognito_reset_admin') THEN
+        BEGIN
+            CREATE ROLE cognito_reset_admin NOLOGIN;
+        EXCEPTION WHEN duplicate_object OR unique_violation THEN
+            NULL;  -- created concurrently by a migration of another database on this cluster
+        END;
     END IF;
 END
 $$;
@@ -160,38 +164,6 @@ BEGIN
         ORDER BY random()
     LOOP
         EXIT WHEN remaining = 0;
-        -- Imports with queued jobs, each allowed as many jobs as its own rate has slots free
-        -- (read again for every route: the one before may have used some).
-        t := clock_timestamp();
-        import_ids := '{}'; allowances := '{}'; import_bases := '{}'; import_rates := '{}';
-        IF cardinality(route.imp_ids) > 0 THEN
-            FOR imp IN SELECT i.id, i.rate, i.next_slot_at FROM cognito_reset.imports i
-                       WHERE i.id = ANY (route.imp_ids)
-            LOOP
-                IF imp.rate IS NULL THEN
-                    import_ids := import_ids || imp.id;
-                    allowances := allowances || remaining;
-                    import_bases := import_bases || t;
-                    import_rates := import_rates || 'Infinity'::double precision;
-                ELSE
-                    imp_base := greatest(coalesce(imp.next_slot_at, t), t);
-                    IF imp_base <= t + make_interval(secs => p_horizon) THEN
-                        import_ids := import_ids || imp.id;
-                        allowances := allowances || least(remaining,
-                            floor(extract(epoch FROM t + make_interval(secs => p_horizon) - imp_base) * imp.rate)::integer + 1);
-                        import_bases := import_bases || imp_base;
-                        import_rates := import_rates || imp.rate;
-                    ELSE
-                        -- Held back by its own rate: come back when its next slot is within reach.
-                        import_wait := least(import_wait,
-                            extract(epoch FROM imp_base - make_interval(secs => p_horizon) - t)::double precision);
-                    END IF;
-                END IF;
-            END LOOP;
-            -- Only imports held back by their own rate, and no direct jobs: no bucket needed.
-            CONTINUE WHEN cardinality(import_ids) = 0 AND cardinality(route.direct_pools) = 0;
-        END IF;
-
         n := 0;
         route_wait := NULL;
         IF p_key IS NULL THEN
@@ -236,6 +208,39 @@ BEGIN
             END IF;
         END IF;
 
+        -- The route's imports, each allowed as many jobs as its own rate has slots free at t
+        -- (read again for every route: the one before may have used some).
+        import_ids := '{}'; allowances := '{}'; import_bases := '{}'; import_rates := '{}';
+        IF cardinality(route.imp_ids) > 0 THEN
+            FOR imp IN SELECT i.id, i.rate, i.next_slot_at FROM cognito_reset.imports i
+                       WHERE i.id = ANY (route.imp_ids)
+            LOOP
+                IF imp.rate IS NULL THEN
+                    import_ids := import_ids || imp.id;
+                    allowances := allowances || remaining;
+                    import_bases := import_bases || t;
+                    import_rates := import_rates || 'Infinity'::double precision;
+                ELSE
+                    imp_base := greatest(coalesce(imp.next_slot_at, t), t);
+                    IF imp_base <= t + make_interval(secs => p_horizon) THEN
+                        import_ids := import_ids || imp.id;
+                        allowances := allowances || least(remaining,
+                            floor(extract(epoch FROM t + make_interval(secs => p_horizon) - imp_base) * imp.rate)::integer + 1);
+                        import_bases := import_bases || imp_base;
+                        import_rates := import_rates || imp.rate;
+                    ELSE
+                        -- Held back by its own rate: come back when its next slot is within reach.
+                        import_wait := least(import_wait,
+                            extract(epoch FROM imp_base - make_interval(secs => p_horizon) - t)::double precision);
+                    END IF;
+                END IF;
+            END LOOP;
+        END IF;
+
+        -- Only imports held back by their own rate: nothing to claim on this route now.
+        IF cardinality(import_ids) = 0 AND cardinality(route.direct_pools) = 0 THEN
+            n := 0;
+        END IF;
         claimed := 0;
         IF n > 0 THEN
             RETURN QUERY
@@ -332,7 +337,8 @@ BEGIN
         NULL::smallint, NULL::timestamptz, NULL::bigint, NULL::double precision,
         -- A full claim may ask again at once; otherwise when the earliest route has slots again
         -- (NULL: nothing runnable in the regions served).
-        CASE WHEN remaining = 0 THEN coalesce(wait_s, 0) ELSE coalesce(wait_s, greatest(0.001, import_wait)) END,
+        CASE WHEN remaining = 0 THEN coalesce(wait_s, 0)
+             ELSE coalesce(wait_s, CASE WHEN import_wait IS NOT NULL THEN greatest(0.001, import_wait) END) END,
         rate_sum, ceiling_max, NULL::text, NULL::text, NULL::text;
 END
 $$;

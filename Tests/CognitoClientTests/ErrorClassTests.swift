@@ -138,15 +138,25 @@ struct ErrorClassTests {
         }
     }
 
-    @Test func aPoolFromAnotherRegionIsRefusedBeforeSending() async throws {
+    @Test func aPoolFromAnotherRegionIsCalledInItsOwnRegion() async throws {
+        try await ClientFixture.with { fixture in
+            // The client's configured region is eu-west-1: only a default for calls without a pool.
+            _ = try await fixture.client.adminResetUserPassword(userPoolID: UserPoolID("us-east-1_Other"), username: Username("bob"))
+            let request = try #require(fixture.server.requests.first)
+            #expect(request.signingRegion == "us-east-1")
+            #expect(request.signingService == "cognito-idp")
+        }
+    }
+
+    @Test func aPoolWhoseIdNamesNoRegionFailsForGoodWithoutSending() async throws {
         try await ClientFixture.with { fixture in
             let error = try await #require(throws: CognitoError.self) {
-                try await fixture.client.adminResetUserPassword(userPoolID: UserPoolID("us-east-1_Other"), username: Username("bob"))
-        }
-        #expect(error.code == "RegionMismatch")
-        #expect(error.message.contains("us-east-1"))
-        #expect(error.message.contains("eu-west-1"))
-        #expect(fixture.server.requests.isEmpty)
+                try await fixture.client.adminResetUserPassword(userPoolID: UserPoolID("Not_A_Region_x1"), username: Username("bob"))
+            }
+            #expect(error.code == CognitoError.invalidInput)
+            #expect(error.errorClass == .permanent)
+            #expect(error.message.contains("UserPoolId"))
+            #expect(fixture.server.requests.isEmpty)
         }
     }
 }

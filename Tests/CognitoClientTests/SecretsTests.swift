@@ -134,12 +134,14 @@ struct EndpointTests {
         #expect(throws: InvalidInput.self) { try CognitoEndpointResolver.fromEnvironment(["AWS_ENDPOINT_URL": "ftp://nope"]) }
     }
 
-    @Test func thePoolsRegionIsUsedAndAMismatchRefused() throws {
+    @Test func thePoolsRegionIsUsedWhateverTheConfiguredOne() throws {
         let unconfigured = CognitoEndpointResolver(configuredRegion: nil)
-        #expect(try unconfigured.region(for: UserPoolID("ap-southeast-2_Abc")) == "ap-southeast-2")
+        #expect(try unconfigured.region(for: UserPoolID("ap-southeast-2_Abc")).rawValue == "ap-southeast-2")
         let configured = CognitoEndpointResolver(configuredRegion: "eu-west-1")
-        #expect(try configured.region(for: UserPoolID("eu-west-1_Abc")) == "eu-west-1")
-        let error = #expect(throws: InvalidInput.self) { try configured.region(for: UserPoolID("us-east-1_Abc")) }
-        #expect(error?.rule.contains("us-east-1") == true)
+        #expect(try configured.region(for: UserPoolID("eu-west-1_Abc")).rawValue == "eu-west-1")
+        #expect(try configured.region(for: UserPoolID("us-east-1_Abc")).rawValue == "us-east-1")
+        #expect(configured.url(region: "cn-north-1").absoluteString == "https://cognito-idp.cn-north-1.amazonaws.com.cn/")
+        let error = #expect(throws: InvalidInput.self) { try configured.region(for: UserPoolID("Bad_Region_Abc")) }
+        #expect(error?.field == "UserPoolId")
     }
 }

@@ -85,6 +85,31 @@ struct RoleTests {
         }
     }
 
+    /// Pool roles decide which account a pool's calls act in: only the owner and the admin role
+    /// change them; workers and the monitor read them; enqueuers do not see them.
+    @Test func onlyTheAdminRoleMapsPoolsToRoles() async throws {
+        try await withMigratedConnection { connection in
+            let insert = """
+                INSERT INTO cognito_reset.pool_roles (user_pool_id, role_arn) VALUES ('eu-west-1_a1', 'arn:aws:iam::111111111111:role/r')
+                """
+            let denied = SQLState.insufficientPrivilege
+            #expect(try await sqlState(as: "cognito_reset_admin", insert, on: connection) == nil)
+            for role in ["cognito_reset_worker", "cognito_reset_monitor", "cognito_reset_enqueuer"] {
+                #expect(try await sqlState(as: role, insert, on: connection) == denied, "\(role)")
+            }
+            try await connection.execute(PostgresQuery(insert))
+            for role in ["cognito_reset_worker", "cognito_reset_monitor", "cognito_reset_admin"] {
+                #expect(try await sqlState(as: role, "SELECT * FROM cognito_reset.pool_roles", on: connection) == nil, "\(role)")
+                #expect(try await sqlState(as: role, "SELECT * FROM cognito_reset.region_status", on: connection) == nil, "\(role)")
+            }
+            #expect(try await sqlState(as: "cognito_reset_enqueuer", "SELECT * FROM cognito_reset.pool_roles", on: connection) == denied)
+            #expect(try await sqlState(as: "cognito_reset_worker", "DELETE FROM cognito_reset.pool_roles", on: connection) == denied)
+            #expect(try await sqlState(as: "cognito_reset_admin", "DELETE FROM cognito_reset.pool_roles", on: connection) == nil)
+            // The role's account is derived, never written.
+            #expect(try await sqlState(as: "cognito_reset_admin", "UPDATE cognito_reset.pool_roles SET account_id = '1'", on: connection) != nil)
+        }
+    }
+
     @Test func theMonitorReadsStatusOnly() async throws {
         try await withMigratedConnection { (connection: PostgresConnection) async throws in
             let role = "cognito_reset_monitor"

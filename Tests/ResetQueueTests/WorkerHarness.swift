@@ -62,9 +62,11 @@ struct WorkerHarness {
         _ configuration: WorkerConfiguration = WorkerHarness.configuration(), limiter: any RateLimiter = UnlimitedRateLimiter(),
         random: @escaping @Sendable () -> Double = { 0.5 }, store: PostgresJobStore? = nil
     ) -> QueueWorker {
+        // The fake server plays STS too (pool roles).
         let cognito = CognitoIdentityProviderClient(
             endpoints: CognitoEndpointResolver(configuredRegion: "eu-west-1", endpointOverride: server.url),
             credentials: CachingCredentialProvider(base: StaticProvider()), transport: transport,
+            stsEndpoint: STSEndpoint(environment: ["AWS_ENDPOINT_URL_STS": server.url.absoluteString]),
             dependencies: ClientDependencies(random: { 0.5 }, sleep: { _ in }))
         return QueueWorker(
             configuration: configuration, store: store ?? PostgresJobStore(pool: pool), listenConfiguration: database.configuration,

@@ -2,15 +2,17 @@
 """Fixtures in moto (the open-source AWS emulator) for tests and the demo, made with boto3.
 
 Usage (every command prints one JSON object on stdout):
-  moto_fixture.py pool   --endpoint URL [--region R] [--users SPEC ...]
-      Creates a user pool with an app client that allows ADMIN_USER_PASSWORD_AUTH, and users.
+  moto_fixture.py pool   --endpoint URL [--region R] [--role-arn ARN] [--users SPEC ...]
+      Creates a user pool (in the account of ARN when given: moto acts in the account of an
+      assumed role) with an app client that allows ADMIN_USER_PASSWORD_AUTH, and users.
       SPEC is NAME:KIND with KIND one of
         confirmed   CONFIRMED, verified email, password set  (a reset succeeds)
         unverified  CONFIRMED, email not verified            (InvalidParameterException)
         disabled    CONFIRMED, verified email, disabled      (NotAuthorizedException)
         new         FORCE_CHANGE_PASSWORD                    (NotAuthorizedException)
       Prints {"pool_id", "client_id", "password"}.
-  moto_fixture.py status --endpoint URL --pool ID --user NAME      -> {"status": "RESET_REQUIRED"}
+  moto_fixture.py status --endpoint URL [--region R] [--role-arn ARN] --pool ID --user NAME
+      -> {"status": "RESET_REQUIRED"}
   moto_fixture.py token  --endpoint URL --pool ID --client ID --user NAME --password P -> {"access_token"}
   moto_fixture.py signed --endpoint URL [--region R]
       For a moto started with INITIAL_NO_AUTH_ACTION_COUNT=6: creates an IAM user allowed to do
@@ -27,9 +29,15 @@ PASSWORD = "Demo-Passw0rd!"
 
 
 def client(service, args):
-    return boto3.client(
-        service, endpoint_url=args.endpoint, region_name=args.region,
-        aws_access_key_id="testing", aws_secret_access_key="testing")
+    """A boto3 client for moto's default account, or with --role-arn for the role's account
+    (moto acts in the account of the role an AssumeRole named)."""
+    keys = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+    if getattr(args, "role_arn", None):
+        sts = boto3.client("sts", endpoint_url=args.endpoint, region_name=args.region, **keys)
+        found = sts.assume_role(RoleArn=args.role_arn, RoleSessionName="fixture")["Credentials"]
+        keys = {"aws_access_key_id": found["AccessKeyId"], "aws_secret_access_key": found["SecretAccessKey"],
+                "aws_session_token": found["SessionToken"]}
+    return boto3.client(service, endpoint_url=args.endpoint, region_name=args.region, **keys)
 
 
 def create_user(idp, pool_id, name, kind):
@@ -102,6 +110,7 @@ def main():
     parser.add_argument("--client")
     parser.add_argument("--user")
     parser.add_argument("--password")
+    parser.add_argument("--role-arn")
     args = parser.parse_args()
     result = {"pool": pool, "status": status, "token": token, "signed": signed}[args.command](args)
     json.dump(result, sys.stdout)
