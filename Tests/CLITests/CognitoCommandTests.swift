@@ -37,9 +37,10 @@ struct CognitoCommandTests {
         #expect(badPool.status == 2)
         #expect(badPool.stderr.hasPrefix("error: --pool:"))
 
-        let otherRegion = try await CognitoResetBinary.run(["admin-reset", "--pool", "us-east-1_Abc", "--user", "x"], environment: environment(server))
-        #expect(otherRegion.status == 2)
-        #expect(otherRegion.stderr.contains("us-east-1"))
+        // A pool id whose prefix is no region name: no endpoint to call.
+        let noRegion = try await CognitoResetBinary.run(["admin-reset", "--pool", "Not_A_Region_Abc", "--user", "x"], environment: environment(server))
+        #expect(noRegion.status == 2)
+        #expect(noRegion.stderr.contains("UserPoolId"))
 
         var noKeys = environment(server)
         noKeys["AWS_ACCESS_KEY_ID"] = nil
@@ -49,11 +50,16 @@ struct CognitoCommandTests {
         #expect(unconfigured.status == 2)
         #expect(unconfigured.stderr.contains("no AWS credentials found"))
 
-        for result in [missing, down, badPool, otherRegion, unconfigured] {
+        for result in [missing, down, badPool, noRegion, unconfigured] {
             #expect(!result.stderr.contains("cli-secret-key-value"))
             #expect(result.stderr.split(separator: "\n").count == 1)
         }
         #expect(server.requests.count == 4, "bad input sends nothing")
+
+        // A pool of another region than AWS_REGION is called in its own region.
+        let otherRegion = try await CognitoResetBinary.run(["admin-reset", "--pool", "us-east-1_Abc", "--user", "x"], environment: environment(server))
+        #expect(otherRegion.status == 0, "\(otherRegion.stderr)")
+        #expect(server.requests.last?.signingRegion == "us-east-1")
         await server.shutdown()
     }
 

@@ -120,6 +120,17 @@ struct PoolRoleTests {
         }
     }
 
+    @Test func stsRejectingTheWorkersOwnKeysIsACredentialsErrorNotADenial() async throws {
+        try await withClient(Self.stsOrSuccess(.stsError(403, code: "ExpiredToken", message: "The security token included in the request is expired"))) { client, _ in
+            let error = try await #require(throws: CognitoError.self) {
+                try await client.adminResetUserPassword(userPoolID: Self.pool, username: Username("a"), role: Self.role)
+            }
+            #expect(error.code == CognitoError.noCredentials)
+            #expect(error.errorClass == .credentials)
+            #expect(error.message.contains("ExpiredToken"))
+        }
+    }
+
     @Test(arguments: [FakeHTTPServer.Reply.stsError(503, code: "ServiceUnavailable"), .stsError(400, code: "Throttling"), .closeConnection])
     func stsUnavailableIsTransient(reply: FakeHTTPServer.Reply) async throws {
         try await withClient(Self.stsOrSuccess(reply)) { client, _ in

@@ -205,7 +205,9 @@ struct HostileInputSchemaTests {
             }
             #expect(error.sqlState == SQLState.checkViolation)
             #expect(error.constraintName == "rate_limits_key_printable")
-            // A worker's claim creates its bucket when missing: the same check guards it.
+            // A worker's claim creates its bucket when missing (for a route with runnable jobs):
+            // the same check guards it.
+            try await connection.execute("INSERT INTO cognito_reset.jobs (user_pool_id, username) VALUES ('eu-west-1_a1', 'u')")
             let claim = try await #require(throws: PostgresError.self) {
                 try await run(as: "cognito_reset_worker", "SELECT * FROM cognito_reset.claim_paced('w', 1, 30, \(key), 25)", on: connection)
             }

@@ -5,7 +5,9 @@ public import Foundation
 ///
 /// STS refusing the role (403 `AccessDenied`, or any other answer that is not the service
 /// having a bad moment) is `CredentialError.Kind.refused`: the pool's jobs fail with
-/// `AssumeRoleDenied`. STS unreachable, 5xx or throttling is `unreachable`: transient.
+/// `AssumeRoleDenied`. STS unreachable, 5xx or throttling is `unreachable`: transient. STS
+/// rejecting the worker's own keys (`ExpiredToken`, `InvalidClientTokenId`...) is a credentials
+/// error: they are fetched again and the job is retried.
 public struct AssumeRoleCredentialProvider: CredentialProvider {
     public let role: PoolRole
     let base: CachingCredentialProvider
@@ -53,6 +55,12 @@ public struct AssumeRoleCredentialProvider: CredentialProvider {
         guard response.status == 200 else {
             // The message may quote the caller's ARN: only the code is kept.
             let code = fields["Code"].map { SafeText.escaped(String($0.prefix(100))) } ?? "HTTP \(response.status)"
+            if let rawCode = fields["Code"], CognitoError.ErrorClass.credentialCodes.contains(rawCode) {
+                // The worker's own keys were rejected (expired, rotated): not the role's fault.
+                // They are fetched again for the next call; the job is retried like an outage.
+                await base.invalidate()
+                throw CredentialError(provider: name, message: "STS rejected the worker's own credentials: \(code)")
+            }
             var error = CredentialError.answered(name, status: response.status, code: fields["Code"],
                                                  "STS refused AssumeRole on \(role.arn): \(code)")
             if !error.isUnreachable { error.kind = .refused }

@@ -39,7 +39,13 @@ public struct CognitoEndpointResolver: Sendable {
     /// The region to sign calls for `pool` with and send them to: the pool's own, whatever the
     /// configured region (that one is only the default for calls that name no pool).
     public func region(for pool: UserPoolID) throws(InvalidInput) -> RegionName {
-        try RegionName(pool.region, field: "UserPoolId")
+        do {
+            return try RegionName(pool.region)
+        } catch {
+            throw InvalidInput(
+                field: "UserPoolId",
+                rule: "must start with its region, e.g. eu-west-1_AbC123 (the part before the last '_' in lowercase letters, digits and '-')")
+        }
     }
 
     /// The endpoint for `region`.
