@@ -33,19 +33,19 @@ extension PostgresJobStore {
             """
     }
 
-    /// Calls for `pool` go through `role` from now on (the next claim of its jobs).
-    public func setPoolRole(_ pool: UserPoolID, role: PoolRole) async throws {
-        try await pool_.query(PostgresQuery(PoolSQL.setRole, [pool.rawValue, role.arn.rawValue, role.externalID?.rawValue]))
+    /// Calls for `userPool` go through `role` from now on (the next claim of its jobs).
+    public func setPoolRole(_ userPool: UserPoolID, role: PoolRole) async throws {
+        try await pool.query(PostgresQuery(PoolSQL.setRole, [userPool.rawValue, role.arn.rawValue, role.externalID?.rawValue]))
     }
 
-    /// Calls for `pool` use the worker's own credentials again; false if it had no role.
-    public func unsetPoolRole(_ pool: UserPoolID) async throws -> Bool {
-        try await !pool_.query(PostgresQuery(PoolSQL.unsetRole, [pool.rawValue])).isEmpty
+    /// Calls for `userPool` use the worker's own credentials again; false if it had no role.
+    public func unsetPoolRole(_ userPool: UserPoolID) async throws -> Bool {
+        try await !pool.query(PostgresQuery(PoolSQL.unsetRole, [userPool.rawValue])).isEmpty
     }
 
     /// Every pool mapped to a role.
     public func poolRoles() async throws -> [PoolRoleMapping] {
-        try await pool_.query(PostgresQuery(PoolSQL.list)).map { row in
+        try await pool.query(PostgresQuery(PoolSQL.list)).map { row in
             let region = try row.decode(String.self, at: 1)
             let account = try row.decode(String.self, at: 3)
             return PoolRoleMapping(
@@ -55,7 +55,4 @@ extension PostgresJobStore {
                 updatedBy: try row.decode(String.self, at: 6))
         }
     }
-
-    /// The connection pool (named apart from the user pools this file is about).
-    private var pool_: ConnectionPool { self.pool }
 }
