@@ -152,9 +152,13 @@ struct RegionRoutingTests {
             try await insert(Self.ownUS, 30, on: harness)
             try await insert(Self.otherAccount, 30, on: harness)
             var configuration = WorkerHarness.configuration()
-            configuration.drain = true
             configuration.sharedRate = SharedRateLimit(key: SharedRateLimit.defaultKeyTemplate, initialCeiling: 20)
-            try await harness.makeWorker(configuration).run()
+            // Not --drain: a throttled job waits a few milliseconds as `retrying`, which a drain
+            // would leave for the next run.
+            let worker = harness.makeWorker(configuration)
+            let task = harness.start(worker)
+            try await harness.waitUntilAllFinished()
+            try await harness.stop(worker, task)
             #expect(try await states(harness) == [Self.ownUS: ["succeeded": 30], Self.otherAccount: ["succeeded": 30]])
             #expect(throttledByAccount.value.keys.sorted() == ["AKIDTEST"])
             let buckets = Dictionary(uniqueKeysWithValues: try await PostgresJobStore(pool: harness.pool).rateBuckets().map { ($0.key, $0) })

@@ -1,4 +1,5 @@
--- Pools in any region and any account (docs/design.md, "Regions and accounts").
+-- Pools in any region and any account (docs/design.md, "Regions and accounts"). The admin
+-- role it grants to is created by 0012.
 --
 -- A pool id starts with its region, so each job belongs to a region; a pool may be mapped to an
 -- IAM role in another AWS account. The claim now works route by route, a route being a region
@@ -6,28 +7,14 @@
 -- region), and a worker claims only in the regions it serves (COGNITO_RESET_REGIONS).
 
 -- 1. A pool's region: the part of its id before the last '_' (eu-west-1 in eu-west-1_AbC123),
---    as CognitoClient's UserPoolID.region says. Immutable, so the claim indexes can use it.
+--    as CognitoClient's UserPoolID.region says. The claim, region_status and the worker's
+--    region filters (COGNITO_RESET_REGIONS) use it.
 CREATE FUNCTION cognito_reset.pool_region(user_pool_id text) RETURNS text
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
 RETURN pg_catalog.left(user_pool_id, pg_catalog.length(user_pool_id) - pg_catalog.strpos(pg_catalog.reverse(user_pool_id), '_'));
 GRANT EXECUTE ON FUNCTION cognito_reset.pool_region(text) TO PUBLIC;
 
--- 2. The admin role: manages pool roles (and nothing else yet). Operators grant it to the
---    people or automation that run `cognito-reset pool set-role`.
-DO $$
-BEGIN
-    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'cognito_reset_admin') THEN
-        BEGIN
-            CREATE ROLE cognito_reset_admin NOLOGIN;
-        EXCEPTION WHEN duplicate_object OR unique_violation THEN
-            NULL;  -- created concurrently by a migration of another database on this cluster
-        END;
-    END IF;
-END
-$$;
-GRANT USAGE ON SCHEMA cognito_reset TO cognito_reset_admin;
-
--- 3. Pools whose calls go through an IAM role in the pool's own account (STS AssumeRole).
+-- 2. Pools whose calls go through an IAM role in the pool's own account (STS AssumeRole).
 --    Pools not listed use the worker's own credentials. The checks mirror the CLI's validators
 --    (RoleARN, ExternalID in CognitoClient).
 CREATE TABLE cognito_reset.pool_roles (
@@ -48,19 +35,22 @@ CREATE TABLE cognito_reset.pool_roles (
 );
 COMMENT ON TABLE cognito_reset.pool_roles IS
     'Pools called through an IAM role in their own account (cognito-reset pool set-role).';
-REVOKE ALL ON cognito_reset.pool_roles FROM PUBLIC;
-GRANT SELECT ON cognito_reset.pool_roles TO cognito_reset_worker, cognito_reset_monitor, cognito_reset_admin;
-GRANT INSERT, UPDATE (role_arn, external_id, updated_at, updated_by), DELETE ON cognito_reset.pool_roles
-    TO cognito_reset_admin;
 
--- 4. Which regions each worker serves (NULL: every region), for `status`.
+-- 3. Which regions each worker serves (NULL: every region), for `status`.
 ALTER TABLE cognito_reset.workers
     ADD COLUMN regions text[]
         CONSTRAINT workers_regions_names
         CHECK (cardinality(regions) BETWEEN 1 AND 100
                AND array_to_string(regions, ',') ~ '^[a-z][a-z0-9-]{0,49}(,[a-z][a-z0-9-]{0,49})*$');
 
--- 5. The claim indexes lead with the pool, so a route's claim reads only its own pools' jobs
+-- The admin role (0012) was created, by this migrator or another, in a transaction that has committed.
+GRANT USAGE ON SCHEMA cognito_reset TO cognito_reset_admin;
+REVOKE ALL ON cognito_reset.pool_roles FROM PUBLIC;
+GRANT SELECT ON cognito_reset.pool_roles TO cognito_reset_worker, cognito_reset_monitor, cognito_reset_admin;
+GRANT INSERT, UPDATE (role_arn, external_id, updated_at, updated_by), DELETE ON cognito_reset.pool_roles
+    TO cognito_reset_admin;
+
+-- 4. The claim indexes lead with the pool, so a route's claim reads only its own pools' jobs
 --    however many jobs of other pools, regions or accounts wait (a region no worker serves, or an
 --    account throttled to a crawl, must not slow the others). jobs_active is the small hot
 --    partition: the whole migration took 0.19 s with 100,000 active jobs, the time it holds
@@ -74,7 +64,7 @@ CREATE INDEX jobs_claimable_direct ON cognito_reset.jobs_active (user_pool_id, p
 CREATE INDEX jobs_claimable_by_import ON cognito_reset.jobs_active (import_id, user_pool_id, priority, run_at, id)
     WHERE import_id IS NOT NULL;
 
--- 6. The claim, route by route. A route is a region this worker serves and an account: the
+-- 5. The claim, route by route. A route is a region this worker serves and an account: the
 --    worker's own (pools without a role) or a role's (its pools). Each route takes slots only
 --    from its own bucket: p_key for the worker's own account (with '{region}' replaced by the
 --    region: the default is cognito:{region}), cognito:<account>:<region> for a role's account.
@@ -348,7 +338,7 @@ REVOKE EXECUTE ON FUNCTION cognito_reset.claim_paced(text, integer, double preci
 GRANT EXECUTE ON FUNCTION cognito_reset.claim_paced(text, integer, double precision, text, double precision, double precision, text[])
     TO cognito_reset_worker;
 
--- 7. Regions as operators see them: runnable work per region and whether a live worker serves
+-- 6. Regions as operators see them: runnable work per region and whether a live worker serves
 --    it. A region nobody serves waits (its jobs are never failed for it): `status` says so.
 CREATE VIEW cognito_reset.region_status AS
 SELECT q.region, q.runnable_now, q.scheduled_later, q.oldest_runnable_age_seconds,
