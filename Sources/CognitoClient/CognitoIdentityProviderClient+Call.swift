@@ -2,15 +2,38 @@ import Foundation
 import Logging
 
 extension CognitoIdentityProviderClient {
-    /// How a call is signed: with the worker's own credentials, or a pool role's.
-    struct Signing {
-        var role: PoolRole?
+    /// How a call is signed: not at all (the access token authenticates it), with the worker's
+    /// own credentials, or with a pool role's.
+    enum Signing {
+        case unsigned
+        case ownCredentials
+        case role(PoolRole)
+    }
+
+    /// The credentials `signing` calls for in `region`; nil for an unsigned call.
+    private func credentials(for signing: Signing, region: String) async throws(CredentialError) -> AWSCredentials? {
+        switch signing {
+        case .unsigned: nil
+        case .ownCredentials: try await credentials.credentials()
+        case .role(let role): try await roleCredentials.credentials(for: role, region: region)
+        }
+    }
+
+    /// Forgets the credentials `signing` used (the service rejected them), so the next call
+    /// fetches; false for an unsigned call, which has none to fetch again.
+    private func invalidateCredentials(for signing: Signing, region: String) async -> Bool {
+        switch signing {
+        case .unsigned: return false
+        case .ownCredentials: await credentials.invalidate()
+        case .role(let role): await roleCredentials.invalidate(role, region: region)
+        }
+        return true
     }
 
     /// One operation: sign (if asked), send, retry transient failures within the policy and the
     /// quota, refresh credentials once if the service rejects them, and decode the outcome.
     func call(
-        _ operation: String, region: String, body: [UInt8], signing: Signing?, secrets: [String]
+        _ operation: String, region: String, body: [UInt8], signing: Signing, secrets: [String]
     ) async throws(CognitoError) -> CognitoResponse {
         let url = endpoints.url(region: region)
         var attempt = 0
@@ -28,14 +51,9 @@ extension CognitoIdentityProviderClient {
                     "cognito call failed",
                     metadata: ["operation": "\(operation)", "attempt": "\(attempt)", "error.code": "\(error.code)",
                                "error.class": "\(error.errorClass)", "request_id": "\(error.requestID ?? "")"])
-                if error.errorClass == .credentials, let signing, !refreshedCredentials {
-                    // Keys may have rotated under us: fetch them again, once.
+                // Keys may have rotated under us: fetch them again, once.
+                if error.errorClass == .credentials, !refreshedCredentials, await invalidateCredentials(for: signing, region: region) {
                     refreshedCredentials = true
-                    if let role = signing.role {
-                        await roleCredentials.invalidate(role, region: region)
-                    } else {
-                        await credentials.invalidate()
-                    }
                     continue
                 }
                 guard error.errorClass == .transient, attempt < retryPolicy.maxAttempts,
@@ -53,7 +71,7 @@ extension CognitoIdentityProviderClient {
     }
 
     private func send(
-        _ operation: String, url: URL, region: String, body: [UInt8], signing: Signing?, secrets: [String]
+        _ operation: String, url: URL, region: String, body: [UInt8], signing: Signing, secrets: [String]
     ) async -> Result<String?, CognitoError> {
         var headers: [(name: String, value: String)] = [
             ("Content-Type", "application/x-amz-json-1.1"),
@@ -61,17 +79,13 @@ extension CognitoIdentityProviderClient {
             ("Host", Self.hostHeader(url)),
         ]
         var allSecrets = secrets
-        if let signing {
-            let found: AWSCredentials
-            do {
-                if let role = signing.role {
-                    found = try await roleCredentials.credentials(for: role, region: region)
-                } else {
-                    found = try await credentials.credentials()
-                }
-            } catch {
-                return .failure(Self.credentialFailure(error, operation: operation))
-            }
+        let found: AWSCredentials?
+        do {
+            found = try await credentials(for: signing, region: region)
+        } catch {
+            return .failure(Self.credentialFailure(error, operation: operation))
+        }
+        if let found {
             allSecrets += [found.secretAccessKey] + (found.sessionToken.map { [$0] } ?? [])
             let signer = SigV4Signer(region: region, service: "cognito-idp")
             let request = SigningRequest(method: "POST", path: url.path.isEmpty ? "/" : url.path, headers: headers, body: body)

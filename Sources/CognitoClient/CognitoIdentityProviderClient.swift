@@ -80,7 +80,7 @@ public final class CognitoIdentityProviderClient: Sendable {
         body.add("UserPoolId", userPoolID.rawValue)
         body.add("Username", username.rawValue)
         body.add("ClientMetadata", clientMetadata?.values)
-        return try await call(operation, region: region.rawValue, body: body.bytes, signing: .init(role: role), secrets: [])
+        return try await call(operation, region: region.rawValue, body: body.bytes, signing: role.map { .role($0) } ?? .ownCredentials, secrets: [])
     }
 
     /// Changes the password of the user the access token belongs to. Unsigned.
@@ -99,7 +99,7 @@ public final class CognitoIdentityProviderClient: Sendable {
         body.add("ProposedPassword", proposedPassword.revealed)
         body.add("AccessToken", accessToken.revealed)
         let secrets = [accessToken.revealed, proposedPassword.revealed] + (previousPassword.map { [$0.revealed] } ?? [])
-        return try await call(operation, region: region, body: body.bytes, signing: nil, secrets: secrets)
+        return try await call(operation, region: region, body: body.bytes, signing: .unsigned, secrets: secrets)
     }
 
     // MARK: Validation

@@ -125,11 +125,6 @@ public actor RoleCredentialCache {
         await providers[Key(role: role, region: region)]?.invalidate()
     }
 
-    /// How many times STS was asked for `role` (for tests).
-    public func fetchCount(_ role: PoolRole, region: String) async -> Int {
-        await providers[Key(role: role, region: region)]?.fetchCount ?? 0
-    }
-
     private func provider(_ key: Key) -> CachingCredentialProvider {
         if let existing = providers[key] { return existing }
         let provider = CachingCredentialProvider(

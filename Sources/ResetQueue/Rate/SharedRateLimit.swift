@@ -40,6 +40,12 @@ public struct SharedRateLimit: Sendable, Equatable {
     /// region gets its own bucket (Cognito's quota is per account and region). Pools mapped to a
     /// role use `cognito:<account>:<region>`, whatever this says.
     public static let defaultKeyTemplate = "cognito:{region}"
+
+    /// The key of a pool role's account in a region: `cognito:ACCOUNT:REGION` (the claim,
+    /// `claim_paced`, names buckets the same way).
+    public static func roleKey(account: String, region: String) -> String {
+        "cognito:\(account):\(region)"
+    }
 }
 
 /// One bucket as operators see it (`cognito_reset.rate_limit_status`).

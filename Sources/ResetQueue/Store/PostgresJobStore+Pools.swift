@@ -51,7 +51,7 @@ extension PostgresJobStore {
             return PoolRoleMapping(
                 userPoolID: try row.decode(String.self, at: 0), region: region, roleARN: try row.decode(String.self, at: 2),
                 accountID: account, externalID: try row.decode(String?.self, at: 4),
-                rateKey: "cognito:\(account):\(region)", updatedAt: try row.decode(Date.self, at: 5),
+                rateKey: SharedRateLimit.roleKey(account: account, region: region), updatedAt: try row.decode(Date.self, at: 5),
                 updatedBy: try row.decode(String.self, at: 6))
         }
     }

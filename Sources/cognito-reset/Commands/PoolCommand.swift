@@ -29,13 +29,12 @@ struct PoolCommand: AsyncParsableCommand {
         @Flag(help: "Print JSON for machines.") var json = false
 
         func run() async throws {
-            let pool: UserPoolID
+            let pool = try PoolCommand.checkedPool(poolID)
             let role: PoolRole
             do {
-                pool = try UserPoolID(poolID)
                 role = PoolRole(arn: try RoleARN(roleARN), externalID: try externalId.map { try ExternalID($0) })
             } catch let error as InvalidInput {
-                throw CLIError.badInput("\(error.field == "UserPoolId" ? "POOL_ID" : error.field): \(error.rule)")
+                throw CLIError(error)
             }
             let logger = try database.logger()
             let mapping = try await database.withJobStore(logger: logger) { store in
@@ -77,19 +76,23 @@ struct PoolCommand: AsyncParsableCommand {
         @Argument(help: ArgumentHelp("The user pool.", valueName: "POOL_ID")) var poolID: String
 
         func run() async throws {
-            let pool: UserPoolID
-            do {
-                pool = try UserPoolID(poolID)
-            } catch {
-                throw CLIError.badInput("POOL_ID: \(error.rule)")
-            }
+            let pool = try PoolCommand.checkedPool(poolID)
             let logger = try database.logger()
             let removed = try await database.withJobStore(logger: logger) { store in
                 try await PoolCommand.needingAdmin { try await store.unsetPoolRole(pool) }
             }
             guard removed else { throw CLIError.failure("pool \(pool) has no role") }
             logger.notice("pool role removed", metadata: ["pool": "\(pool)"])
-            Terminal.say("\(pool): the workers' own credentials, bucket cognito:\(pool.region)")
+            Terminal.say("\(pool): the workers' own credentials, bucket \(SharedRateLimit.defaultKey(region: pool.region))")
+        }
+    }
+
+    /// The POOL_ID argument, checked as every pool id is.
+    static func checkedPool(_ text: String) throws -> UserPoolID {
+        do {
+            return try relabel("POOL_ID") { () throws(InvalidInput) in try UserPoolID(text) }
+        } catch {
+            throw CLIError(error)
         }
     }
 
