@@ -17,6 +17,15 @@ public struct ConnectionConfiguration: Sendable, CustomStringConvertible {
     public var defaultConnectTimeoutSeconds = 10
     /// `application_name` unless the string or `PGAPPNAME` sets one.
     public var fallbackApplicationName = "cognito-reset"
+    /// The server-side `statement_timeout` for every statement on these connections (nil: the
+    /// server's own), sent in the startup packet's `options` so it costs no round trip. A pooler
+    /// that refuses `options` (PgBouncer) gets connections without it: see `statementDeadline`.
+    public var statementTimeout: Duration?
+    /// The client-side bound on every statement (nil: none): past it a cancel request is sent,
+    /// and a server that answers neither within `PostgresConnection.cancelGrace` loses the
+    /// connection. It catches what `statement_timeout` cannot: a server that does not answer at
+    /// all, and a commit waiting for a synchronous standby.
+    public var statementDeadline: Duration?
 
     /// Parses the connection string now, so a malformed one fails at start-up with a clear error.
     /// Values libpq would only refuse when connecting (`sslmode=bogus`, `port=abc`) are refused
@@ -102,7 +111,7 @@ public struct ConnectionConfiguration: Sendable, CustomStringConvertible {
     /// Keyword/value pairs for `PQconnectdbParams` with `expand_dbname = 1`. Entries before the
     /// expanded `dbname` are defaults the string may override; entries after it override the string.
     func connectParameters(
-        environment: [String: String] = ProcessInfo.processInfo.environment
+        environment: [String: String] = ProcessInfo.processInfo.environment, sendingStatementTimeout: Bool = true
     ) -> [(String, String)] {
         var parameters: [(String, String)] = [("fallback_application_name", fallbackApplicationName)]
         if environment["PGCONNECT_TIMEOUT"] == nil {
@@ -116,6 +125,12 @@ public struct ConnectionConfiguration: Sendable, CustomStringConvertible {
         ]
         parameters.append(("dbname", connectionString))
         parameters += overrides.map { ($0.key, $0.value) }
+        if sendingStatementTimeout, let statementTimeout {
+            // Added to whatever `options` the string or PGOPTIONS carry, never replacing them.
+            let given = value(for: "options") ?? environment["PGOPTIONS"] ?? ""
+            let timeout = "-c statement_timeout=\(max(1, statementTimeout.milliseconds))"
+            parameters.append(("options", given.isEmpty ? timeout : given + " " + timeout))
+        }
         // Text results and parameters are decoded as UTF-8; another client encoding would garble them.
         parameters.append(("client_encoding", "UTF8"))
         return parameters

@@ -33,6 +33,9 @@ public actor ConnectionPool {
         case connected(backendPID: Int32)
         case connectFailed(PostgresError, attempt: Int)
         case discarded(reason: String)
+        /// A statement overran the configuration's `statementDeadline` (a hung or overloaded
+        /// server, a commit waiting for a standby); a cancel request was sent.
+        case statementDeadlineExceeded
     }
 
     public let configuration: ConnectionConfiguration
@@ -173,7 +176,9 @@ public actor ConnectionPool {
         var attempt = 0
         while true {
             do {
-                let connection = try await PostgresConnection.connect(configuration, logger: logger)
+                let connection = try await PostgresConnection.connect(configuration, logger: logger) { [onEvent] in
+                    onEvent(.statementDeadlineExceeded)
+                }
                 let pid = await connection.backendPID
                 if attempt > 0 { logger.info("database connection restored", metadata: ["attempts": "\(attempt + 1)"]) }
                 onEvent(.connected(backendPID: pid))

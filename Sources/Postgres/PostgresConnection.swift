@@ -25,20 +25,28 @@ public actor PostgresConnection {
 
     /// Statements prepared on this connection, by SQL text and parameter types.
     private var preparedNames: [String: String] = [:]
+    /// False once the server lost a prepared statement between prepare and execution (a pooler
+    /// in transaction mode): every statement then goes unnamed.
+    private var preparedStatementsWork = true
+    /// Called when a statement overruns its deadline (for health reports); from this connection's thread.
+    private let onDeadline: @Sendable () -> Void
 
-    private init(configuration: ConnectionConfiguration, logger: Logger) {
+    private init(configuration: ConnectionConfiguration, logger: Logger, onDeadline: @escaping @Sendable () -> Void) {
         self.executor = ThreadExecutor(name: "libpq")
         self.configuration = configuration
         self.logger = logger
+        self.onDeadline = onDeadline
         self.notices = NoticeSink(logger: logger)
     }
 
     /// Opens a connection. Connection errors name host and port and never contain the password.
+    /// `onDeadline` hears of every statement that overran the statement deadline.
     public static func connect(
         _ configuration: ConnectionConfiguration,
-        logger: Logger = Logger(label: "cognito-reset.postgres")
+        logger: Logger = Logger(label: "cognito-reset.postgres"),
+        onDeadline: @escaping @Sendable () -> Void = {}
     ) async throws(PostgresError) -> PostgresConnection {
-        let connection = PostgresConnection(configuration: configuration, logger: logger)
+        let connection = PostgresConnection(configuration: configuration, logger: logger, onDeadline: onDeadline)
         try await connection.open()
         return connection
     }
@@ -90,22 +98,14 @@ public actor PostgresConnection {
 
     /// Runs one parameterised statement and returns its rows.
     ///
-    /// Cancelling the calling task sends a cancel request to the server (`PQcancel`), so a long
-    /// statement stops promptly with SQLSTATE 57014.
+    /// The statement ends, one way or another, by the connection's statement deadline
+    /// (`ConnectionConfiguration.statementDeadline`) and promptly once the calling task is
+    /// cancelled: a cancel request goes to the server (`PQcancel`, SQLSTATE 57014), and a server
+    /// that does not answer it either within `cancelGrace` costs the connection (`.timedOut`).
     @discardableResult
     public func query(_ query: PostgresQuery) async throws -> PostgresResult {
         try Task.checkCancellation()
-        return try await withTaskCancellationHandler {
-            try run(query)
-        } onCancel: {
-            // PQcancel opens a connection of its own and may block: never on the cooperative pool.
-            let canceller = self.canceller
-            canceller.beginCancel()
-            Thread.detachNewThread {
-                canceller.cancel()
-                canceller.endCancel()
-            }
-        }
+        return try run(query)
     }
 
     /// Runs a statement ignoring its rows and returns the affected-row count.
@@ -114,7 +114,7 @@ public actor PostgresConnection {
         try run(query).affectedRows ?? 0
     }
 
-    private func run(_ query: PostgresQuery, retryingPrepared: Bool = false) throws(PostgresError) -> PostgresResult {
+    private func run(_ query: PostgresQuery) throws(PostgresError) -> PostgresResult {
         let connection = try liveHandle()
         let parameters = query.parameters
         // Text parameters travel as C strings: a NUL byte would silently cut the value short.
@@ -122,6 +122,31 @@ public actor PostgresConnection {
         where parameter.format == .text && parameter.bytes?.contains(0) == true {
             throw PostgresError(code: .invalidParameter, message: "parameter $\(index + 1) contains a NUL byte")
         }
+        let deadline = configuration.statementDeadline.map { ContinuousClock.now + $0 }
+        let types = parameters.map { Oid($0.type.oid) }
+        var name: String?
+        if query.isPrepared && preparedStatementsWork {
+            name = try prepare(query, types: types, on: connection, deadline: deadline)
+        }
+        do {
+            return try send(query, types: types, preparedName: name, on: connection, deadline: deadline)
+        } catch let error where name != nil && error.sqlState == SQLState.undefinedPreparedStatement {
+            // The server connection does not know the statement: it forgot it (DISCARD ALL), or a
+            // pooler in transaction mode (PgBouncer) sent the prepare and this execution to
+            // different server connections. Unnamed statements work everywhere: use them from now on.
+            preparedStatementsWork = false
+            preparedNames.removeAll()
+            logger.debug("prepared statements do not persist on this connection; sending statements unprepared")
+            return try send(query, types: types, preparedName: nil, on: connection, deadline: deadline)
+        }
+    }
+
+    /// Sends the statement (named if prepared, unnamed otherwise) and waits for its result.
+    private func send(
+        _ query: PostgresQuery, types: [Oid], preparedName: String?, on connection: OpaquePointer,
+        deadline: ContinuousClock.Instant?
+    ) throws(PostgresError) -> PostgresResult {
+        let parameters = query.parameters
         // One buffer holds every value, each followed by a NUL terminator for the text ones.
         var buffer: [UInt8] = []
         buffer.reserveCapacity(parameters.reduce(0) { $0 + ($1.bytes?.count ?? 0) + 1 })
@@ -135,48 +160,162 @@ public actor PostgresConnection {
             buffer += bytes
             buffer.append(0)
         }
-        let types = parameters.map { Oid($0.type.oid) }
-        let preparedKey = query.isPrepared ? types.map(String.init).joined(separator: ",") + ";" + query.sql : ""
-        let preparedName = query.isPrepared ? try prepare(query, key: preparedKey, types: types, on: connection) : nil
         let formats = parameters.map { $0.format.rawValue }
         let lengths = parameters.map { Int32($0.bytes?.count ?? 0) }
-        let result = buffer.withUnsafeBufferPointer { bytes -> OpaquePointer? in
+        let sent = buffer.withUnsafeBufferPointer { bytes -> Int32 in
             let base = UnsafeRawPointer(bytes.baseAddress)
             let values: [UnsafePointer<CChar>?] = offsets.map { offset in
                 offset.flatMap { base?.advanced(by: $0).assumingMemoryBound(to: CChar.self) }
             }
-            guard let name = preparedName else {
-                return PQexecParams(
+            guard let preparedName else {
+                return PQsendQueryParams(
                     connection, query.sql, Int32(parameters.count), types, values, lengths, formats,
                     PostgresFormat.binary.rawValue)
             }
-            return PQexecPrepared(
-                connection, name, Int32(parameters.count), values, lengths, formats, PostgresFormat.binary.rawValue)
+            return PQsendQueryPrepared(
+                connection, preparedName, Int32(parameters.count), values, lengths, formats, PostgresFormat.binary.rawValue)
         }
-        do {
-            return try consume(result, connection: connection)
-        } catch let error where preparedName != nil && error.sqlState == "26000" {
-            // The server forgot the statement (DISCARD ALL, say): prepare it again, once.
-            preparedNames.removeValue(forKey: preparedKey)
-            guard retryingPrepared else { return try run(query, retryingPrepared: true) }
-            throw error
-        }
+        guard sent == 1 else { throw statementError(nil, connection) }
+        return try awaitResult(connection, deadline: deadline)
     }
 
     /// Prepares `query` on this connection unless it is already; returns its name.
-    private func prepare(_ query: PostgresQuery, key: String, types: [Oid], on connection: OpaquePointer) throws(PostgresError) -> String {
+    ///
+    /// The name is derived from the statement's text and parameter types, so the same name means
+    /// the same statement on every connection of every process. Behind a pooler that shares
+    /// server connections between clients, a name another client prepared there is then the same
+    /// statement, never another one run with our parameters.
+    private func prepare(
+        _ query: PostgresQuery, types: [Oid], on connection: OpaquePointer, deadline: ContinuousClock.Instant?
+    ) throws(PostgresError) -> String {
+        let key = types.map(String.init).joined(separator: ",") + ";" + query.sql
         if let name = preparedNames[key] { return name }
-        let name = "cognito_reset_\(preparedNames.count + 1)"
-        _ = try consume(PQprepare(connection, name, query.sql, Int32(types.count), types), connection: connection)
+        let name = Self.statementName(key)
+        guard PQsendPrepare(connection, name, query.sql, Int32(types.count), types) == 1 else {
+            throw statementError(nil, connection)
+        }
+        do {
+            _ = try awaitResult(connection, deadline: deadline)
+        } catch let error where error.sqlState == SQLState.duplicatePreparedStatement {
+            // Prepared on this server connection already (by us before a reconnect of the pooler,
+            // or another client): the name fixes the text, so it is this statement.
+        }
         preparedNames[key] = name
         return name
+    }
+
+    /// `cognito_reset_` and 64 bits of FNV-1a over the statement's types and text.
+    static func statementName(_ key: String) -> String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in key.utf8 {
+            hash ^= UInt64(byte)
+            hash &*= 0x0000_0100_0000_01b3
+        }
+        let hex = String(hash, radix: 16)
+        return "cognito_reset_" + String(repeating: "0", count: 16 - hex.count) + hex
     }
 
     /// Runs trusted, parameterless SQL that may hold several statements (migration files) with
     /// the simple query protocol. Never pass data here: use `query(_:)`.
     public func executeScript(_ sql: String) throws(PostgresError) {
         let connection = try liveHandle()
-        _ = try consume(PQexec(connection, sql), connection: connection)
+        guard PQsendQuery(connection, sql) == 1 else { throw statementError(nil, connection) }
+        _ = try awaitResult(connection, deadline: configuration.statementDeadline.map { ContinuousClock.now + $0 })
+    }
+
+    // MARK: Waiting for the server
+
+    /// How long a server gets to answer a cancel request before the connection is given up.
+    static let cancelGrace: Duration = .seconds(2)
+
+    /// Collects the results of the statement just sent, waiting on the socket in short slices so
+    /// that the calling task's cancellation and the deadline are noticed even when the server
+    /// never answers (a stopped server, a lost network, a commit waiting for a standby that is
+    /// gone). Either sends a cancel request; a server that then answers ends the statement its
+    /// usual way (SQLSTATE 57014, or a commit that completes with a warning), and one that does
+    /// not is given up after `cancelGrace`: the connection is closed and `.timedOut` thrown.
+    /// Several results (a script) give the first error, or else the last result.
+    private func awaitResult(_ connection: OpaquePointer, deadline: ContinuousClock.Instant?) throws(PostgresError) -> PostgresResult {
+        var firstError: PostgresError?
+        var last: PostgresResult?
+        var cancelSent: ContinuousClock.Instant?
+        var deadlinePassed = false
+        func take(_ result: OpaquePointer) {
+            defer { PQclear(result) }
+            switch PQresultStatus(result) {
+            case PGRES_TUPLES_OK, PGRES_COMMAND_OK, PGRES_EMPTY_QUERY:
+                last = LibPQ.makeResult(result)
+            case PGRES_FATAL_ERROR, PGRES_NONFATAL_ERROR, PGRES_BAD_RESPONSE:
+                if firstError == nil { firstError = statementError(result, connection) }
+            default:
+                let status = String(cString: PQresStatus(PQresultStatus(result)))
+                if firstError == nil {
+                    firstError = PostgresError(code: .unexpectedResult, message: "unexpected result status \(status)")
+                }
+            }
+        }
+        while true {
+            if PQconsumeInput(connection) == 0 {
+                // The connection broke: take what libpq still reports, then fail.
+                while let result = PQgetResult(connection) { take(result) }
+                var error = firstError ?? statementError(nil, connection)
+                error.code = .connectionLost
+                throw error
+            }
+            while PQisBusy(connection) == 0 {
+                guard let result = PQgetResult(connection) else {
+                    if var error = firstError {
+                        // FATAL ends the session (pg_terminate_backend, a shutdown) even before
+                        // libpq has read the end of the stream.
+                        if error.severity == "FATAL" || error.severity == "PANIC" { error.code = .connectionLost }
+                        if deadlinePassed && error.sqlState == SQLState.queryCanceled {
+                            error.message = "the statement did not finish within its deadline and was cancelled"
+                        }
+                        throw error
+                    }
+                    guard let last else { throw PostgresError(code: .unexpectedResult, message: "the statement returned no result") }
+                    return last
+                }
+                take(result)
+            }
+            let now = ContinuousClock.now
+            if cancelSent == nil && (Task.isCancelled || deadline.map { now >= $0 } == true) {
+                deadlinePassed = !Task.isCancelled
+                if deadlinePassed { onDeadline() }
+                cancelSent = now
+                requestCancel()
+            }
+            if let cancelSent, now - cancelSent >= Self.cancelGrace {
+                giveUp()
+                throw PostgresError(
+                    code: .timedOut,
+                    message: deadlinePassed
+                        ? "the server did not answer within the statement's deadline, nor a cancel request; the connection was closed"
+                        : "the server did not answer a cancel request; the connection was closed")
+            }
+            // Wakes at once when the server's answer arrives; the slice only bounds how late a
+            // deadline or a cancellation is noticed.
+            var descriptor = pollfd(fd: PQsocket(connection), events: Int16(POLLIN), revents: 0)
+            _ = poll(&descriptor, 1, 50)
+        }
+    }
+
+    /// Sends a cancel request for the running statement from a thread of its own: `PQcancel`
+    /// opens a connection and blocks until the server answers, which a stopped server never does.
+    private func requestCancel() {
+        let canceller = self.canceller
+        canceller.beginCancel()
+        Thread.detachNewThread {
+            canceller.cancel()
+            canceller.endCancel()
+        }
+    }
+
+    /// Closes a connection whose server stopped answering; later calls fail with `.closed` and
+    /// the pool discards it.
+    private func giveUp() {
+        logger.warning("the database did not answer in time; closing the connection", metadata: ["backend_pid": "\(backendPID)"])
+        close()
     }
 
     /// The error of the last failed libpq call on this connection (password scrubbed).
@@ -232,14 +371,19 @@ public actor PostgresConnection {
 
 /// Holds libpq's cancel object so another thread can cancel the running statement.
 ///
-/// `PQcancel` is documented thread-safe; the mutex only keeps `PQfreeCancel` from racing it.
+/// `PQcancel` is documented thread-safe, but it blocks until the server answers, which a stopped
+/// server never does: it runs on a thread of its own, holding its own reference to the cancel
+/// object, so closing the connection meanwhile neither waits for it nor frees what it uses.
 final class QueryCanceller: Sendable {
-    private struct Handle: @unchecked Sendable {
-        // Safe: the pointer is only used under `state`'s lock, by PQcancel (thread-safe) and
-        // PQfreeCancel, and never escapes this type.
-        var pointer: OpaquePointer?
+    /// One `PGcancel`, freed when the last holder lets go.
+    private final class Token: @unchecked Sendable {
+        // Safe: the pointer is set once, read only by PQcancel (thread-safe on a shared object)
+        // and freed in deinit, when no thread can hold the token any more.
+        let pointer: OpaquePointer
+        init(_ pointer: OpaquePointer) { self.pointer = pointer }
+        deinit { PQfreeCancel(pointer) }
     }
-    private let state = Mutex(Handle())
+    private let token = Mutex<Token?>(nil)
     /// Cancel requests dispatched but not yet delivered to the server.
     private let pending = DispatchGroup()
 
@@ -253,21 +397,15 @@ final class QueryCanceller: Sendable {
     func waitForPendingCancels() { _ = pending.wait(timeout: .now() + 10) }
 
     func replace(with pointer: OpaquePointer?) {
-        state.withLock { handle in
-            if let old = handle.pointer { PQfreeCancel(old) }
-            handle.pointer = pointer
-        }
+        let new = pointer.map(Token.init)
+        token.withLock { $0 = new }
     }
 
     func cancel() {
-        state.withLock { handle in
-            guard let pointer = handle.pointer else { return }
-            var errorBuffer = [CChar](repeating: 0, count: 256)
-            _ = PQcancel(pointer, &errorBuffer, Int32(errorBuffer.count))
-        }
+        guard let token = token.withLock({ $0 }) else { return }
+        var errorBuffer = [CChar](repeating: 0, count: 256)
+        _ = PQcancel(token.pointer, &errorBuffer, Int32(errorBuffer.count))
     }
-
-    deinit { replace(with: nil) }
 }
 
 /// Receives the server's NOTICE messages (e.g. "relation already exists, skipping").

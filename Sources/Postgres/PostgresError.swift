@@ -26,6 +26,9 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible {
         public static let closed = Code(name: "closed")
         /// libpq returned something this layer does not expect (a protocol-level surprise).
         public static let unexpectedResult = Code(name: "unexpectedResult")
+        /// The server did not answer a statement within its client-side deadline, nor a cancel
+        /// request soon after (a hung or stopped server, a lost network): the connection was given up.
+        public static let timedOut = Code(name: "timedOut")
     }
 
     public var code: Code
@@ -54,7 +57,7 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible {
 
     /// True when the connection this came from can no longer be used.
     public var isConnectionError: Bool {
-        code == .connectionFailed || code == .connectionLost
+        code == .connectionFailed || code == .connectionLost || code == .timedOut
             || (sqlState.map { $0.hasPrefix("08") || $0 == SQLState.adminShutdown } ?? false)
     }
 
@@ -92,4 +95,8 @@ public enum SQLState {
     public static let lockNotAvailable = "55P03"
     public static let serializationFailure = "40001"
     public static let deadlockDetected = "40P01"
+    public static let undefinedPreparedStatement = "26000"
+    public static let duplicatePreparedStatement = "42P05"
+    /// The startup packet carried a parameter the server (or a pooler posing as one) refuses.
+    public static let protocolViolation = "08P01"
 }

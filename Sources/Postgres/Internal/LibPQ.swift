@@ -5,8 +5,21 @@ import Foundation
 /// runs on the thread that owns the `PGconn`.
 enum LibPQ {
     /// Opens a connection with `PQconnectdbParams` (blocking; run it on a dedicated thread).
+    ///
+    /// A server that refuses the `options` startup parameter carrying `statement_timeout` is a
+    /// pooler (PgBouncer refuses it): the connection is opened again without it, and the client-side
+    /// deadline alone bounds statements.
     static func connect(_ configuration: ConnectionConfiguration) throws(PostgresError) -> OpaquePointer {
-        let parameters = configuration.connectParameters()
+        do {
+            return try connect(configuration, parameters: configuration.connectParameters())
+        } catch let error where configuration.statementTimeout != nil && error.message.contains("unsupported startup parameter") {
+            return try connect(configuration, parameters: configuration.connectParameters(sendingStatementTimeout: false))
+        }
+    }
+
+    private static func connect(
+        _ configuration: ConnectionConfiguration, parameters: [(String, String)]
+    ) throws(PostgresError) -> OpaquePointer {
         let keywords = parameters.map { strdup($0.0) }
         let values = parameters.map { strdup($0.1) }
         defer {

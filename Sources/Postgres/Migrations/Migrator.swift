@@ -6,8 +6,11 @@ public import Logging
 ///
 /// - Each file runs in its own transaction together with its bookkeeping row: it is applied
 ///   entirely or not at all.
-/// - A session-level advisory lock serialises migrators, so two hosts migrating at once apply
-///   each file exactly once (the second waits, then finds nothing to do).
+/// - An advisory lock serialises migrators, so two hosts migrating at once apply each file
+///   exactly once (the second waits, then finds nothing to do). It is transaction-scoped, held
+///   by an open transaction on a connection of its own for the whole run: a session-level lock
+///   could stay behind on a server connection a pooler in transaction mode (PgBouncer) hands to
+///   someone else, and a lost connection or a killed process releases it either way.
 /// - A file whose checksum differs from the one recorded when it was applied is refused before
 ///   anything runs: the database would no longer match what the files say.
 public struct Migrator: Sendable {
@@ -85,14 +88,17 @@ public struct Migrator: Sendable {
     @discardableResult
     public func migrate(on connection: PostgresConnection, dryRun: Bool = false) async throws -> [Migration] {
         if dryRun { return try await pending(on: connection) }
-        try await connection.execute("SELECT pg_advisory_lock(\(lockKey))")
+        let lock = try await PostgresConnection.connect(connection.configuration, logger: logger)
         do {
+            try await lock.execute("BEGIN")
+            try await lock.execute("SELECT pg_advisory_xact_lock(\(lockKey))")
             let applied = try await applyPending(on: connection)
-            try await connection.execute("SELECT pg_advisory_unlock(\(lockKey))")
+            try await lock.execute("COMMIT")
+            await lock.close()
             return applied
         } catch {
-            // Closing the session would release the lock too; unlock so the connection stays usable.
-            _ = try? await connection.execute("SELECT pg_advisory_unlock(\(lockKey))")
+            // Closing the connection ends its transaction, and the lock with it.
+            await lock.close()
             throw error
         }
     }
