@@ -74,11 +74,11 @@ extension PostgresJobStore {
 
         /// Registers (or re-registers) this worker.
         static let register = """
-            INSERT INTO cognito_reset.workers (id, host, pid, version, concurrency, regions)
-            VALUES ($1, $2, $3, $4, $5, $6)
+            INSERT INTO cognito_reset.workers (id, host, pid, version, concurrency, regions, heartbeat_interval_ms)
+            VALUES ($1, $2, $3, $4, $5, $6, $7)
             ON CONFLICT (id) DO UPDATE
             SET heartbeat_at = now(), state = 'running', stopped_at = NULL, concurrency = excluded.concurrency,
-                regions = excluded.regions
+                regions = excluded.regions, heartbeat_interval_ms = excluded.heartbeat_interval_ms
             """
 
         /// Renews the leases of the jobs this worker is working on ($8: their ids; a job whose
@@ -152,6 +152,22 @@ extension PostgresJobStore {
                            WHERE j.id = $1 AND j.state = 'running' AND j.locked_by = $2 AND \(claimToken) = $3)
             """
 
+        /// Seconds until the first lease runs out among running jobs (of the regions served, $1)
+        /// whose worker stopped heartbeating: no worker row, marked stopped, silent for more than
+        /// three of its heartbeat intervals (10 s assumed for a worker that did not record one),
+        /// or this worker ($2) itself, which holds nothing when it asks (a claim whose reply was
+        /// lost). Negative: already expired. nil: none, so nothing can come back to the queue
+        /// but through live workers.
+        static let orphanedLeaseWait = """
+            SELECT extract(epoch FROM min(j.lease_expires_at) - now())::double precision
+            FROM cognito_reset.jobs_active j
+            LEFT JOIN cognito_reset.workers w ON w.id = j.locked_by
+            WHERE j.state = 'running'
+              AND ($1::text[] IS NULL OR cognito_reset.pool_region(j.user_pool_id) = ANY ($1))
+              AND (j.locked_by = $2 OR w.id IS NULL OR w.state = 'stopped'
+                   OR w.heartbeat_at < now() - 3 * make_interval(secs => coalesce(w.heartbeat_interval_ms, 10000) / 1000.0))
+            """
+
         /// Whether anything is runnable now in the regions served ($1; NULL: all), for --drain:
         /// jobs of a region the worker does not serve are not its to wait for.
         static let anyRunnable = """
@@ -197,9 +213,12 @@ extension PostgresJobStore {
 
     /// Registers the worker with the regions it serves (nil: every region), for `status`.
     public func registerWorker(
-        id: String, host: String, pid: Int32, version: String, concurrency: Int, regions: [String]? = nil
+        id: String, host: String, pid: Int32, version: String, concurrency: Int, regions: [String]? = nil,
+        heartbeatInterval: Duration = .seconds(10)
     ) async throws {
-        try await pool.query(PostgresQuery(WorkerSQL.register, [id, host, Int(pid), version, concurrency, regions]))
+        try await pool.query(PostgresQuery(WorkerSQL.register, [
+            id, host, Int(pid), version, concurrency, regions, Int(max(1, heartbeatInterval.seconds * 1000)),
+        ]))
     }
 
     /// Renews leases and the status row; returns how many leases were renewed.
@@ -237,6 +256,14 @@ extension PostgresJobStore {
     /// Whether `job` is still running under this claim.
     public func stillHeld(_ job: ClaimedJob, workerID: String) async throws -> Bool {
         try await pool.query(PostgresQuery(WorkerSQL.stillHeld, [job.id, workerID, job.claimToken]).prepared())[0].decode(Bool.self, at: 0)
+    }
+
+    /// Time until the first lease of a worker that stopped heartbeating runs out (negative:
+    /// expired already), among jobs of `regions`; nil if no such job is running. See
+    /// `WorkerSQL.orphanedLeaseWait`.
+    public func orphanedLeaseWait(workerID: String, regions: [String]? = nil) async throws -> Duration? {
+        try await pool.query(PostgresQuery(WorkerSQL.orphanedLeaseWait, [regions, workerID]).prepared())[0]
+            .decode(Double?.self, at: 0).map { .seconds($0) }
     }
 
     /// Whether anything is runnable in `regions` (nil: every region).

@@ -7,13 +7,14 @@ extension QueueWorker {
 
     /// Runs a claim statement and puts its jobs in `held`, telling the heartbeat meanwhile that a
     /// claim is on its way (so it does not mistake a slow reply for a lost one).
-    func registeringClaim<Reply>(
-        _ claim: () async throws -> Reply, jobs: (Reply) -> [ClaimedJob]
+    func registeringClaim<Reply: Sendable>(
+        _ claim: @escaping @Sendable () async throws -> Reply, jobs: (Reply) -> [ClaimedJob]
     ) async throws -> Reply {
         await state.claimStarted()
         let reply: Reply
         do {
-            reply = try await claim()
+            // A stop cancels the statement: a claim waiting on a hung database must not hold it up.
+            reply = try await state.cancellingOnStop(claim)
         } catch {
             await state.claimEnded()
             throw error
@@ -28,7 +29,7 @@ extension QueueWorker {
     func claimPaced(
         _ shared: SharedRateLimit, limit: Int, jobs: inout DiscardingTaskGroup, recorder: OutcomeRecorder
     ) async throws -> PacedResult {
-        let claim = try await registeringClaim {
+        let claim = try await registeringClaim { [store, configuration] in
             try await store.claimPaced(
                 workerID: configuration.workerID, limit: limit, lease: configuration.lease, rate: shared, regions: configuration.regions)
         } jobs: { $0.jobs.map(\.job) }

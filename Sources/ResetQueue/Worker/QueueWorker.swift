@@ -15,6 +15,9 @@ public enum WorkerEvent: Sendable {
     case idle
     case rescued(Int)
     case heartbeat(renewedLeases: Int)
+    /// Every statement of a heartbeat begun at `since` (renewal, rescue) was answered: evidence
+    /// the database is healthy again, if nothing went wrong since.
+    case databaseAnswered(since: ContinuousClock.Instant)
     case databaseUnavailable(PostgresError)
     /// Claiming has ended; in-flight calls get the grace period.
     case stopping
@@ -31,7 +34,8 @@ public enum WorkerEvent: Sendable {
 public final class QueueWorker: Service, Sendable {
     public let configuration: WorkerConfiguration
     let store: PostgresJobStore
-    let listenConfiguration: ConnectionConfiguration
+    /// Where to LISTEN for inserts; nil: no LISTEN, the poll interval alone finds new jobs.
+    let listenConfiguration: ConnectionConfiguration?
     let cognito: CognitoIdentityProviderClient
     let limiter: any RateLimiter
     /// Set when calls are paced by the shared bucket (`configuration.sharedRate`).
@@ -45,7 +49,7 @@ public final class QueueWorker: Service, Sendable {
     public let pulse: LoopPulse
 
     public init(
-        configuration: WorkerConfiguration, store: PostgresJobStore, listenConfiguration: ConnectionConfiguration,
+        configuration: WorkerConfiguration, store: PostgresJobStore, listenConfiguration: ConnectionConfiguration?,
         cognito: CognitoIdentityProviderClient, limiter: any RateLimiter, logger: Logger,
         random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) },
         onEvent: @escaping @Sendable (WorkerEvent) -> Void = { _ in },
@@ -115,6 +119,10 @@ public final class QueueWorker: Service, Sendable {
         }
     }
 
+    /// The end of the grace period, kept for writing outcomes and marking the worker stopped:
+    /// in-flight calls get the rest, so that the whole stop fits in `--grace`.
+    var stopReserve: Duration { min(.seconds(3), configuration.gracePeriod / 4) }
+
     /// SQLSTATE classes that retrying cannot fix: the worker stops instead of looping.
     static func isFatal(_ error: any Error) -> Bool {
         guard let error = error as? PostgresError, let state = error.sqlState else { return false }
@@ -137,14 +145,17 @@ public final class QueueWorker: Service, Sendable {
             background.addTask { await self.keepHeartbeat() }
             background.addTask { await self.listenForInserts() }
             await claimLoop(recorder: recorder)
-            // One deadline for the whole stop (SIGTERM + grace), with a moment to write outcomes.
-            let deadline = max(await state.stopDeadline ?? .now, .now + .seconds(2))
-            await recorder.drain(until: deadline)
+            // One deadline for the whole stop (SIGTERM + grace): outcomes are written in the time
+            // kept for them, and statements still waiting then are cancelled.
+            let stopDeadline = await state.stopDeadline ?? .now
+            let writeBy = max(stopDeadline - stopReserve / 3, .now + .milliseconds(200))
+            _ = await withTimeout(writeBy - .now) { await recorder.drain(until: writeBy) }
             await recorder.stop()
             background.cancelAll()
         }
         let status = await state.status
-        let marked = await withTimeout(.seconds(5)) { [store, configuration] in
+        let remaining = (await state.stopDeadline ?? .now) - .now
+        let marked = await withTimeout(max(remaining, .milliseconds(500))) { [store, configuration] in
             try await store.markWorkerStopped(id: configuration.workerID, status: status)
         }
         if !marked {
@@ -164,7 +175,8 @@ public final class QueueWorker: Service, Sendable {
                 try await store.registerWorker(
                     id: configuration.workerID, host: ProcessInfo.processInfo.hostName,
                     pid: ProcessInfo.processInfo.processIdentifier, version: CognitoResetVersion.current,
-                    concurrency: configuration.concurrency, regions: configuration.regions)
+                    concurrency: configuration.concurrency, regions: configuration.regions,
+                    heartbeatInterval: configuration.heartbeatInterval)
                 logger.info("worker started", metadata: [
                     "concurrency": "\(configuration.concurrency)",
                     "regions": "\(configuration.regions?.joined(separator: ",") ?? "all")"])
@@ -196,7 +208,7 @@ public final class QueueWorker: Service, Sendable {
             // concurrency): a slow database then slows claiming down, and a crash repeats at most
             // that many calls.
             let maxUnsettled = 2 * configuration.concurrency
-            while !(await state.isStopping) {
+            loop: while !(await state.isStopping) {
                 pulse.beat()
                 let inFlight = await state.inFlight
                 let unsettled = await state.unsettled
@@ -205,9 +217,10 @@ public final class QueueWorker: Service, Sendable {
                     await state.wake.wait(timeout: configuration.pollInterval)
                     continue
                 }
+                let limit = min(free, configuration.claimBatchSize)
                 do {
                     if let shared = configuration.sharedRate {
-                        switch try await claimPaced(shared, limit: min(free, configuration.claimBatchSize), jobs: &jobs, recorder: recorder) {
+                        switch try await claimPaced(shared, limit: limit, jobs: &jobs, recorder: recorder) {
                         case .claimed:
                             failures = 0
                             continue
@@ -218,9 +231,9 @@ public final class QueueWorker: Service, Sendable {
                         // The same claim as the shared bucket's, without a bucket; the
                         // process-local limiter paces the calls, and an import's own rate
                         // still gives a job its slot.
-                        let claim = try await registeringClaim {
+                        let claim = try await registeringClaim { [store, configuration] in
                             try await store.claimPaced(
-                                workerID: configuration.workerID, limit: min(free, configuration.claimBatchSize),
+                                workerID: configuration.workerID, limit: limit,
                                 lease: configuration.lease, rate: nil, regions: configuration.regions)
                         } jobs: { $0.jobs.map(\.job) }
                         failures = 0
@@ -236,11 +249,23 @@ public final class QueueWorker: Service, Sendable {
                             continue
                         }
                     }
-                    if configuration.drain, await drained(recorder) { break }
+                    if configuration.drain {
+                        switch try await drainState(recorder) {
+                        case .drained: break loop
+                        case .waiting(let wait):
+                            await state.wake.wait(timeout: min(configuration.pollInterval, wait))
+                            continue
+                        case .working: break
+                        }
+                    }
                     onEvent(.idle)
-                    let next = try await store.nextRunAt(regions: configuration.regions)
+                    let next = try await state.cancellingOnStop { [store, configuration] in
+                        try await store.nextRunAt(regions: configuration.regions)
+                    }
                     await state.wake.wait(timeout: min(configuration.pollInterval, next ?? configuration.pollInterval))
                 } catch {
+                    // A stop cancels the statement in progress: that is no database failure.
+                    if await state.isStopping { break }
                     failures += 1
                     reportDatabaseError(error, while: "claiming")
                     if Self.isFatal(error) {
@@ -252,7 +277,8 @@ public final class QueueWorker: Service, Sendable {
             }
             // Stopping: unstarted jobs give themselves back; in-flight calls get the grace period.
             onEvent(.stopping)
-            let deadline = await state.stopDeadline ?? .now
+            // The end of the grace period is kept for writing what the calls did.
+            let deadline = (await state.stopDeadline ?? .now) - stopReserve
             if await !state.waitUntilIdle(until: deadline) {
                 logger.warning("grace period over, abandoning in-flight calls to lease rescue")
                 jobs.cancelAll()
@@ -260,14 +286,47 @@ public final class QueueWorker: Service, Sendable {
         }
     }
 
-    /// For --drain: nothing in flight, nothing left to write, nothing runnable.
-    private func drained(_ recorder: OutcomeRecorder) async -> Bool {
-        guard await state.inFlight == 0 else { return false }
+    /// Where a `--drain` run stands when the claim found nothing.
+    enum DrainState {
+        /// Nothing in flight, nothing to write, nothing runnable, no job of a dead worker left.
+        case drained
+        /// Jobs held by a worker that stopped heartbeating: the first lease runs out in this long.
+        case waiting(Duration)
+        /// Something is still in flight, to write, or runnable (again, after a rescue).
+        case working
+    }
+
+    /// For --drain. A drain run can be shorter than a heartbeat interval, so it rescues expired
+    /// leases itself, and it waits for the leases of workers that stopped heartbeating (then runs
+    /// their jobs): a deployment that only runs drains still recovers a crashed run's jobs. Jobs
+    /// held by live workers do not keep it waiting.
+    private func drainState(_ recorder: OutcomeRecorder) async throws -> DrainState {
+        guard await state.inFlight == 0 else { return .working }
         guard await recorder.isEmpty else {
             await recorder.flush()
-            return false
+            return .working
         }
-        return (try? await store.anyRunnable(regions: configuration.regions)) == false
+        let regions = configuration.regions
+        let workerID = configuration.workerID
+        let runnable = try await state.cancellingOnStop { [store] in try await store.anyRunnable(regions: regions) }
+        guard !runnable else { return .working }
+        let rescued = try await state.cancellingOnStop { [store] in
+            try await store.rescueExpiredLeases(exceptHeldBy: workerID, holding: [], claimInProgress: false)
+        }
+        if rescued > 0 {
+            reportRescued(rescued)
+            return .working
+        }
+        let wait = try await state.cancellingOnStop { [store] in try await store.orphanedLeaseWait(workerID: workerID, regions: regions) }
+        guard let wait else { return .drained }
+        // Rescue is due once the lease has run out; wake a moment after that.
+        return .waiting(max(.milliseconds(50), wait + .milliseconds(50)))
+    }
+
+    func reportRescued(_ rescued: Int) {
+        metrics.rescued.increment(by: Int64(rescued))
+        logger.notice("rescued jobs whose worker stopped renewing its lease", metadata: ["jobs": "\(rescued)"])
+        onEvent(.rescued(rescued))
     }
 
     private func backoff(_ failures: Int) -> Duration {
@@ -310,6 +369,7 @@ public final class QueueWorker: Service, Sendable {
             } catch {
                 return
             }
+            let began = ContinuousClock.now
             do {
                 let held = await state.held
                 let renewed = try await store.heartbeat(
@@ -320,12 +380,11 @@ public final class QueueWorker: Service, Sendable {
                 let rescued = try await store.rescueExpiredLeases(
                     exceptHeldBy: configuration.workerID, holding: holding, claimInProgress: claimInProgress)
                 if rescued > 0 {
-                    metrics.rescued.increment(by: Int64(rescued))
-                    logger.notice("rescued jobs whose worker stopped renewing its lease", metadata: ["jobs": "\(rescued)"])
-                    onEvent(.rescued(rescued))
+                    reportRescued(rescued)
                     await state.wake.signal()
                 }
                 try await store.markSilentWorkersStopped(after: configuration.lease * 4)
+                onEvent(.databaseAnswered(since: began))
                 if ContinuousClock.now - partitionsMade >= .seconds(3600) {
                     partitionsMade = .now
                     await ensureHistoryPartitions()
@@ -338,6 +397,7 @@ public final class QueueWorker: Service, Sendable {
 
     /// LISTEN for inserts; every notification (and every reconnect) wakes the claim loop.
     private func listenForInserts() async {
+        guard let listenConfiguration else { return }
         let events = NotificationListener.events(
             configuration: listenConfiguration, channels: [CognitoResetSchema.jobsChannel], logger: logger)
         for await event in events {

@@ -31,6 +31,9 @@ actor WorkerRunState {
     private var idleWaiters: [CheckedContinuation<Void, Never>] = []
     private var pausers: [Int: CheckedContinuation<Void, Never>] = [:]
     private var nextPauser = 0
+    /// Statements of the claim loop in progress, cancelled when a stop is requested.
+    private var stopCancellers: [Int: @Sendable () -> Void] = [:]
+    private var nextStopCanceller = 0
 
     func requestStop(grace: Duration) async {
         guard !isStopping else { return }
@@ -39,7 +42,35 @@ actor WorkerRunState {
         status.state = "draining"
         pausers.values.forEach { $0.resume() }
         pausers.removeAll()
+        stopCancellers.values.forEach { $0() }
+        stopCancellers.removeAll()
         await wake.signal()
+    }
+
+    /// Runs `body` as a task of its own that a stop request cancels: a claim-loop statement
+    /// waiting on a hung database must not hold the stop up (its cancel reaches the server, or
+    /// the connection is given up). Throws `CancellationError` if stopped before or meanwhile.
+    nonisolated func cancellingOnStop<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
+        let task = Task { try await body() }
+        let id = await addStopCanceller { task.cancel() }
+        let result = await task.result
+        if let id { await removeStopCanceller(id) }
+        return try result.get()
+    }
+
+    private func addStopCanceller(_ cancel: @escaping @Sendable () -> Void) -> Int? {
+        guard !isStopping else {
+            cancel()
+            return nil
+        }
+        let id = nextStopCanceller
+        nextStopCanceller += 1
+        stopCancellers[id] = cancel
+        return id
+    }
+
+    private func removeStopCanceller(_ id: Int) {
+        stopCancellers.removeValue(forKey: id)
     }
 
     /// Sleeps for `duration`, or less if the worker is asked to stop meanwhile.
