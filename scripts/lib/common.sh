@@ -32,6 +32,8 @@ ensure_system_packages() {
     python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
     # systemd-analyze checks the units in systemd/ offline (Tests/CLITests/SystemdUnitTests.swift).
     command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
+    # PgBouncer in transaction pooling, in front of a private server (Tests/CLITests/PgBouncerTests.swift).
+    command -v pgbouncer >/dev/null 2>&1 || missing+=(pgbouncer)
     apt_install "${missing[@]}"
     id postgres >/dev/null 2>&1 || die "the postgres system user is missing (it comes with the postgresql package)"
 }

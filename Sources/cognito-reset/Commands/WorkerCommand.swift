@@ -62,6 +62,16 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Time in-flight calls get to finish on SIGTERM (default 20s).", valueName: "DURATION"))
     var grace: DurationArgument?
 
+    @Option(help: ArgumentHelp(
+        "Server-side statement_timeout of the worker's statements (default 10s); each is also given up on the client 5s later, with a cancel request, if the server does not answer at all.",
+        valueName: "DURATION"))
+    var statementTimeout: DurationArgument?
+
+    @Option(help: ArgumentHelp(
+        "A direct connection for LISTEN only, when DATABASE_URL goes through a pooler in transaction mode (PgBouncer), or 'none' to only poll (default: DATABASE_URL).",
+        valueName: "URL"))
+    var listenURL: String?
+
     @Option(help: ArgumentHelp("Prometheus /metrics, /healthz and /readyz on HOST:PORT (default off).", valueName: "HOST:PORT"))
     var metricsAddress: String?
 
@@ -81,7 +91,17 @@ struct WorkerCommand: AsyncParsableCommand {
             throw CLIError.badInput("--poll: must be below half of systemd's WatchdogSec= (\(watchdog.timeout)) so an idle worker keeps feeding the watchdog")
         }
 
-        let configuration = try database.configuration()
+        var configuration = try database.configuration()
+        configuration.statementTimeout = options.statementTimeout
+        configuration.statementDeadline = options.statementTimeout + Self.deadlineMargin(options.statementTimeout)
+        let listenConfiguration = try options.listenURL.map { text -> ConnectionConfiguration? in
+            guard text != "none" else { return nil }
+            var listen = try DatabaseOptions.configuration(text, field: listenURL != nil ? "--listen-url" : "COGNITO_RESET_LISTEN_URL")
+            listen.statementTimeout = configuration.statementTimeout
+            listen.statementDeadline = configuration.statementDeadline
+            return listen
+        } ?? configuration
+        let health = DatabaseHealth(window: configuration.statementDeadline! + .seconds(5))
         let worker: QueueWorker
         let metricsRegistry = options.metricsAddress.map { _ in PrometheusCollectorRegistry() }
         if let metricsRegistry {
@@ -90,7 +110,7 @@ struct WorkerCommand: AsyncParsableCommand {
         let pulse = LoopPulse()
         let pool = ConnectionPool(
             configuration: configuration, options: .init(maximumConnections: 4, connectDeadline: .seconds(10)), logger: logger,
-            onEvent: DatabaseMetrics.observer(pulse: pulse))
+            onEvent: DatabaseMetrics.observer(pulse: pulse, health: health))
         let store = PostgresJobStore(pool: pool)
 
         // Everything that can be refused is checked before READY=1: the metrics address, the
@@ -99,7 +119,7 @@ struct WorkerCommand: AsyncParsableCommand {
         if let address = options.metricsAddress, let metricsRegistry {
             do {
                 endpoint = try await HTTPEndpoint.bind(host: address.host, port: address.port) { path in
-                    await DaemonMonitor.respond(path, store: store) { metricsRegistry.emitToString() }
+                    await DaemonMonitor.respond(path, store: store, health: health) { metricsRegistry.emitToString() }
                 }
             } catch {
                 await pool.close()
@@ -144,21 +164,28 @@ struct WorkerCommand: AsyncParsableCommand {
                 metadata: ["rate.key": "\(shared.key)", "ceiling": "\(bucket.ceiling)", "rate": "\(shared.initialCeiling)"])
         }
         worker = QueueWorker(
-            configuration: workerConfiguration, store: store, listenConfiguration: configuration,
+            configuration: workerConfiguration, store: store, listenConfiguration: listenConfiguration,
             cognito: cognito.client, limiter: UnlimitedRateLimiter(), logger: logger,
             onEvent: { event in
-                if case .stopping = event { notifier.send(["STOPPING=1", "STATUS=stopping: finishing in-flight calls"]) }
+                switch event {
+                case .stopping: notifier.send(["STOPPING=1", "STATUS=stopping: finishing in-flight calls"])
+                case .databaseUnavailable: health.noteTrouble()
+                case .databaseAnswered(let since): health.noteAnswered(since: since)
+                default: break
+                }
             },
             pulse: pulse)
         let monitor = DaemonMonitor(
             worker: worker, store: store, notifier: notifier, watchdog: watchdog, endpoint: endpoint,
-            statusInterval: options.statusInterval, logger: logger)
+            statusInterval: options.statusInterval, health: health, logger: logger)
         let group = ServiceGroup(
             configuration: .init(
                 // Shut down in reverse order: the worker first, the monitor once it has finished.
                 services: [
                     .init(service: monitor),
                     .init(service: worker, successTerminationBehavior: .gracefullyShutdownGroup),
+                    // Last, so it hears of a stop first (it returns at once).
+                    .init(service: StopBackstop(grace: options.grace, logger: logger), successTerminationBehavior: .ignore),
                 ],
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         pulse.beat()  // the start-up checks above took their time; the watchdog starts now
@@ -174,6 +201,14 @@ struct WorkerCommand: AsyncParsableCommand {
         if let failure { throw CLIError.failure("worker stopped: \(failure)") }
     }
 
+    /// How long past `--statement-timeout` the client waits before cancelling a statement itself:
+    /// the server's own timeout normally ends it first; this catches a server that does not
+    /// answer at all, and commits waiting for a standby (which statement_timeout does not cover).
+    /// Proportional for short timeouts (tests, impatient operators), at most 5 s.
+    static func deadlineMargin(_ timeout: Duration) -> Duration {
+        min(.seconds(5), max(.seconds(1), timeout))
+    }
+
     /// The worker's settings after flags, environment and config file.
     struct Options {
         var concurrency: Int
@@ -187,6 +222,9 @@ struct WorkerCommand: AsyncParsableCommand {
         var poll: Duration
         var grace: Duration
         var statusInterval: Duration
+        var statementTimeout: Duration
+        /// nil: DATABASE_URL; "none": no LISTEN.
+        var listenURL: String?
         var metricsAddress: (host: String, port: Int)?
         var logUsernames: Bool
     }
@@ -206,6 +244,10 @@ struct WorkerCommand: AsyncParsableCommand {
         let grace = try settings.duration(grace, "COGNITO_RESET_GRACE", flagName: "--grace", default: .seconds(20))
         let statusInterval = try settings.duration(
             statusInterval, "COGNITO_RESET_STATUS_INTERVAL", flagName: "--status-interval", default: .seconds(5))
+        let statementTimeout = try settings.duration(
+            statementTimeout, "COGNITO_RESET_STATEMENT_TIMEOUT", flagName: "--statement-timeout", default: .seconds(10))
+        try Self.checkStatementTimeout(statementTimeout, field: self.statementTimeout == nil ? "COGNITO_RESET_STATEMENT_TIMEOUT" : "--statement-timeout")
+        let listenURL = listenURL ?? settings["COGNITO_RESET_LISTEN_URL"]
         guard lease >= .seconds(1) else { throw CLIError.badInput("--lease: must be at least 1s") }
         guard heartbeat > .zero, heartbeat * 2 <= lease else {
             throw CLIError.badInput("--heartbeat: must be above 0 and at most half of --lease, so leases are renewed in time")
@@ -215,8 +257,16 @@ struct WorkerCommand: AsyncParsableCommand {
         let metricsAddress = try (metricsAddress ?? settings["COGNITO_RESET_METRICS_ADDRESS"]).map { try Self.parseAddress($0) }
         return Options(
             concurrency: concurrency, rate: rate, rateKey: rateKey, regions: regions, lease: lease, heartbeat: heartbeat, poll: poll, grace: grace,
-            statusInterval: statusInterval, metricsAddress: metricsAddress,
+            statusInterval: statusInterval, statementTimeout: statementTimeout, listenURL: listenURL, metricsAddress: metricsAddress,
             logUsernames: try settings.bool("COGNITO_RESET_LOG_USERNAMES", default: false))
+    }
+
+    /// 100 ms to 1 h: shorter would cut the worker's own statements under load, longer would
+    /// leave a hung database unnoticed for that long.
+    static func checkStatementTimeout(_ timeout: Duration, field: String) throws {
+        guard timeout >= .milliseconds(100), timeout <= .seconds(3600) else {
+            throw CLIError.badInput("\(field): must be from 100ms to 1h")
+        }
     }
 
     /// A comma list of region names (`eu-west-1,us-east-1`).

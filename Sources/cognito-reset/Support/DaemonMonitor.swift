@@ -20,6 +20,8 @@ final class DaemonMonitor: Service {
     let statusInterval: Duration
     let logger: Logger
     let health = HealthState()
+    /// The worker's own evidence: statements that failed or overran their deadline.
+    let database: DatabaseHealth
 
     private let runnable = Gauge(label: "cognito_reset_queue_runnable_jobs")
     private let oldestAge = Gauge(label: "cognito_reset_queue_oldest_runnable_age_seconds")
@@ -28,8 +30,10 @@ final class DaemonMonitor: Service {
 
     init(
         worker: QueueWorker, store: PostgresJobStore, notifier: SystemdNotifier,
-        watchdog: WatchdogSettings?, endpoint: HTTPEndpoint?, statusInterval: Duration, logger: Logger
+        watchdog: WatchdogSettings?, endpoint: HTTPEndpoint?, statusInterval: Duration, health: DatabaseHealth,
+        logger: Logger
     ) {
+        self.database = health
         self.worker = worker
         self.store = store
         self.notifier = notifier
@@ -68,11 +72,19 @@ final class DaemonMonitor: Service {
                 let gauges = try await withTimeout(.seconds(5)) { try await self.store.queueGauges() }
                 runnable.record(gauges.runnable)
                 oldestAge.record(gauges.oldestRunnableAgeSeconds ?? 0)
-                databaseUp.record(1)
-                if await health.markDatabase(up: true) {
-                    logger.notice("database reachable again")
+                // Reads can answer while the worker's writes time out (commits waiting for a
+                // standby): the worker's own evidence counts too.
+                let slow = database.troubledRecently
+                databaseUp.record(slow ? 0 : 1)
+                if await health.markDatabase(up: !slow) {
+                    if slow {
+                        logger.warning("the database is not answering the worker's statements in time; retrying")
+                    } else {
+                        logger.notice("database reachable again")
+                    }
                 }
-                notifier.send(["STATUS=\(stopping)\(status.inFlight) in flight, \(gauges.runnable) runnable, \(rateText); \(status.succeeded) succeeded, \(status.failed) failed, \(status.retried) retried"])
+                let prefix = slow ? "database not answering in time, retrying; " : ""
+                notifier.send(["STATUS=\(stopping)\(prefix)\(status.inFlight) in flight, \(gauges.runnable) runnable, \(rateText); \(status.succeeded) succeeded, \(status.failed) failed, \(status.retried) retried"])
             } catch {
                 databaseUp.record(0)
                 if await health.markDatabase(up: false) {
@@ -102,13 +114,18 @@ final class DaemonMonitor: Service {
     }
 
     /// The endpoint's answers.
-    static func respond(_ path: String, store: PostgresJobStore, metrics: @Sendable () -> String) async -> HTTPEndpoint.Response {
+    static func respond(
+        _ path: String, store: PostgresJobStore, health: DatabaseHealth, metrics: @Sendable () -> String
+    ) async -> HTTPEndpoint.Response {
         switch path {
         case "/metrics":
             return .init(status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8", body: metrics())
         case "/healthz":
             return .init(status: 200, body: "ok\n")
         case "/readyz":
+            guard !health.troubledRecently else {
+                return .init(status: 503, body: "database not answering the worker's statements in time\n")
+            }
             let reachable = (try? await withTimeout(.seconds(2)) { try await store.pool.query("SELECT 1") }) != nil
             return reachable ? .init(status: 200, body: "ready\n") : .init(status: 503, body: "database unreachable\n")
         default:

@@ -33,6 +33,20 @@ struct DatabaseOptions: ParsableArguments {
         return try Self.withCredentialPassword(configuration, environment: ProcessInfo.processInfo.environment)
     }
 
+    /// Another connection string (e.g. `COGNITO_RESET_LISTEN_URL`), checked like DATABASE_URL;
+    /// errors name `field` and never show the value (it may hold a password).
+    static func configuration(_ text: String, field: String) throws -> ConnectionConfiguration {
+        let configuration: ConnectionConfiguration
+        do throws(PostgresError) {
+            configuration = try ConnectionConfiguration(text)
+        } catch where error.code == .invalidConfiguration {
+            throw CLIError.badInput("\(field): \(error.message)")
+        } catch {
+            throw CLIError(error)
+        }
+        return try withCredentialPassword(configuration, environment: ProcessInfo.processInfo.environment)
+    }
+
     /// systemd `LoadCredential=database-password:…`: the password comes from
     /// `$CREDENTIALS_DIRECTORY/database-password` (never from the environment, which
     /// `systemctl show` reveals) unless the connection string carries one itself.

@@ -21,6 +21,8 @@ struct Settings {
         "COGNITO_RESET_GRACE": "worker: time in-flight calls get on SIGTERM",
         "COGNITO_RESET_STATUS_INTERVAL": "worker: systemd STATUS and queue gauges interval",
         "COGNITO_RESET_METRICS_ADDRESS": "worker: host:port of the metrics and health endpoint",
+        "COGNITO_RESET_STATEMENT_TIMEOUT": "worker: server-side statement_timeout of its statements (the client gives up a little later)",
+        "COGNITO_RESET_LISTEN_URL": "worker: a direct connection for LISTEN only (behind a pooler), or none",
         "COGNITO_RESET_LOG_LEVEL": "log level",
         "COGNITO_RESET_LOG_FORMAT": "log format",
         "COGNITO_RESET_LOG_USERNAMES": "log usernames unmasked",
@@ -76,6 +78,13 @@ struct Settings {
         }
         if let text = self["COGNITO_RESET_METRICS_ADDRESS"] {
             _ = try WorkerCommand.parseAddress(text, field: "COGNITO_RESET_METRICS_ADDRESS")
+        }
+        if self["COGNITO_RESET_STATEMENT_TIMEOUT"] != nil {
+            let timeout = try duration(nil, "COGNITO_RESET_STATEMENT_TIMEOUT", flagName: "--statement-timeout", default: .zero)
+            try WorkerCommand.checkStatementTimeout(timeout, field: "COGNITO_RESET_STATEMENT_TIMEOUT")
+        }
+        if let text = self["COGNITO_RESET_LISTEN_URL"], text != "none" {
+            _ = try DatabaseOptions.configuration(text, field: "COGNITO_RESET_LISTEN_URL")
         }
         if let text = self["COGNITO_RESET_LOG_LEVEL"] {
             _ = try LoggingOptions.parseLevel(text, field: "COGNITO_RESET_LOG_LEVEL")
