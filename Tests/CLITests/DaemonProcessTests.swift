@@ -174,7 +174,8 @@ struct DaemonProcessTests {
         #expect(server.requests.count < 40)
 
         #expect(await shell(#"pg_resume "\#(dir)" \#(pgPort)"#).status == 0)
-        let back = await notify.collect(until: { $0.hasPrefix("STATUS=") && $0.contains("runnable") })
+        // Ready again once a heartbeat begun after the outage was answered in full.
+        let back = await notify.collect(until: { $0.hasPrefix("STATUS=") && $0.contains("runnable") && !$0.contains("retrying") })
         #expect(back.last?.contains("in flight") == true, "\(back)")
         #expect(await Self.get(port, "/readyz").status == 200)
         // And it works again: a job enqueued now is done.
