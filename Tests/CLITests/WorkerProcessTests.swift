@@ -32,6 +32,38 @@ struct WorkerProcessTests {
         }
     }
 
+    /// The cron-style use of --drain: a worker is SIGKILLed holding 20 claimed jobs (their calls
+    /// hang), and only `worker --drain` runs afterwards. The first drain waits for the dead
+    /// worker's leases, rescues the jobs and runs them; nothing stays `running`.
+    @Test func drainRunsRecoverWhatAKilledWorkerHeld() async throws {
+        let server = try await FakeHTTPServer.start(responder: { _, number in
+            number <= 20 ? .delay(.seconds(60), then: .cognitoSuccess()) : .cognitoSuccess()
+        })
+        try await TemporaryDatabase.with { database in
+            let env = environment(database, server)
+            #expect(try await CognitoResetBinary.run(["migrate"], environment: env).status == 0)
+            let connection = try await database.connect()
+            try await connection.execute("""
+                INSERT INTO cognito_reset.jobs (user_pool_id, username) SELECT \(Self.pool), 'held' || g FROM generate_series(1, 20) g
+                """)
+            let victim = try CognitoResetBinary.start(
+                ["worker", "--rate", "unlimited", "--concurrency", "20", "--lease", "3s", "--heartbeat", "1s"], environment: env)
+            await server.waitForRequests(20)
+            victim.send(SIGKILL)
+            _ = await victim.wait()
+            #expect(try await connection.query("SELECT count(*) FROM cognito_reset.jobs WHERE state = 'running'")[0].decode(Int.self, at: 0) == 20)
+
+            let drain = try await CognitoResetBinary.run(["worker", "--drain", "--rate", "unlimited"], environment: env)
+            #expect(drain.status == 0, "\(drain.stderr.suffix(2000))")
+            #expect(try await connection.query("SELECT count(*) FROM cognito_reset.jobs WHERE state = 'succeeded'")[0].decode(Int.self, at: 0) == 20)
+            #expect(try await connection.query("""
+                SELECT count(*) FROM cognito_reset.attempts WHERE outcome = 'lease_expired'
+                """)[0].decode(Int.self, at: 0) == 20, "each lost call in the audit")
+            await connection.close()
+        }
+        await server.shutdown()
+    }
+
     @Test func aWorkerKilledMidBatchLosesNothingAndRepeatsOnlyItsInFlightCalls() async throws {
         let server = try await FakeHTTPServer.start(responder: { _, _ in .delay(.milliseconds(100), then: .cognitoSuccess()) })
         try await TemporaryDatabase.with { database in

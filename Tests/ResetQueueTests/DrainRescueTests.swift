@@ -56,12 +56,23 @@ struct DrainRescueTests {
             try await store.registerWorker(
                 id: "live-worker", host: "here", pid: 2, version: "test", concurrency: 5, heartbeatInterval: .seconds(10))
             #expect(try await store.claim(workerID: "live-worker", limit: 5, lease: .seconds(300)).count == 5)
+            // The live worker keeps heartbeating, as live workers do.
+            let pool = harness.pool
+            let beating = Task {
+                while !Task.isCancelled {
+                    _ = try? await pool.query("UPDATE cognito_reset.workers SET heartbeat_at = now() WHERE id = 'live-worker'")
+                    try? await Task.sleep(for: .milliseconds(100))
+                }
+            }
             var configuration = WorkerHarness.configuration()
             configuration.drain = true
             let worker = harness.makeWorker(configuration)
+            let started = ContinuousClock.now
             try await withDeadline(.seconds(60), "the drain to end without waiting for the live worker's leases") {
                 try await worker.run()
             }
+            beating.cancel()
+            #expect(ContinuousClock.now - started < .seconds(30), "not kept waiting for leases of 300 s, nor for a silence of 30 s")
             #expect(try await harness.count("SELECT count(*) FROM cognito_reset.jobs WHERE state = 'succeeded'") == 5)
             #expect(try await harness.count("""
                 SELECT count(*) FROM cognito_reset.jobs WHERE state = 'running' AND locked_by = 'live-worker'

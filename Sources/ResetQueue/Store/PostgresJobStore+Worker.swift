@@ -152,20 +152,30 @@ extension PostgresJobStore {
                            WHERE j.id = $1 AND j.state = 'running' AND j.locked_by = $2 AND \(claimToken) = $3)
             """
 
-        /// Seconds until the first lease runs out among running jobs (of the regions served, $1)
-        /// whose worker stopped heartbeating: no worker row, marked stopped, silent for more than
-        /// three of its heartbeat intervals (10 s assumed for a worker that did not record one),
-        /// or this worker ($2) itself, which holds nothing when it asks (a claim whose reply was
-        /// lost). Negative: already expired. nil: none, so nothing can come back to the queue
-        /// but through live workers.
+        /// How long a `--drain` run ($2) must still wait for running jobs (of the regions served,
+        /// $1) that may come back to the queue; nil when none can, only through live workers.
+        /// Per job, by its worker:
+        /// - gone, marked stopped, silent for three of the heartbeat intervals it recorded (10 s
+        ///   assumed for a worker that recorded none), or the drain itself (which holds nothing
+        ///   when it asks: a claim whose reply was lost): until its lease runs out, then rescue;
+        /// - heartbeating since the drain started: live, no wait;
+        /// - otherwise not known yet (just killed, or about to heartbeat): until it would count
+        ///   as silent. The drain looks again every poll interval, so a live worker's next
+        ///   heartbeat ends that wait.
+        /// Negative: due already.
         static let orphanedLeaseWait = """
-            SELECT extract(epoch FROM min(j.lease_expires_at) - now())::double precision
+            SELECT extract(epoch FROM min(
+                       CASE WHEN w.id IS NULL OR w.id = $2 OR w.state = 'stopped'
+                                 OR w.heartbeat_at < now() - 3 * make_interval(secs => coalesce(w.heartbeat_interval_ms, 10000) / 1000.0)
+                            THEN j.lease_expires_at
+                            WHEN w.heartbeat_at >= (SELECT started_at FROM cognito_reset.workers WHERE id = $2)
+                            THEN NULL
+                            ELSE w.heartbeat_at + 3 * make_interval(secs => coalesce(w.heartbeat_interval_ms, 10000) / 1000.0)
+                       END) - now())::double precision
             FROM cognito_reset.jobs_active j
             LEFT JOIN cognito_reset.workers w ON w.id = j.locked_by
             WHERE j.state = 'running'
               AND ($1::text[] IS NULL OR cognito_reset.pool_region(j.user_pool_id) = ANY ($1))
-              AND (j.locked_by = $2 OR w.id IS NULL OR w.state = 'stopped'
-                   OR w.heartbeat_at < now() - 3 * make_interval(secs => coalesce(w.heartbeat_interval_ms, 10000) / 1000.0))
             """
 
         /// Whether anything is runnable now in the regions served ($1; NULL: all), for --drain:
@@ -258,9 +268,8 @@ extension PostgresJobStore {
         try await pool.query(PostgresQuery(WorkerSQL.stillHeld, [job.id, workerID, job.claimToken]).prepared())[0].decode(Bool.self, at: 0)
     }
 
-    /// Time until the first lease of a worker that stopped heartbeating runs out (negative:
-    /// expired already), among jobs of `regions`; nil if no such job is running. See
-    /// `WorkerSQL.orphanedLeaseWait`.
+    /// How long a `--drain` run must still wait for running jobs of `regions` that may come back
+    /// to the queue (negative: due already); nil if none can. See `WorkerSQL.orphanedLeaseWait`.
     public func orphanedLeaseWait(workerID: String, regions: [String]? = nil) async throws -> Duration? {
         try await pool.query(PostgresQuery(WorkerSQL.orphanedLeaseWait, [regions, workerID]).prepared())[0]
             .decode(Double?.self, at: 0).map { .seconds($0) }

@@ -290,7 +290,7 @@ public final class QueueWorker: Service, Sendable {
     enum DrainState {
         /// Nothing in flight, nothing to write, nothing runnable, no job of a dead worker left.
         case drained
-        /// Jobs held by a worker that stopped heartbeating: the first lease runs out in this long.
+        /// Jobs held by a worker that stopped heartbeating, or may have: look again in this long.
         case waiting(Duration)
         /// Something is still in flight, to write, or runnable (again, after a rescue).
         case working
@@ -319,7 +319,7 @@ public final class QueueWorker: Service, Sendable {
         }
         let wait = try await state.cancellingOnStop { [store] in try await store.orphanedLeaseWait(workerID: workerID, regions: regions) }
         guard let wait else { return .drained }
-        // Rescue is due once the lease has run out; wake a moment after that.
+        // A lease is due to run out (then rescue), or a worker to count as silent: wake a moment after.
         return .waiting(max(.milliseconds(50), wait + .milliseconds(50)))
     }
 
