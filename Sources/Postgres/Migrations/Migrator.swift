@@ -90,8 +90,10 @@ public struct Migrator: Sendable {
         if dryRun { return try await pending(on: connection) }
         let lock = try await PostgresConnection.connect(connection.configuration, logger: logger)
         do {
-            try await lock.execute("BEGIN")
-            try await lock.execute("SELECT pg_advisory_xact_lock(\(lockKey))")
+            // The simple query protocol: an extended-protocol statement would leave its portal,
+            // and with it a snapshot, open in the idle transaction, and CREATE INDEX
+            // CONCURRENTLY in a migration would wait for that snapshot forever.
+            try await lock.executeScript("BEGIN; SELECT pg_advisory_xact_lock(\(lockKey))")
             let applied = try await applyPending(on: connection)
             try await lock.execute("COMMIT")
             await lock.close()

@@ -53,7 +53,8 @@ actor WorkerRunState {
     nonisolated func cancellingOnStop<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
         let task = Task { try await body() }
         let id = await addStopCanceller { task.cancel() }
-        let result = await task.result
+        // A task of its own does not inherit the caller's cancellation: pass it on.
+        let result = await withTaskCancellationHandler { await task.result } onCancel: { task.cancel() }
         if let id { await removeStopCanceller(id) }
         return try result.get()
     }
