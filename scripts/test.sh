@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test against real parts: installs what is missing, starts a private PostgreSQL and
 # moto (the Cognito emulator), builds, runs `swift test`, and always stops both. Without arguments
-# it then builds the Debian package and tests it installed (scripts/lib/package_test.sh).
+# it then runs a 2-minute chaos run (scripts/chaos.sh) and builds the Debian package and tests it
+# installed (scripts/lib/package_test.sh).
 # Exit code: the tests'.
 #   scripts/test.sh [swift test arguments, e.g. --filter PostgresTests]
 set -euo pipefail
@@ -32,6 +33,10 @@ else
     swift test --skip 'TimingTests' || status=$?
     log "swift test (timing suites)"
     swift test --skip-build --filter 'TimingTests' || status=$?
+    # Compound faults at random against a primary, its synchronous standby and three workers
+    # (docs/guarantees.md): the binary built above, two minutes of faults.
+    log "chaos run (scripts/chaos.sh --minutes 2)"
+    scripts/chaos.sh --minutes 2 || status=$?
     # The Debian package: built, installed, run on a host whose Swift toolchain is hidden, purged.
     log "Debian package (scripts/package.sh, then installed and run)"
     scripts/lib/package_test.sh || status=$?

@@ -32,8 +32,12 @@ extension CognitoIdentityProviderClient {
 
     /// One operation: sign (if asked), send, retry transient failures within the policy and the
     /// quota, refresh credentials once if the service rejects them, and decode the outcome.
+    ///
+    /// `beforeAttempt` is asked before every request, retries included; false ends the call with
+    /// `CognitoError.cancelled` and sends nothing more (a worker whose claim may have lapsed).
     func call(
-        _ operation: String, region: String, body: [UInt8], signing: Signing, secrets: [String]
+        _ operation: String, region: String, body: [UInt8], signing: Signing, secrets: [String],
+        beforeAttempt: (@Sendable () async -> Bool)? = nil
     ) async throws(CognitoError) -> CognitoResponse {
         let url = endpoints.url(region: region)
         var attempt = 0
@@ -41,6 +45,11 @@ extension CognitoIdentityProviderClient {
         var refreshedCredentials = false
         while true {
             attempt += 1
+            if let beforeAttempt, await !beforeAttempt() {
+                throw CognitoError(
+                    code: CognitoError.cancelled, message: "the call was given up before attempt \(attempt)",
+                    errorClass: .transient, operation: operation)
+            }
             let outcome = await send(operation, url: url, region: region, body: body, signing: signing, secrets: secrets)
             switch outcome {
             case .success(let requestID):
@@ -64,7 +73,7 @@ extension CognitoIdentityProviderClient {
                 do {
                     try await dependencies.sleep(delay)
                 } catch {
-                    throw CognitoError(code: "Cancelled", message: "the call was cancelled", errorClass: .transient, operation: operation)
+                    throw CognitoError(code: CognitoError.cancelled, message: "the call was cancelled", errorClass: .transient, operation: operation)
                 }
             }
         }

@@ -66,8 +66,12 @@ public final class CognitoIdentityProviderClient: Sendable {
     /// Starts a reset: the user goes to RESET_REQUIRED and Cognito sends a code by the pool's
     /// recovery channel. The call goes to the pool's own region (its id says which), signed with
     /// the worker's credentials or, given a `role`, with that role's (STS `AssumeRole`).
+    ///
+    /// `beforeAttempt`, if given, is asked before every request (retries included); false gives
+    /// the call up with `CognitoError.cancelled`.
     public func adminResetUserPassword(
-        userPoolID: UserPoolID, username: Username, clientMetadata: ClientMetadata? = nil, role: PoolRole? = nil
+        userPoolID: UserPoolID, username: Username, clientMetadata: ClientMetadata? = nil, role: PoolRole? = nil,
+        beforeAttempt: (@Sendable () async -> Bool)? = nil
     ) async throws(CognitoError) -> CognitoResponse {
         let operation = "AdminResetUserPassword"
         let region: RegionName
@@ -80,7 +84,9 @@ public final class CognitoIdentityProviderClient: Sendable {
         body.add("UserPoolId", userPoolID.rawValue)
         body.add("Username", username.rawValue)
         body.add("ClientMetadata", clientMetadata?.values)
-        return try await call(operation, region: region.rawValue, body: body.bytes, signing: role.map { .role($0) } ?? .ownCredentials, secrets: [])
+        return try await call(
+            operation, region: region.rawValue, body: body.bytes, signing: role.map { .role($0) } ?? .ownCredentials,
+            secrets: [], beforeAttempt: beforeAttempt)
     }
 
     /// Changes the password of the user the access token belongs to. Unsigned.

@@ -132,14 +132,14 @@ struct ConnectionTests {
             let sleepers = Task {
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     for connection in connections {
-                        group.addTask { try await connection.execute("SELECT pg_sleep(3)") }
+                        group.addTask { try await connection.execute("SELECT pg_sleep(5)") }
                     }
                     try await group.waitForAll()
                 }
             }
             let activeSleeps: PostgresQuery = """
                 SELECT count(*) FROM pg_stat_activity
-                WHERE datname = current_database() AND query LIKE 'SELECT pg_sleep(3)%' AND state = 'active'
+                WHERE datname = current_database() AND query LIKE 'SELECT pg_sleep(5)%' AND state = 'active'
                 """
             // Four statements now block four threads. Ordinary async work must still run at once.
             let observer = try await database.connect()

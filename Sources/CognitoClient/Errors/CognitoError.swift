@@ -27,6 +27,9 @@ public struct CognitoError: Error, Sendable, CustomStringConvertible {
     public static let noCredentials = "NoCredentials"
     /// A credentials source (STS, container endpoint, instance metadata) could not be reached.
     public static let credentialsUnavailable = "CredentialsUnavailable"
+    /// The call was given up before a request went out (its task was cancelled, or its caller's
+    /// `beforeAttempt` said no): the outcome is unknown only if an earlier attempt was sent.
+    public static let cancelled = "Cancelled"
 
     /// The normalised error type (e.g. `UserNotFoundException`), or for failures without one
     /// `HTTP <status>`, `NetworkError`, `Timeout`, `InvalidResponse`, or one of the codes above.

@@ -83,18 +83,18 @@ extension PostgresJobStore {
 
         /// Renews the leases of the jobs this worker is working on ($8: their ids; a job whose
         /// claim committed but never reached the worker is not among them and expires) and its
-        /// status row, in one statement.
+        /// status row, in one statement; returns the ids renewed (a job cancelled or rescued
+        /// meanwhile is not among them).
         static let heartbeat = """
-            WITH renewed AS (
-                UPDATE cognito_reset.jobs_active SET lease_expires_at = now() + make_interval(secs => $2)
-                WHERE state = 'running' AND locked_by = $1 AND id = ANY($8::bigint[])
-                RETURNING 1
+            WITH beat AS (
+                UPDATE cognito_reset.workers
+                SET heartbeat_at = now(), state = $3, in_flight = $4, jobs_succeeded = $5, jobs_failed = $6,
+                    jobs_retried = $7, stopped_at = NULL
+                WHERE id = $1
             )
-            UPDATE cognito_reset.workers
-            SET heartbeat_at = now(), state = $3, in_flight = $4, jobs_succeeded = $5, jobs_failed = $6,
-                jobs_retried = $7, stopped_at = NULL
-            WHERE id = $1
-            RETURNING (SELECT count(*) FROM renewed)
+            UPDATE cognito_reset.jobs_active SET lease_expires_at = now() + make_interval(secs => $2)
+            WHERE state = 'running' AND locked_by = $1 AND id = ANY($8::bigint[])
+            RETURNING id
             """
 
         /// Returns jobs whose lease expired (their worker died or lost the database) to
@@ -144,6 +144,14 @@ extension PostgresJobStore {
         static let nextRunAt = """
             SELECT extract(epoch FROM min(run_at) - now())::double precision FROM cognito_reset.queued_jobs
             WHERE run_at > now() AND ($1::text[] IS NULL OR cognito_reset.pool_region(user_pool_id) = ANY ($1))
+            """
+
+        /// Renews one claim's lease if the job is still running under it (not cancelled, not
+        /// rescued): a worker whose lease may have lapsed takes its claim back before calling.
+        static let renewLease = """
+            UPDATE cognito_reset.jobs_active AS j SET lease_expires_at = now() + make_interval(secs => $4)
+            WHERE j.id = $1 AND j.state = 'running' AND j.locked_by = $2 AND \(claimToken) = $3
+            RETURNING 1
             """
 
         /// Whether this claim still holds the job (an operator may have cancelled it meanwhile).
@@ -231,13 +239,13 @@ extension PostgresJobStore {
         ]))
     }
 
-    /// Renews leases and the status row; returns how many leases were renewed.
+    /// Renews leases and the status row; returns the ids whose lease was renewed.
     @discardableResult
-    public func heartbeat(workerID: String, lease: Duration, status: WorkerStatus, holding jobs: [Int64]) async throws -> Int {
+    public func heartbeat(workerID: String, lease: Duration, status: WorkerStatus, holding jobs: [Int64]) async throws -> [Int64] {
         let rows = try await retryingMovedRows { try await pool.query(PostgresQuery(WorkerSQL.heartbeat, [
             workerID, lease.seconds, status.state, status.inFlight, status.succeeded, status.failed, status.retried, jobs,
         ]).prepared()) }
-        return try rows.first?.decode(Int.self, at: 0) ?? 0
+        return try rows.map { try $0.decode(Int64.self, at: 0) }
     }
 
     /// Returns expired-lease jobs to the queue; returns how many.
@@ -261,6 +269,11 @@ extension PostgresJobStore {
     /// Time until the earliest waiting job may run, or nil if none is waiting.
     public func nextRunAt(regions: [String]? = nil) async throws -> Duration? {
         try await pool.query(PostgresQuery(WorkerSQL.nextRunAt, [regions]).prepared())[0].decode(Double?.self, at: 0).map { .seconds($0) }
+    }
+
+    /// Renews `job`'s lease if it is still running under this claim; false if it is not.
+    public func renewLease(_ job: ClaimedJob, workerID: String, lease: Duration) async throws -> Bool {
+        try await pool.query(PostgresQuery(WorkerSQL.renewLease, [job.id, workerID, job.claimToken, lease.seconds]).prepared()).count == 1
     }
 
     /// Whether `job` is still running under this claim.

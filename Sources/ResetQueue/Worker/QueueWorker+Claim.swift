@@ -11,6 +11,7 @@ extension QueueWorker {
         _ claim: @escaping @Sendable () async throws -> Reply, jobs: (Reply) -> [ClaimedJob]
     ) async throws -> Reply {
         await state.claimStarted()
+        let sentAt = ContinuousClock.now
         let reply: Reply
         do {
             // A stop cancels the statement: a claim waiting on a hung database must not hold it up.
@@ -19,7 +20,7 @@ extension QueueWorker {
             await state.claimEnded()
             throw error
         }
-        await state.claimed(jobs(reply))
+        await state.claimed(jobs(reply), sentAt: sentAt)
         return reply
     }
 

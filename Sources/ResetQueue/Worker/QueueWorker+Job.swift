@@ -22,8 +22,9 @@ extension QueueWorker {
         let clock = ContinuousClock.now
         let result = await call(job)
         let duration = ContinuousClock.now - clock
-        if case .failure(let error) = result, error.code == "Cancelled" || Task.isCancelled {
-            // The grace period ended mid-call: the outcome is unknown; the lease rescues the job.
+        if case .failure(let error) = result, error.code == CognitoError.cancelled || Task.isCancelled {
+            // The grace period ended mid-call, or the claim lapsed before a request went out: the
+            // lease rescues the job (the audit shows the lost call if one was made).
             await state.settled([job.id])
             await state.finished(nil)
             return
@@ -79,10 +80,27 @@ extension QueueWorker {
         }
         do {
             return .success(try await cognito.adminResetUserPassword(
-                userPoolID: pool, username: username, clientMetadata: metadata, role: role))
+                userPoolID: pool, username: username, clientMetadata: metadata, role: role,
+                beforeAttempt: { await self.claimStillOurs(job) }))
         } catch {
             return .failure(error)
         }
+    }
+
+    /// Asked before every request of a call, retries included. A worker frozen (SIGSTOP, a
+    /// stalled VM) or cut off from the database past its lease may find its job rescued and done
+    /// elsewhere: when the lease may have run out by this worker's clock, the claim is renewed in
+    /// the database first, and the call goes out only if it is still this worker's.
+    func claimStillOurs(_ job: ClaimedJob) async -> Bool {
+        let margin = min(.seconds(5), configuration.lease / 5)
+        if await state.leaseLasts(job.id, lease: configuration.lease, margin: margin) { return true }
+        let sentAt = ContinuousClock.now
+        guard (try? await store.renewLease(job, workerID: configuration.workerID, lease: configuration.lease)) == true else {
+            logger.notice("a claim lapsed before its call; leaving the job to lease rescue", metadata: ["job.id": "\(job.id)"])
+            return false
+        }
+        await state.renewed([job.id], sentAt: sentAt)
+        return true
     }
 
     /// Text from elsewhere as the schema takes it: no NUL (PostgreSQL text cannot hold one), at

@@ -374,7 +374,8 @@ public final class QueueWorker: Service, Sendable {
                 let held = await state.held
                 let renewed = try await store.heartbeat(
                     workerID: configuration.workerID, lease: configuration.lease, status: await state.status, holding: held)
-                onEvent(.heartbeat(renewedLeases: renewed))
+                await state.renewed(renewed, sentAt: began)
+                onEvent(.heartbeat(renewedLeases: renewed.count))
                 // Read together (one actor call): a claim moves from "in progress" to "held" at once.
                 let (holding, claimInProgress) = await state.rescueExclusions()
                 let rescued = try await store.rescueExpiredLeases(

@@ -14,6 +14,10 @@ actor WorkerRunState {
     private var holds: [Int64: Int] = [:]
     /// The jobs whose leases this worker keeps.
     var held: [Int64] { Array(holds.keys) }
+    /// When each held job's lease was last set, on this worker's clock: the start of the claim or
+    /// heartbeat statement that set it (the server set it later, so the lease lasts at least
+    /// `lease` from here).
+    private var leaseSetAt: [Int64: ContinuousClock.Instant] = [:]
     /// Claims whose outcome is not yet written.
     private(set) var unsettled = 0
     /// A database error that retrying cannot fix (permissions, missing schema); stops the worker.
@@ -110,10 +114,12 @@ actor WorkerRunState {
         (held, claimsInProgress > 0)
     }
 
-    /// A claim's reply was handled: its jobs (maybe none) are held from now on.
-    func claimed(_ jobs: [ClaimedJob]) {
+    /// A claim's reply was handled: its jobs (maybe none) are held from now on, their leases set
+    /// by a statement sent at `sentAt`.
+    func claimed(_ jobs: [ClaimedJob], sentAt: ContinuousClock.Instant) {
         claimsInProgress -= 1
         guard !jobs.isEmpty else { return }
+        for job in jobs { leaseSetAt[job.id] = sentAt }
         inFlight += jobs.count
         status.inFlight = inFlight
         inFlightGauge.record(inFlight)
@@ -128,9 +134,25 @@ actor WorkerRunState {
         for id in ids {
             guard let count = holds[id] else { continue }
             holds[id] = count > 1 ? count - 1 : nil
+            if count == 1 { leaseSetAt[id] = nil }
             unsettled -= 1
         }
         await wake.signal()
+    }
+
+    /// A heartbeat (or a single renewal) sent at `sentAt` renewed these jobs' leases.
+    func renewed(_ ids: [Int64], sentAt: ContinuousClock.Instant) {
+        for id in ids where holds[id] != nil {
+            leaseSetAt[id] = max(leaseSetAt[id] ?? sentAt, sentAt)
+        }
+    }
+
+    /// Whether `id`'s lease surely lasts `margin` more, by this worker's clock. False after the
+    /// worker was frozen or cut off from the database past it: the job may have been rescued and
+    /// be running elsewhere.
+    func leaseLasts(_ id: Int64, lease: Duration, margin: Duration) -> Bool {
+        guard let setAt = leaseSetAt[id] else { return false }
+        return ContinuousClock.now + margin < setAt + lease
     }
 
     func fail(_ error: PostgresError, grace: Duration) async {

@@ -86,6 +86,8 @@ final class DaemonMonitor: Service {
                 let prefix = slow ? "database not answering in time, retrying; " : ""
                 notifier.send(["STATUS=\(stopping)\(prefix)\(status.inFlight) in flight, \(gauges.runnable) runnable, \(rateText); \(status.succeeded) succeeded, \(status.failed) failed, \(status.retried) retried"])
             } catch {
+                // Not ready either: /readyz answers as STATUS= says.
+                database.noteTrouble()
                 databaseUp.record(0)
                 if await health.markDatabase(up: false) {
                     logger.warning("database unreachable; retrying", metadata: ["error": "\(error)"])
