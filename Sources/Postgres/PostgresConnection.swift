@@ -57,9 +57,11 @@ public actor PostgresConnection {
         backendPID = PQbackendPID(connection)
         canceller.replace(with: PQgetCancel(connection))
         // libpq prints NOTICEs to stderr unless told otherwise; send them to the logger instead.
-        PQsetNoticeProcessor(connection, { context, message in
-            guard let context, let message else { return }
-            Unmanaged<NoticeSink>.fromOpaque(context).takeUnretainedValue().receive(String(cString: message))
+        PQsetNoticeReceiver(connection, { context, result in
+            guard let context, let result else { return }
+            let field = { (code: Character) in PQresultErrorField(result, Int32(code.asciiValue!)).map { String(cString: $0) } }
+            Unmanaged<NoticeSink>.fromOpaque(context).takeUnretainedValue()
+                .receive(field("M") ?? "", severity: field("V") ?? "NOTICE", detail: field("D"))
         }, Unmanaged.passUnretained(notices).toOpaque())
     }
 
@@ -240,9 +242,20 @@ public actor PostgresConnection {
         var last: PostgresResult?
         var cancelSent: ContinuousClock.Instant?
         var deadlinePassed = false
+        /// A COPY TO STDOUT, which nothing here reads: the connection cannot go on.
+        var copyOut = false
         func take(_ result: OpaquePointer) {
             defer { PQclear(result) }
             switch PQresultStatus(result) {
+            case PGRES_COPY_IN:
+                // COPY belongs to `copyIn`; here it would never end. Refuse the data: the server
+                // then fails the statement and the results go on.
+                _ = PQputCopyEnd(connection, "COPY FROM STDIN is not supported here")
+                if firstError == nil {
+                    firstError = PostgresError(code: .unexpectedResult, message: "COPY FROM STDIN is not supported here")
+                }
+            case PGRES_COPY_OUT, PGRES_COPY_BOTH:
+                copyOut = true
             case PGRES_TUPLES_OK, PGRES_COMMAND_OK, PGRES_EMPTY_QUERY:
                 last = LibPQ.makeResult(result)
             case PGRES_FATAL_ERROR, PGRES_NONFATAL_ERROR, PGRES_BAD_RESPONSE:
@@ -277,6 +290,10 @@ public actor PostgresConnection {
                     return last
                 }
                 take(result)
+                if copyOut {
+                    giveUp()
+                    throw PostgresError(code: .unexpectedResult, message: "COPY TO STDOUT is not supported here; the connection was closed")
+                }
             }
             let now = ContinuousClock.now
             if cancelSent == nil && (Task.isCancelled || deadline.map { now >= $0 } == true) {
@@ -412,7 +429,14 @@ final class QueryCanceller: Sendable {
 final class NoticeSink: Sendable {
     let logger: Logger
     init(logger: Logger) { self.logger = logger }
-    func receive(_ message: String) {
-        logger.debug("postgres notice", metadata: ["notice": "\(message.trimmingCharacters(in: .newlines))"])
+    /// NOTICEs ("relation already exists, skipping") at debug; WARNINGs at warning: among them
+    /// "canceling wait for synchronous replication" when a commit past its deadline was
+    /// cancelled, which leaves it committed on the primary only until a later commit is
+    /// replicated, and an operator must hear of that.
+    func receive(_ message: String, severity: String, detail: String?) {
+        let level: Logger.Level = severity == "WARNING" ? .warning : .debug
+        var metadata: Logger.Metadata = ["notice": "\(message)"]
+        if level == .warning, let detail { metadata["detail"] = "\(detail)" }
+        logger.log(level: level, "postgres \(severity.lowercased())", metadata: metadata)
     }
 }

@@ -92,6 +92,8 @@ struct DaemonProcessTests {
                 ("unknown file key", [:], ["--config", badFile.path], "line 3: COGNITO_RESET_SPEED: unknown setting"),
                 ("bad duration", ["COGNITO_RESET_LEASE": "soon"], [], "COGNITO_RESET_LEASE: must be a duration"),
                 ("huge duration", ["COGNITO_RESET_GRACE": "1e30"], [], "COGNITO_RESET_GRACE: must be a duration"),
+                ("no grace", ["COGNITO_RESET_GRACE": "0s"], [], "COGNITO_RESET_GRACE: must be at least 1s"),
+                ("statement timeout too short", ["COGNITO_RESET_STATEMENT_TIMEOUT": "5ms"], [], "COGNITO_RESET_STATEMENT_TIMEOUT: must be from 100ms to 1h"),
                 ("bad log format", ["COGNITO_RESET_LOG_FORMAT": "xml"], [], "COGNITO_RESET_LOG_FORMAT: must be logfmt or json"),
                 ("malformed metrics address", ["COGNITO_RESET_METRICS_ADDRESS": "localhost"], [], "COGNITO_RESET_METRICS_ADDRESS: must be HOST:PORT"),
                 ("address not on this host", ["COGNITO_RESET_METRICS_ADDRESS": "192.0.2.1:9464"], [], "cannot listen on 192.0.2.1:9464"),

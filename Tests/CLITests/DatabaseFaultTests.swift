@@ -56,10 +56,8 @@ struct DatabaseFaultTests {
     func hang(
         _ what: String, start: (PrivateCluster, String) async throws -> Void, end: (PrivateCluster, String) async throws -> Void
     ) async throws {
-        let cluster = try PrivateCluster()
-        let server = try await FakeHTTPServer.start(responder: { _, _ in .delay(.milliseconds(40), then: .cognitoSuccess()) })
-        let notify = try NotifySocketListener()
-        do {
+        try await PrivateCluster.with(responder: { _, _ in .delay(.milliseconds(40), then: .cognitoSuccess()) }) { cluster, server in
+            let notify = try NotifySocketListener()
             let url = try await cluster.run("primary", cluster.primary)["URL"]!
             var env = environment(url, server, notify)
             #expect(try await CognitoResetBinary.run(["migrate"], environment: env).status == 0)
@@ -97,13 +95,7 @@ struct DatabaseFaultTests {
                 ["worker", "--drain", "--rate", "unlimited", "--lease", "3s", "--heartbeat", "1s"], environment: environment(url, server))
             #expect(drained.status == 0, "\(what): \(drained.stderr.suffix(2000))")
             try await Self.checkDelivery(url, jobs: 300, server: server)
-        } catch {
-            await cluster.destroy()
-            await server.shutdown()
-            throw error
         }
-        await cluster.destroy()
-        await server.shutdown()
     }
 
     /// After a failover the new primary still names a synchronous standby that is gone: every
@@ -150,9 +142,7 @@ struct DatabaseFaultTests {
     /// worker process carries on: nothing lost, one success per job in the audit, calls repeated
     /// only for jobs in flight at the crash.
     @Test func survivesFailoverToTheSynchronousStandby() async throws {
-        let cluster = try PrivateCluster()
-        let server = try await FakeHTTPServer.start(responder: { _, _ in .delay(.milliseconds(30), then: .cognitoSuccess()) })
-        do {
+        try await PrivateCluster.with(responder: { _, _ in .delay(.milliseconds(30), then: .cognitoSuccess()) }) { cluster, server in
             let primary = try await cluster.run("primary", cluster.primary)
             let standby = try await cluster.run("standby", cluster.primary, cluster.standby)
             let url = "postgresql://postgres:\(primary["PASSWORD"]!)@127.0.0.1:\(primary["PORT"]!),127.0.0.1:\(standby["PORT"]!)/postgres?target_session_attrs=read-write"
@@ -182,12 +172,6 @@ struct DatabaseFaultTests {
             try await Self.checkDelivery(newURL, jobs: 400, server: server)
             let duplicates = server.requests.count - 400
             #expect(duplicates <= 2 * concurrency, "\(duplicates) calls repeated; only those in flight at the crash may be")
-        } catch {
-            await cluster.destroy()
-            await server.shutdown()
-            throw error
         }
-        await cluster.destroy()
-        await server.shutdown()
     }
 }

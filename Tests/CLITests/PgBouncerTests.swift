@@ -12,9 +12,7 @@ struct PgBouncerTests {
     static let pool = "eu-west-1_Bouncer1"
 
     @Test func everyCommandWorksThroughTransactionPooling() async throws {
-        let cluster = try PrivateCluster()
-        let server = try await FakeHTTPServer.start(responder: { _, _ in .delay(.milliseconds(10), then: .cognitoSuccess()) })
-        do {
+        try await PrivateCluster.with(responder: { _, _ in .delay(.milliseconds(10), then: .cognitoSuccess()) }) { cluster, server in
             let direct = try await cluster.run("primary", cluster.primary)["URL"]!
             let pooled = try await cluster.run("pgbouncer", cluster.bouncer, cluster.primary)["URL"]!
             let env = ["DATABASE_URL": pooled, "AWS_REGION": "eu-west-1", "AWS_ACCESS_KEY_ID": "AKIDTEST",
@@ -76,12 +74,6 @@ struct PgBouncerTests {
                 SELECT count(*) FROM (SELECT job_id FROM cognito_reset.attempts GROUP BY job_id HAVING count(*) <> 1) AS x
                 """) == 0)
             #expect(try await countRows(direct, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'") == 0)
-        } catch {
-            await cluster.destroy()
-            await server.shutdown()
-            throw error
         }
-        await cluster.destroy()
-        await server.shutdown()
     }
 }

@@ -13,6 +13,24 @@ final class PrivateCluster: Sendable {
     var standby: String { folder.appending(path: "standby").path }
     var bouncer: String { folder.appending(path: "bouncer").path }
 
+    /// Runs `body` with a new folder of servers and a fake Cognito answering with `responder`;
+    /// both are torn down however `body` ends.
+    static func with(
+        responder: @escaping FakeHTTPServer.Responder, _ body: (PrivateCluster, FakeHTTPServer) async throws -> Void
+    ) async throws {
+        let cluster = try PrivateCluster()
+        let server = try await FakeHTTPServer.start(responder: responder)
+        do {
+            try await body(cluster, server)
+        } catch {
+            await cluster.destroy()
+            await server.shutdown()
+            throw error
+        }
+        await cluster.destroy()
+        await server.shutdown()
+    }
+
     init() throws {
         folder = FileManager.default.temporaryDirectory.appending(path: "pgc-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)

@@ -48,12 +48,39 @@ struct DeadlineTests {
                 while try await admin.query("SELECT count(*) FROM pg_stat_activity WHERE pid = \(pid) AND state = 'active'")[0]
                     .decode(Int.self, at: 0) == 0 { await Task.yield() }
             }
+            let cancelledAt = ContinuousClock.now
             statement.cancel()
             let error = try await #require(throws: PostgresError.self) { try await statement.value }
             #expect(error.sqlState == SQLState.queryCanceled)
+            #expect(ContinuousClock.now - cancelledAt < .seconds(10), "not the 30 s of the statement")
             #expect(try await connection.query("SELECT 1")[0].decode(Int.self, at: 0) == 1)
             await admin.close()
             await connection.close()
+        }
+    }
+
+    /// A server process that does not answer at all (stopped), not even the cancel: the caller
+    /// gets `.timedOut` soon after the deadline and the connection is closed, never reused.
+    @Test func aBackendThatNeverAnswersCostsTheConnectionNotTheCaller() async throws {
+        try await TemporaryDatabase.with { database in
+            var configuration = database.configuration
+            configuration.statementDeadline = .milliseconds(300)
+            let connection = try await PostgresConnection.connect(configuration)
+            let pid = await connection.backendPID
+            kill(pid, SIGSTOP)
+            let started = ContinuousClock.now
+            var failure: PostgresError?
+            do {
+                _ = try await connection.query("SELECT 1")
+            } catch let error as PostgresError {
+                failure = error
+            }
+            let took = ContinuousClock.now - started
+            kill(pid, SIGCONT)
+            let error = try #require(failure, "a stopped backend answered")
+            #expect(error.code == .timedOut)
+            #expect(took < .seconds(10), "deadline 300 ms plus the cancel's 2 s: \(took)")
+            #expect(await !connection.isOpen)
         }
     }
 

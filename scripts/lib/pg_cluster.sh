@@ -169,7 +169,12 @@ EOF
     ;;
 pgbouncer-stop)
     dir=$1
-    [ -f "$dir/pgbouncer.pid" ] && kill "$(cat "$dir/pgbouncer.pid")" 2>/dev/null || true
+    [ -f "$dir/pgbouncer.pid" ] || exit 0
+    pid=$(cat "$dir/pgbouncer.pid")
+    kill "$pid" 2>/dev/null || exit 0
+    # A child of a Swift test may have SIGTERM blocked: wait a little, then insist.
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || exit 0; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
     ;;
 *)
     sed -n '2,22p' "$0" >&2

@@ -93,8 +93,12 @@ public struct Migrator: Sendable {
             // The simple query protocol: an extended-protocol statement would leave its portal,
             // and with it a snapshot, open in the idle transaction, and CREATE INDEX
             // CONCURRENTLY in a migration would wait for that snapshot forever.
-            try await lock.executeScript("BEGIN; SELECT pg_advisory_xact_lock(\(lockKey))")
-            let applied = try await applyPending(on: connection)
+            // No idle or statement timeout may end the lock's transaction while files run.
+            try await lock.executeScript("""
+                BEGIN; SET LOCAL idle_in_transaction_session_timeout = 0; SET LOCAL statement_timeout = 0;
+                SELECT pg_advisory_xact_lock(\(lockKey))
+                """)
+            let applied = try await applyPending(on: connection, lock: lock)
             try await lock.execute("COMMIT")
             await lock.close()
             return applied
@@ -114,7 +118,7 @@ public struct Migrator: Sendable {
         return migrations.filter { pending.contains($0.version) }
     }
 
-    private func applyPending(on connection: PostgresConnection) async throws -> [Migration] {
+    private func applyPending(on connection: PostgresConnection, lock: PostgresConnection) async throws -> [Migration] {
         try await connection.executeScript(
             """
             CREATE SCHEMA IF NOT EXISTS \(PostgresQuery.quoteIdentifier(schema));
@@ -129,6 +133,15 @@ public struct Migrator: Sendable {
             """)
         var applied: [Migration] = []
         for migration in try await pending(on: connection) {
+            // A lock connection lost (terminated, cut off) has released the lock: stop rather
+            // than run files beside another migrator. (Simple protocol: no snapshot kept.)
+            do {
+                try await lock.executeScript("SELECT 1")
+            } catch let error as PostgresError {
+                throw MigrationError(
+                    code: .failed, message: "the connection holding the migration lock was lost before \(migration.fileName): \(error)",
+                    underlying: error)
+            }
             let started = ContinuousClock.now
             logger.info("applying migration", metadata: ["migration": "\(migration.fileName)"])
             do {

@@ -100,7 +100,8 @@ extension QueueWorker {
             return false
         }
         await state.renewed([job.id], sentAt: sentAt)
-        return true
+        // A renewal that itself took most of a lease leaves too little of it.
+        return await state.leaseLasts(job.id, lease: configuration.lease, margin: margin)
     }
 
     /// Text from elsewhere as the schema takes it: no NUL (PostgreSQL text cannot hold one), at

@@ -154,8 +154,9 @@ public final class QueueWorker: Service, Sendable {
             background.cancelAll()
         }
         let status = await state.status
-        let remaining = (await state.stopDeadline ?? .now) - .now
-        let marked = await withTimeout(max(remaining, .milliseconds(500))) { [store, configuration] in
+        // Within the grace period when a stop was requested; a drain that ended by itself has time.
+        let remaining = await state.stopDeadline.map { $0 - .now } ?? .seconds(5)
+        let marked = await withTimeout(max(remaining, .milliseconds(100))) { [store, configuration] in
             try await store.markWorkerStopped(id: configuration.workerID, status: status)
         }
         if !marked {
@@ -391,6 +392,8 @@ public final class QueueWorker: Service, Sendable {
                     await ensureHistoryPartitions()
                 }
             } catch {
+                // Cancelled on the way out: no database trouble.
+                if Task.isCancelled { return }
                 reportDatabaseError(error, while: "heartbeat")
             }
         }

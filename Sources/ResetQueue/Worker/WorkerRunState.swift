@@ -53,7 +53,8 @@ actor WorkerRunState {
 
     /// Runs `body` as a task of its own that a stop request cancels: a claim-loop statement
     /// waiting on a hung database must not hold the stop up (its cancel reaches the server, or
-    /// the connection is given up). Throws `CancellationError` if stopped before or meanwhile.
+    /// the connection is given up). Stopped before or meanwhile, it throws what the cancelled
+    /// statement throws (SQLSTATE 57014, `.timedOut`, or `CancellationError` if it had not started).
     nonisolated func cancellingOnStop<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
         let task = Task { try await body() }
         let id = await addStopCanceller { task.cancel() }

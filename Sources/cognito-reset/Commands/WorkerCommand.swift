@@ -63,7 +63,7 @@ struct WorkerCommand: AsyncParsableCommand {
     var grace: DurationArgument?
 
     @Option(help: ArgumentHelp(
-        "Server-side statement_timeout of the worker's statements (default 10s); each is also given up on the client 5s later, with a cancel request, if the server does not answer at all.",
+        "Server-side statement_timeout of the worker's statements (default 10s); each is also given up on the client up to 5s later, with a cancel request, if the server does not answer at all.",
         valueName: "DURATION"))
     var statementTimeout: DurationArgument?
 
@@ -248,6 +248,9 @@ struct WorkerCommand: AsyncParsableCommand {
             statementTimeout, "COGNITO_RESET_STATEMENT_TIMEOUT", flagName: "--statement-timeout", default: .seconds(10))
         try Self.checkStatementTimeout(statementTimeout, field: self.statementTimeout == nil ? "COGNITO_RESET_STATEMENT_TIMEOUT" : "--statement-timeout")
         let listenURL = listenURL ?? settings["COGNITO_RESET_LISTEN_URL"]
+        guard grace >= .seconds(1) else {
+            throw CLIError.badInput("\(self.grace == nil ? "COGNITO_RESET_GRACE" : "--grace"): must be at least 1s (its last quarter is kept for writing outcomes)")
+        }
         guard lease >= .seconds(1) else { throw CLIError.badInput("--lease: must be at least 1s") }
         guard heartbeat > .zero, heartbeat * 2 <= lease else {
             throw CLIError.badInput("--heartbeat: must be above 0 and at most half of --lease, so leases are renewed in time")
