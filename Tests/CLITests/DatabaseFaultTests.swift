@@ -87,7 +87,7 @@ struct DatabaseFaultTests {
             worker.send(SIGTERM)
             let result = await worker.wait()
             let took = ContinuousClock.now - stopAt
-            #expect(took < Self.grace + .seconds(1), "\(what): SIGTERM took \(took) with --grace 4s")
+            #expect(took < Self.grace + .seconds(2), "\(what): SIGTERM took \(took) with --grace 4s (the margin: process scheduling on a loaded test machine)")
             #expect(!result.stderr.contains("Fatal error") && !result.stderr.contains("crashed"), "\(what): \(result.stderr.suffix(2000))")
 
             try await end(cluster, url)

@@ -840,6 +840,15 @@ def collect(cluster):
 # ----------------------------------------------------------------------------------------------
 # The invariants
 
+def started_work(log_path):
+    """Whether a worker's log shows it got past start-up ("worker started")."""
+    try:
+        with open(log_path, errors="replace") as source:
+            return any('msg="worker started"' in line for line in source)
+    except OSError:
+        return False
+
+
 def worker_pid(worker_id):
     """`host:pid:suffix` -> pid."""
     try:
@@ -1348,6 +1357,14 @@ def main():
         # by itself (a crash, or giving up on the database) is a finding, with its last log lines.
         for pid, entry in fleet.history.items():
             if entry["how"] and "by itself" in entry["how"]:
+                if entry["exit"] == 3 and not started_work(entry["log"]):
+                    # Exit 3 before it started work: the database (or AWS) was unreachable at
+                    # start-up, through a failover or a hang. That is the documented start-up
+                    # behaviour (fail before READY=1; systemd's Restart=on-failure starts it
+                    # again, as this harness did), not a worker giving up on a fault it was in.
+                    notes.append("worker %d.%d (pid %d) exited 3 at start-up (database unreachable) and was restarted"
+                                 % (entry["slot"], entry["generation"], pid))
+                    continue
                 analysis.violate("worker exited by itself", "worker %d.%d (pid %d) %s; last log lines (%s):\n      %s" % (
                     entry["slot"], entry["generation"], pid, entry["how"], os.path.relpath(entry["log"], options.run_dir),
                     "      ".join(line[:400] for line in entry.get("tail", []))))
