@@ -102,6 +102,16 @@ public final class NotifySocketListener: Sendable {
         }
     }
 
+    /// Marks every datagram received so far as read and returns them: what a test collects
+    /// next was sent after this point.
+    @discardableResult
+    public func skipReceived() -> [String] {
+        shared.state.withLock { state in
+            defer { state.consumed = state.received.count }
+            return Array(state.received[state.consumed...])
+        }
+    }
+
     /// Reads datagrams until one satisfies `done` (returned with all before it) or `timeout`
     /// passes between two datagrams.
     public func collect(until done: (String) -> Bool, timeout: Duration = .seconds(30)) async -> [String] {

@@ -137,7 +137,7 @@ public struct Migrator: Sendable {
             // than run files beside another migrator. (Simple protocol: no snapshot kept.)
             do {
                 try await lock.executeScript("SELECT 1")
-            } catch let error as PostgresError {
+            } catch {
                 throw MigrationError(
                     code: .failed, message: "the connection holding the migration lock was lost before \(migration.fileName): \(error)",
                     underlying: error)

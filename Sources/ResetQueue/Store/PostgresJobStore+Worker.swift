@@ -160,8 +160,10 @@ extension PostgresJobStore {
                            WHERE j.id = $1 AND j.state = 'running' AND j.locked_by = $2 AND \(claimToken) = $3)
             """
 
-        /// How long a `--drain` run ($2) must still wait for running jobs (of the regions served,
-        /// $1) that may come back to the queue; nil when none can, only through live workers.
+        /// For a `--drain` run ($2), in one snapshot (a rescue committing in between cannot hide a
+        /// job from both): whether anything is runnable in the regions served ($1; NULL: all), and
+        /// how long it must still wait for running jobs of those regions that may come back to
+        /// the queue; NULL when none can, only through live workers.
         /// Per job, by its worker:
         /// - gone, marked stopped, silent for three of the heartbeat intervals it recorded (10 s
         ///   assumed for a worker that recorded none), or the drain itself (which holds nothing
@@ -171,8 +173,10 @@ extension PostgresJobStore {
         ///   as silent. The drain looks again every poll interval, so a live worker's next
         ///   heartbeat ends that wait.
         /// Negative: due already.
-        static let orphanedLeaseWait = """
-            SELECT extract(epoch FROM min(
+        static let drainOutlook = """
+            SELECT EXISTS (SELECT 1 FROM cognito_reset.runnable_jobs r
+                           WHERE $1::text[] IS NULL OR cognito_reset.pool_region(r.user_pool_id) = ANY ($1)),
+                   extract(epoch FROM min(
                        CASE WHEN w.id IS NULL OR w.id = $2 OR w.state = 'stopped'
                                  OR w.heartbeat_at < now() - 3 * make_interval(secs => coalesce(w.heartbeat_interval_ms, 10000) / 1000.0)
                             THEN j.lease_expires_at
@@ -281,11 +285,12 @@ extension PostgresJobStore {
         try await pool.query(PostgresQuery(WorkerSQL.stillHeld, [job.id, workerID, job.claimToken]).prepared())[0].decode(Bool.self, at: 0)
     }
 
-    /// How long a `--drain` run must still wait for running jobs of `regions` that may come back
-    /// to the queue (negative: due already); nil if none can. See `WorkerSQL.orphanedLeaseWait`.
-    public func orphanedLeaseWait(workerID: String, regions: [String]? = nil) async throws -> Duration? {
-        try await pool.query(PostgresQuery(WorkerSQL.orphanedLeaseWait, [regions, workerID]).prepared())[0]
-            .decode(Double?.self, at: 0).map { .seconds($0) }
+    /// For a `--drain` run, from one snapshot: whether anything in `regions` is runnable, and how
+    /// long it must still wait for running jobs of `regions` that may come back to the queue
+    /// (negative: due already; nil if none can). See `WorkerSQL.drainOutlook`.
+    public func drainOutlook(workerID: String, regions: [String]? = nil) async throws -> (runnable: Bool, orphanedLeaseWait: Duration?) {
+        let row = try await pool.query(PostgresQuery(WorkerSQL.drainOutlook, [regions, workerID]).prepared())[0]
+        return (try row.decode(Bool.self, at: 0), try row.decode(Double?.self, at: 1).map { .seconds($0) })
     }
 
     /// Whether anything is runnable in `regions` (nil: every region).

@@ -24,8 +24,10 @@ extension QueueWorker {
         }
         let regions = configuration.regions
         let workerID = configuration.workerID
-        let runnable = try await state.cancellingOnStop { [store] in try await store.anyRunnable(regions: regions) }
-        guard !runnable else { return .working }
+        // Read before the rescue, in one snapshot: a job another worker's heartbeat rescues
+        // meanwhile was still running in it (so it is waited for), or is runnable in it.
+        let outlook = try await state.cancellingOnStop { [store] in try await store.drainOutlook(workerID: workerID, regions: regions) }
+        guard !outlook.runnable else { return .working }
         let rescued = try await state.cancellingOnStop { [store] in
             try await store.rescueExpiredLeases(exceptHeldBy: workerID, holding: [], claimInProgress: false)
         }
@@ -33,8 +35,7 @@ extension QueueWorker {
             reportRescued(rescued)
             return .working
         }
-        let wait = try await state.cancellingOnStop { [store] in try await store.orphanedLeaseWait(workerID: workerID, regions: regions) }
-        guard let wait else { return .drained }
+        guard let wait = outlook.orphanedLeaseWait else { return .drained }
         // A lease is due to run out (then rescue), or a worker to count as silent: wake a moment after.
         return .waiting(max(.milliseconds(50), wait + .milliseconds(50)))
     }

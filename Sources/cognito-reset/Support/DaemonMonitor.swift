@@ -68,6 +68,9 @@ final class DaemonMonitor: Service {
             let currentRate = await worker.currentRate
             if let currentRate { rate.record(currentRate) }
             let rateText = currentRate.map { String(format: "%.1f req/s", $0) } ?? "unlimited rate"
+            // Before the gauges' query, which a hung server holds for its 5 s: the gauge shows
+            // the worker's own evidence as soon as /readyz does.
+            if database.troubledRecently { databaseUp.record(0) }
             do {
                 let gauges = try await withTimeout(.seconds(5)) { try await self.store.queueGauges() }
                 runnable.record(gauges.runnable)
