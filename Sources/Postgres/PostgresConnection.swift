@@ -380,8 +380,12 @@ public actor PostgresConnection {
             var descriptor = pollfd(fd: PQsocket(handle), events: Int16(POLLIN), revents: 0)
             guard poll(&descriptor, 1, 0) > 0 else { return PQstatus(handle) == CONNECTION_OK && !notices.sessionEnding }
             // An error that arrives while idle reaches the notice receiver: a FATAL one means
-            // the server is closing this session, whether or not its end has arrived yet.
-            guard PQconsumeInput(handle) == 1, PQstatus(handle) == CONNECTION_OK, !notices.sessionEnding else { return false }
+            // the server is closing this session, whether or not its end has arrived yet (the
+            // backend leaves pg_stat_activity before its socket closes). PQconsumeInput only
+            // reads; PQisBusy parses what was read, which is what calls the receiver.
+            guard PQconsumeInput(handle) == 1 else { return false }
+            _ = PQisBusy(handle)
+            guard PQstatus(handle) == CONNECTION_OK, !notices.sessionEnding else { return false }
         }
         // Still readable after several reads while idle: something is wrong with this session.
         return false
