@@ -51,6 +51,7 @@ struct DaemonProcessTests {
                 #expect(metrics.body.contains(name), "\(name) missing from /metrics")
             }
             #expect(!metrics.body.contains("user1"), "no username in any label")
+            Self.checkProcessMetrics(metrics.body)
             #expect(await Self.get(port, "/healthz").status == 200)
             #expect(await Self.get(port, "/readyz").status == 200)
             #expect(await Self.get(port, "/nope").status == 404)
@@ -72,6 +73,23 @@ struct DaemonProcessTests {
             await connection.close()
         }
         await server.shutdown()
+    }
+
+    /// The standard process metrics carry this process's values, and build_info its version.
+    static func checkProcessMetrics(_ body: String) {
+        func value(_ name: String) -> Double? {
+            body.split(separator: "\n").first { $0.hasPrefix(name + " ") }.flatMap { Double($0.split(separator: " ")[1]) }
+        }
+        let now = Date().timeIntervalSince1970
+        #expect(value("process_start_time_seconds").map { now - 300 < $0 && $0 <= now + 1 } == true, "started within minutes")
+        #expect(value("process_resident_memory_bytes").map { $0 > 1_000_000 && $0 < 2_000_000_000 } == true)
+        #expect(value("process_cpu_seconds_total").map { $0 > 0 && $0 < 600 } == true)
+        #expect(value("process_open_fds").map { $0 >= 3 && $0 < 10_000 } == true)
+        #expect(value("process_max_fds").map { $0 >= 64 } == true)
+        #expect(body.contains("# TYPE process_cpu_seconds_total counter"))
+        let version = (try? String(contentsOf: repositoryRoot.appending(path: "VERSION"), encoding: .utf8))?
+            .trimmingCharacters(in: .whitespacesAndNewlines) ?? "?"
+        #expect(body.contains(#"cognito_reset_build_info{version="\#(version)",revision=""#), "\(body.prefix(400))")
     }
 
     @Test func badConfigurationFailsBeforeReady() async throws {

@@ -49,13 +49,15 @@ struct WorkerMetrics: Sendable {
 }
 
 /// Metric handles by label value, made on first use.
-final class HandleCache<Handle: Sendable>: Sendable {
+public final class HandleCache<Handle: Sendable>: Sendable {
     private let make: @Sendable (String) -> Handle
     private let handles = Mutex<[String: Handle]>([:])
 
-    init(_ make: @escaping @Sendable (String) -> Handle) { self.make = make }
+    /// `make` builds the handle for a label value the first time it is asked for.
+    public init(_ make: @escaping @Sendable (String) -> Handle) { self.make = make }
 
-    subscript(_ value: String) -> Handle {
+    /// The handle for `value`, made once.
+    public subscript(_ value: String) -> Handle {
         if let handle = handles.withLock({ $0[value] }) { return handle }
         let handle = make(value)
         return handles.withLock { handles in

@@ -106,7 +106,15 @@ struct WorkerCommand: AsyncParsableCommand {
         let metricsRegistry = options.metricsAddress.map { _ in PrometheusCollectorRegistry() }
         if let metricsRegistry {
             MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: metricsRegistry))
+            // Which build runs where: dashboards join on it, and a half-finished upgrade shows.
+            metricsRegistry.makeGauge(
+                descriptor: MetricNameDescriptor(
+                    metricName: "cognito_reset_build_info", unitName: "",
+                    helpText: "Always 1; the labels say which build of cognito-reset this is."),
+                labels: [("version", CognitoResetVersion.current), ("revision", CognitoResetVersion.revision)]
+            ).set(Int64(1))
         }
+        let processMetrics = metricsRegistry.map { ProcessMetrics(registry: $0) }
         let pulse = LoopPulse()
         let pool = ConnectionPool(
             configuration: configuration, options: .init(maximumConnections: 4, connectDeadline: .seconds(10)), logger: logger,
@@ -119,7 +127,10 @@ struct WorkerCommand: AsyncParsableCommand {
         if let address = options.metricsAddress, let metricsRegistry {
             do {
                 endpoint = try await HTTPEndpoint.bind(host: address.host, port: address.port) { path in
-                    await DaemonMonitor.respond(path, store: store, health: health) { metricsRegistry.emitToString() }
+                    await DaemonMonitor.respond(path, store: store, health: health) {
+                        processMetrics?.refresh()
+                        return metricsRegistry.emitToString()
+                    }
                 }
             } catch {
                 await pool.close()

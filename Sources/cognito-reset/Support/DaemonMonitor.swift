@@ -27,6 +27,10 @@ final class DaemonMonitor: Service {
     private let oldestAge = Gauge(label: "cognito_reset_queue_oldest_runnable_age_seconds")
     private let rate = Gauge(label: "cognito_reset_rate_limit_per_second")
     private let databaseUp = Gauge(label: "cognito_reset_database_up")
+    /// Per bucket key (operators' own, a handful per fleet: one per account and region), from
+    /// `rate_limit_status`: what `rate show` prints, for alerts on a paused ceiling.
+    private let ceilings = HandleCache { Gauge(label: "cognito_reset_rate_limit_ceiling_per_second", dimensions: [("key", $0)]) }
+    private let inForce = HandleCache { Gauge(label: "cognito_reset_rate_limit_in_force_per_second", dimensions: [("key", $0)]) }
 
     init(
         worker: QueueWorker, store: PostgresJobStore, notifier: SystemdNotifier,
@@ -75,6 +79,10 @@ final class DaemonMonitor: Service {
                 let gauges = try await withTimeout(.seconds(5)) { try await self.store.queueGauges() }
                 runnable.record(gauges.runnable)
                 oldestAge.record(gauges.oldestRunnableAgeSeconds ?? 0)
+                for bucket in try await withTimeout(.seconds(5), { try await self.store.rateBuckets() }) {
+                    ceilings[bucket.key].record(bucket.ceiling)
+                    inForce[bucket.key].record(bucket.currentRate)
+                }
                 // Reads can answer while the worker's writes time out (commits waiting for a
                 // standby): the worker's own evidence counts too.
                 let slow = database.troubledRecently
