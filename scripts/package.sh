@@ -97,6 +97,12 @@ revision=$("$bin" --version | sed -n 's/.*(revision \(.*\))$/\1/p')
 } | gzip -9n >"$doc/changelog.Debian.gz"
 python3 scripts/lib/deb_copyright.py Package.resolved .build/checkouts >"$doc/copyright"
 
+# Prometheus rules and Grafana dashboards, ready to load (docs/operations.md, "Alerts and
+# dashboards"); the promtool unit tests stay in the repository.
+install -d "$root/usr/share/$package/monitoring/prometheus" "$root/usr/share/$package/monitoring/grafana"
+install -m 0644 monitoring/prometheus/alerts.yml "$root/usr/share/$package/monitoring/prometheus/"
+install -m 0644 monitoring/grafana/*.json "$root/usr/share/$package/monitoring/grafana/"
+
 # --- maintainer scripts --------------------------------------------------------------------
 install -m 0755 scripts/lib/deb/postinst scripts/lib/deb/prerm scripts/lib/deb/postrm "$root/DEBIAN/"
 # lintian's findings that stay, each with its reason.

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test against real parts: installs what is missing, starts a private PostgreSQL and
-# moto (the Cognito emulator), builds, runs `swift test`, and always stops both. Without arguments
+# moto (the Cognito emulator), checks and unit-tests the Prometheus rules with promtool, builds,
+# runs `swift test`, and always stops both. Without arguments
 # it then runs a 2-minute chaos run (scripts/chaos.sh) and builds the Debian package and tests it
 # installed (scripts/lib/package_test.sh).
 # Exit code: the tests'.
@@ -23,6 +24,13 @@ swift build
 export COGNITO_RESET_BIN="$PWD/.build/debug/cognito-reset"
 
 status=0
+# The alert rules: syntax, then promtool's unit tests (each alert fires in its scenario, stays
+# silent on a healthy fleet, and resolves). Tests/CLITests/MonitoringTests.swift loads them
+# into a live Prometheus.
+log "promtool check rules, promtool test rules (monitoring/prometheus)"
+promtool check rules monitoring/prometheus/alerts.yml >/dev/null || status=$?
+promtool test rules monitoring/prometheus/tests/*.yml || status=$?
+
 if [ $# -gt 0 ]; then
     log "swift test $*"
     swift test "$@" || status=$?

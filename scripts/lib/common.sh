@@ -16,7 +16,17 @@ apt_install() {
     log "installing $* (apt)"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+    # The packages are tools for the tests (their own private servers): keep their postinst
+    # scripts from starting system-wide services (Prometheus on :9090, a PostgreSQL cluster, a
+    # PgBouncer) unless the machine already has its own policy.
+    local policy=/usr/sbin/policy-rc.d guard=""
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy" && guard=$policy
+    fi
+    local status=0
+    apt-get install -y -qq --no-install-recommends "$@" >/dev/null || status=$?
+    [ -z "$guard" ] || rm -f "$guard"
+    return "$status"
 }
 
 # Installs the Debian packages the build and the tests need, if any is missing.
@@ -34,6 +44,9 @@ ensure_system_packages() {
     command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
     # PgBouncer in transaction pooling, in front of a private server (Tests/CLITests/PgBouncerTests.swift).
     command -v pgbouncer >/dev/null 2>&1 || missing+=(pgbouncer)
+    # promtool checks and unit-tests the alert rules; a private Prometheus scrapes a worker with
+    # them loaded (Tests/CLITests/MonitoringTests.swift).
+    command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
     apt_install "${missing[@]}"
     id postgres >/dev/null 2>&1 || die "the postgres system user is missing (it comes with the postgresql package)"
 }

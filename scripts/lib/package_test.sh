@@ -33,6 +33,11 @@ id cognito-reset >/dev/null || die "postinst did not create the cognito-reset us
     || die "/var/lib/cognito-reset is not 0750 cognito-reset"
 [ -s /usr/share/man/man1/cognito-reset.1.gz ] && [ -s /usr/share/man/man1/cognito-reset-worker.1.gz ] \
     || die "man pages missing"
+# The rules as installed are the ones promtool tested.
+promtool check rules /usr/share/cognito-reset/monitoring/prometheus/alerts.yml >/dev/null \
+    || die "the installed alert rules do not load"
+[ -s /usr/share/cognito-reset/monitoring/grafana/cognito-reset.json ] \
+    && [ -s /usr/share/cognito-reset/monitoring/grafana/cognito-reset-sql.json ] || die "dashboards missing"
 log "systemd-analyze verify (installed units)"
 systemd-analyze verify /usr/lib/systemd/system/cognito-reset.service \
     /usr/lib/systemd/system/cognito-reset-prune.service /usr/lib/systemd/system/cognito-reset-prune.timer \
@@ -82,7 +87,7 @@ while IFS= read -r path; do
     # Folders the package shares with others (/usr, /etc ...) stay; its own files must not.
     if [ -e "$path" ] && [ ! -d "$path" ]; then left+=("$path"); fi
 done <"$files"
-for path in /etc/cognito-reset /var/lib/cognito-reset /usr/share/doc/cognito-reset; do
+for path in /etc/cognito-reset /var/lib/cognito-reset /usr/share/doc/cognito-reset /usr/share/cognito-reset; do
     if [ -e "$path" ]; then left+=("$path"); fi
 done
 [ ${#left[@]} -eq 0 ] || die "dpkg --purge left: ${left[*]}"
