@@ -162,6 +162,23 @@ struct MonitoringTests {
         }
     }
 
+    /// The rules file names exactly the documented alerts, each with a severity and a runbook
+    /// link whose anchor is a runbook heading in docs/operations.md.
+    @Test func everyAlertHasASeverityAndARunbookThatExists() throws {
+        let rules = try String(contentsOf: Self.monitoring.appending(path: "prometheus/alerts.yml"), encoding: .utf8)
+        let operations = try String(contentsOf: repositoryRoot.appending(path: "docs/operations.md"), encoding: .utf8)
+        let blocks = rules.components(separatedBy: "- alert: ").dropFirst()
+        #expect(blocks.map { String($0.prefix { !$0.isNewline }) } == Self.alerts)
+        for block in blocks {
+            let name = String(block.prefix { !$0.isNewline })
+            #expect(block.contains("severity: critical") || block.contains("severity: warning"), "\(name): severity")
+            #expect(block.contains("summary: ") && block.contains("description: "), "\(name): summary and description")
+            let link = block.firstMatch(of: /runbook_url: "https:[^"#]+\/docs\/operations\.md#([a-z]+)"/)
+            #expect(link.map { String($0.1) } == name.lowercased(), "\(name): runbook_url")
+            #expect(operations.contains("\n#### \(name)\n"), "\(name): no runbook heading in docs/operations.md")
+        }
+    }
+
     /// Runs `body` on a connection of a fresh login role in `cognito_reset_monitor`; the role
     /// is dropped whatever happens (roles are cluster-wide).
     static func asMonitor(
