@@ -79,10 +79,6 @@ final class DaemonMonitor: Service {
                 let gauges = try await withTimeout(.seconds(5)) { try await self.store.queueGauges() }
                 runnable.record(gauges.runnable)
                 oldestAge.record(gauges.oldestRunnableAgeSeconds ?? 0)
-                for bucket in try await withTimeout(.seconds(5), { try await self.store.rateBuckets() }) {
-                    ceilings[bucket.key].record(bucket.ceiling)
-                    inForce[bucket.key].record(bucket.currentRate)
-                }
                 // Reads can answer while the worker's writes time out (commits waiting for a
                 // standby): the worker's own evidence counts too.
                 let slow = database.troubledRecently
@@ -95,6 +91,7 @@ final class DaemonMonitor: Service {
                     }
                 }
                 let prefix = slow ? "database not answering in time, retrying; " : ""
+                await reportRateBuckets()
                 notifier.send(["STATUS=\(stopping)\(prefix)\(status.inFlight) in flight, \(gauges.runnable) runnable, \(rateText); \(status.succeeded) succeeded, \(status.failed) failed, \(status.retried) retried"])
             } catch {
                 // Not ready either: /readyz answers as STATUS= says.
@@ -106,6 +103,19 @@ final class DaemonMonitor: Service {
                 notifier.send(["STATUS=\(stopping)database unreachable, retrying; \(status.inFlight) in flight, \(rateText)"])
             }
             try? await Task.sleep(for: statusInterval)
+        }
+    }
+
+    /// The per-key rate gauges. A failure here says nothing the queue gauges' query did not:
+    /// it is logged at debug and leaves the database's health alone.
+    private func reportRateBuckets() async {
+        do {
+            for bucket in try await withTimeout(.seconds(5), { try await self.store.rateBuckets() }) {
+                ceilings[bucket.key].record(bucket.ceiling)
+                inForce[bucket.key].record(bucket.currentRate)
+            }
+        } catch {
+            logger.debug("could not read the rate limits for their gauges", metadata: ["error": "\(error)"])
         }
     }
 
