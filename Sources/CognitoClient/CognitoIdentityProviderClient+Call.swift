@@ -47,7 +47,7 @@ extension CognitoIdentityProviderClient {
             attempt += 1
             if let beforeAttempt, await !beforeAttempt() {
                 throw CognitoError(
-                    code: CognitoError.cancelled, message: "the call was given up before attempt \(attempt)",
+                    .cancelled, message: "the call was given up before attempt \(attempt)",
                     errorClass: .transient, operation: operation)
             }
             let outcome = await send(operation, url: url, region: region, body: body, signing: signing, secrets: secrets)
@@ -66,14 +66,14 @@ extension CognitoIdentityProviderClient {
                     continue
                 }
                 guard error.errorClass == .transient, attempt < retryPolicy.maxAttempts,
-                    let cost = retryQuota.acquire(afterTimeout: error.code == "Timeout")
+                    let cost = retryQuota.acquire(afterTimeout: error.code == CognitoError.timeout)
                 else { throw error }
                 retryCost += cost
                 let delay = retryPolicy.delay(beforeRetry: attempt, unitRandom: dependencies.random())
                 do {
                     try await dependencies.sleep(delay)
                 } catch {
-                    throw CognitoError(code: CognitoError.cancelled, message: "the call was cancelled", errorClass: .transient, operation: operation)
+                    throw CognitoError(.cancelled, message: "the call was cancelled", errorClass: .transient, operation: operation)
                 }
             }
         }
@@ -104,7 +104,7 @@ extension CognitoIdentityProviderClient {
         do {
             response = try await transport.send(method: "POST", url: url, headers: headers, body: body)
         } catch {
-            let code = error.kind == .timeout ? "Timeout" : "NetworkError"
+            let code = error.kind == .timeout ? CognitoError.timeout : CognitoError.networkError
             return .failure(CognitoError(
                 code: code, message: "\(error.kind.rawValue) talking to \(url.host ?? "the endpoint")",
                 errorClass: .transient, operation: operation))
@@ -117,11 +117,11 @@ extension CognitoIdentityProviderClient {
     static func credentialFailure(_ error: CredentialError, operation: String) -> CognitoError {
         switch error.kind {
         case .unreachable:
-            CognitoError(code: CognitoError.credentialsUnavailable, message: error.description, errorClass: .transient, operation: operation)
+            CognitoError(.credentialsUnavailable, message: error.description, errorClass: .transient, operation: operation)
         case .refused:
-            CognitoError(code: CognitoError.assumeRoleDenied, message: error.description, errorClass: .permanent, operation: operation)
+            CognitoError(.assumeRoleDenied, message: error.description, errorClass: .permanent, operation: operation)
         case .misconfigured:
-            CognitoError(code: CognitoError.noCredentials, message: error.description, errorClass: .credentials, operation: operation)
+            CognitoError(.noCredentials, message: error.description, errorClass: .credentials, operation: operation)
         }
     }
 

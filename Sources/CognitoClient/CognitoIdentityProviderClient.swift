@@ -78,7 +78,7 @@ public final class CognitoIdentityProviderClient: Sendable {
         do {
             region = try endpoints.region(for: userPoolID)
         } catch {
-            throw CognitoError(code: CognitoError.invalidInput, message: error.description, errorClass: .permanent, operation: operation)
+            throw CognitoError(.invalidInput, message: error.description, errorClass: .permanent, operation: operation)
         }
         var body = JSONBody()
         body.add("UserPoolId", userPoolID.rawValue)

@@ -144,10 +144,10 @@ public final class FakeHTTPServer: Sendable {
     }
 }
 
-/// Collects one request, then plays the scripted reply.
 /// Numbers the connections every fake server accepts.
 private let nextConnection = Atomic<Int>(0)
 
+/// Collects one request, then plays the scripted reply.
 private final class ScriptedHandler: ChannelInboundHandler, @unchecked Sendable {
     // @unchecked: NIO confines a handler to its channel's event loop; its mutable fields are only
     // touched from `channelRead` and tasks scheduled on that same loop.
@@ -193,7 +193,7 @@ private final class ScriptedHandler: ChannelInboundHandler, @unchecked Sendable 
             break
         case .delay(let duration, let then):
             let contextBox = NIOLoopBound(context, eventLoop: loop)
-            loop.scheduleTask(in: .nanoseconds(Int64(duration.components.seconds) * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000)) {
+            loop.scheduleTask(in: .nanoseconds(Int64(duration / .nanoseconds(1)))) {
                 self.play(then, context: contextBox.value)
             }
         case .slowBody(let status, let headers, let chunks, let pause):
@@ -201,7 +201,7 @@ private final class ScriptedHandler: ChannelInboundHandler, @unchecked Sendable 
             responseHeaders.replaceOrAdd(name: "Content-Length", value: String(chunks.joined().utf8.count))
             context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .init(statusCode: status), headers: responseHeaders))), promise: nil)
             let contextBox = NIOLoopBound(context, eventLoop: loop)
-            let nanos = Int64(pause.components.seconds) * 1_000_000_000 + pause.components.attoseconds / 1_000_000_000
+            let nanos = Int64(pause / .nanoseconds(1))
             for (index, chunk) in chunks.enumerated() {
                 loop.scheduleTask(in: .nanoseconds(nanos * Int64(index + 1))) {
                     let context = contextBox.value

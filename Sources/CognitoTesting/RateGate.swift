@@ -25,7 +25,7 @@ public final class RateGate: Sendable {
     public func admit() -> Bool {
         state.withLock { state in
             let now = ContinuousClock.now
-            state.tokens = min(burst, state.tokens + (now - state.last).seconds * rate)
+            state.tokens = min(burst, state.tokens + (now - state.last) / .seconds(1) * rate)
             state.last = now
             let admitted = state.tokens >= 1
             if admitted { state.tokens -= 1 }

@@ -128,7 +128,7 @@ public struct ConnectionConfiguration: Sendable, CustomStringConvertible {
         if sendingStatementTimeout, let statementTimeout {
             // Added to whatever `options` the string or PGOPTIONS carry, never replacing them.
             let given = value(for: "options") ?? environment["PGOPTIONS"] ?? ""
-            let timeout = "-c statement_timeout=\(max(1, statementTimeout.milliseconds))"
+            let timeout = "-c statement_timeout=\(max(1, Int64(statementTimeout / .milliseconds(1))))"
             parameters.append(("options", given.isEmpty ? timeout : given + " " + timeout))
         }
         // Text results and parameters are decoded as UTF-8; another client encoding would garble them.

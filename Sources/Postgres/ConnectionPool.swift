@@ -192,17 +192,10 @@ public actor ConnectionPool {
                 logger.log(
                     level: attempt == 0 ? .warning : .debug,
                     "cannot connect to the database, retrying",
-                    metadata: ["error": "\(error)", "retry_in_ms": "\(delay.milliseconds)"])
+                    metadata: ["error": "\(error)", "retry_in_ms": "\(Int64(delay / .milliseconds(1)))"])
                 attempt += 1
                 try await Task.sleep(for: delay)
             }
         }
-    }
-}
-
-extension Duration {
-    var milliseconds: Int64 {
-        let (seconds, attoseconds) = components
-        return seconds * 1000 + attoseconds / 1_000_000_000_000_000
     }
 }

@@ -40,7 +40,7 @@ public enum NotificationListener {
         let stop = WakePipe()
         let loop = ListenLoop(
             configuration: configuration, channels: channels, backoff: backoff,
-            healthCheckMilliseconds: Int32(clamping: healthCheckInterval.milliseconds),
+            healthCheckMilliseconds: Int32(clamping: Int64(healthCheckInterval / .milliseconds(1))),
             logger: logger, stop: stop, continuation: continuation)
         continuation.onTermination = { _ in stop.signal() }
         let thread = Thread { loop.run() }
@@ -112,7 +112,7 @@ private struct ListenLoop: Sendable {
                     let delay = backoff.delay(attempt: failures)
                     failures += 1
                     logger.warning("listener cannot connect, retrying", metadata: ["error": "\(error)"])
-                    if waitForStop(milliseconds: Int32(clamping: delay.milliseconds)) { return }
+                    if waitForStop(milliseconds: Int32(clamping: Int64(delay / .milliseconds(1)))) { return }
                 }
                 continue
             }

@@ -50,7 +50,7 @@ let pool = "us-east-1_Bench1"
 
 func say(_ text: String) { print(text) }
 
-func seconds(_ duration: Duration) -> Double { duration.seconds }
+func seconds(_ duration: Duration) -> Double { duration / .seconds(1) }
 
 func workerEnvironment(_ database: TemporaryDatabase, _ server: FakeHTTPServer) -> [String: String] {
     var environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("AWS_") && !$0.key.hasPrefix("PG") }

@@ -74,7 +74,7 @@ enum HTTPCeiling {
             let clientCPU = Double(line.dropFirst(4))
         else { fatalError("the HTTP client process failed: \(result.stderr)") }
         return Figures(
-            callsPerSecond: Double(calls) / (requests[calls - 1].receivedAt - requests[0].receivedAt).seconds,
+            callsPerSecond: Double(calls) / ((requests[calls - 1].receivedAt - requests[0].receivedAt) / .seconds(1)),
             clientMicrosecondsPerCall: clientCPU / Double(calls) * 1e6,
             serverMicrosecondsPerCall: serverCPU / Double(calls) * 1e6)
     }

@@ -194,16 +194,15 @@ struct ImportCommandTests {
             #expect(try await count("SELECT count(*) FROM cognito_reset.jobs", connection) == 2)
 
             // Refused for a reason that is not the file's (a role without the grant): it stays.
-            let login = "inbox_\(UUID().uuidString.prefix(8).lowercased())"
-            try await connection.execute("CREATE ROLE \(unescaped: login) LOGIN PASSWORD 'pw-inbox' IN ROLE cognito_reset_monitor")
-            _ = try write(Array("username,user_pool_id\ny1,eu-west-1_Inb1\n".utf8), "inbox/y.csv", in: folder)
-            let monitorURL = try #require(env["DATABASE_URL"].flatMap { try? ConnectionConfiguration($0) })
-                .setting("user", to: login).setting("password", to: "pw-inbox").resolvedConnectionString()
-            let denied = try await CognitoResetBinary.run(["import", "--inbox", inbox.path], environment: ["DATABASE_URL": monitorURL])
-            #expect(denied.status == 1, "\(denied.stdout)\(denied.stderr)")
-            #expect(manager.fileExists(atPath: inbox.appending(path: "y.csv").path))
-            try FileManager.default.removeItem(at: inbox.appending(path: "y.csv"))
-            try await connection.execute("DROP ROLE \(unescaped: login)")
+            let owner = try #require(env["DATABASE_URL"].flatMap { try? ConnectionConfiguration($0) })
+            try await TestRole.with("inbox", on: owner, memberOf: ["cognito_reset_monitor"]) { monitor in
+                _ = try write(Array("username,user_pool_id\ny1,eu-west-1_Inb1\n".utf8), "inbox/y.csv", in: folder)
+                let denied = try await CognitoResetBinary.run(
+                    ["import", "--inbox", inbox.path], environment: ["DATABASE_URL": monitor.configuration.resolvedConnectionString()])
+                #expect(denied.status == 1, "\(denied.stdout)\(denied.stderr)")
+                #expect(manager.fileExists(atPath: inbox.appending(path: "y.csv").path))
+                try FileManager.default.removeItem(at: inbox.appending(path: "y.csv"))
+            }
 
             // A malformed connection string is the service's fault, not the file's: exit 2, it stays.
             _ = try write(Array("username,user_pool_id\nw1,eu-west-1_Inb1\n".utf8), "inbox/w.csv", in: folder)
@@ -251,11 +250,11 @@ struct ImportCommandTests {
     /// has an active job for (a row this role cannot even see) is counted as a duplicate.
     @Test func anEnqueuerRoleImportsFilesAndTheInbox() async throws {
         try await withDatabase { env, connection, folder in
-            let login = "importer_\(UUID().uuidString.prefix(8).lowercased())"
-            try await connection.execute("CREATE ROLE \(unescaped: login) LOGIN PASSWORD 'pw-import' IN ROLE cognito_reset_enqueuer")
+            let owner = try ConnectionConfiguration(try #require(env["DATABASE_URL"]))
+            try await TestRole.with("importer", on: owner, memberOf: ["cognito_reset_enqueuer"]) { importer in
+            let login = importer.name
             try await connection.execute("INSERT INTO cognito_reset.jobs (user_pool_id, username) VALUES ('eu-west-1_Enq1', 'taken')")
-            let url = try ConnectionConfiguration(try #require(env["DATABASE_URL"]))
-                .setting("user", to: login).setting("password", to: "pw-import").resolvedConnectionString()
+            let url = importer.configuration.resolvedConnectionString()
 
             let path = try write(Array("username,user_pool_id\ne1,eu-west-1_Enq1\ntaken,eu-west-1_Enq1\n".utf8), "e.csv", in: folder)
             let file = try await CognitoResetBinary.run(["import", path, "--json"], environment: ["DATABASE_URL": url])
@@ -272,7 +271,7 @@ struct ImportCommandTests {
             #expect(FileManager.default.fileExists(atPath: inbox.appending(path: "done/i.csv").path), "\(run.stdout)")
             #expect(try await count("SELECT count(*) FROM cognito_reset.jobs WHERE enqueued_by = '\(login)'", connection) == 2)
             #expect(try await count("SELECT count(*) FROM cognito_reset.import_rejections", connection) == 1)
-            try await connection.execute("DROP ROLE \(unescaped: login)")
+            }
         }
     }
 

@@ -184,19 +184,14 @@ struct MonitoringTests {
     static func asMonitor(
         _ database: TemporaryDatabase, _ admin: PostgresConnection, _ body: (PostgresConnection) async throws -> Void
     ) async throws {
-        let login = "monitor_\(UUID().uuidString.prefix(8).lowercased())"
-        let password = "pw-\(UUID().uuidString.prefix(8))"
-        try await admin.execute("CREATE ROLE \(unescaped: login) LOGIN PASSWORD '\(unescaped: password)' IN ROLE cognito_reset_monitor")
-        var failure: (any Error)?
-        do {
-            let monitor = try await PostgresConnection.connect(database.configuration.setting("user", to: login).setting("password", to: password))
-            do { try await body(monitor) } catch { failure = error }
+        try await TestRole.with("monitor", on: database.configuration, memberOf: ["cognito_reset_monitor"]) { role in
+            let monitor = try await PostgresConnection.connect(role.configuration)
+            do { try await body(monitor) } catch {
+                await monitor.close()
+                throw error
+            }
             await monitor.close()
-        } catch {
-            failure = error
         }
-        try await admin.execute("DROP ROLE \(unescaped: login)")
-        if let failure { throw failure }
     }
 
     static func json(_ file: URL) throws -> [String: Any] {

@@ -39,10 +39,8 @@ struct PruneCommandTests {
                        ('alive', 'h', 2, 'v', 'running', now(), now(), NULL)
                 """)
             // Prune runs with the daemon's credentials: a login role in cognito_reset_worker.
-            let password = "pw-\(UUID().uuidString.prefix(8))"
-            let login = "prune_\(UUID().uuidString.prefix(8).lowercased())"
-            try await connection.execute("CREATE ROLE \(unescaped: login) LOGIN PASSWORD '\(unescaped: password)' IN ROLE cognito_reset_worker")
-            let worker = ["DATABASE_URL": database.configuration.setting("user", to: login).setting("password", to: password).resolvedConnectionString()]
+            try await TestRole.with("prune", on: database.configuration, memberOf: ["cognito_reset_worker"]) { role in
+            let worker = ["DATABASE_URL": role.configuration.resolvedConnectionString()]
 
             let dryRun = try await CognitoResetBinary.run(["prune", "--dry-run", "--json"], environment: worker)
             #expect(dryRun.status == 0, "\(dryRun.stderr)")
@@ -62,8 +60,7 @@ struct PruneCommandTests {
 
             let again = try await CognitoResetBinary.run(["prune"], environment: worker)
             #expect(again.stdout.hasPrefix("deleted 0 finished jobs"), "a second run finds nothing: \(again.stdout)")
-            try await connection.execute("DROP OWNED BY \(unescaped: login)")
-            try await connection.execute("DROP ROLE \(unescaped: login)")
+            }
             await connection.close()
         }
     }

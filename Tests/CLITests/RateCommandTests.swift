@@ -156,7 +156,7 @@ struct FleetRateTimingTests {
             }
             #expect(window >= 4, "the run lasted \(end - start)")
             // The ideal drain is jobs / 20 s; the killed worker's jobs come back after its lease.
-            let drain = (end - start).seconds
+            let drain = (end - start) / .seconds(1)
             let ideal = Double(jobs) / 20
             #expect(drain <= ideal * 1.1 && drain >= ideal * 0.9, "drained in \(drain) s, ideal \(ideal) s")
         }

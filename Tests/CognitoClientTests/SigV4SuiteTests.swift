@@ -2,8 +2,8 @@ import CognitoClient
 import Foundation
 import Testing
 
-/// The official AWS SigV4 test suite (from awslabs/aws-c-auth, Apache-2.0; copied into Fixtures
-/// so the tests run without ../shared). Every case's header-signing files are compared: canonical
+/// The official AWS SigV4 test suite (from awslabs/aws-c-auth, Apache-2.0), kept in this
+/// target's Fixtures so the tests need nothing outside the repository. Every case's header-signing files are compared: canonical
 /// request, string to sign, signature and the full signed request.
 @Suite("SigV4: official AWS test suite")
 struct SigV4SuiteTests {

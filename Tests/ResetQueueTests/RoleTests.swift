@@ -1,5 +1,6 @@
 import Foundation
 import Postgres
+import PostgresTesting
 import Testing
 
 /// The NOLOGIN roles the migrations create hold exactly the privileges their users need.
@@ -147,43 +148,47 @@ struct RoleTests {
 @Suite("Row security for enqueuers")
 struct EnqueuerIsolationTests {
     @Test func enqueuersSeeOnlyTheirOwnJobsButShareTheDedupe() async throws {
-        try await withMigratedConnection { connection in
-            let suffix = UUID().uuidString.prefix(8).lowercased()
-            let (a, b) = ("app_a_\(suffix)", "app_b_\(suffix)")
-            for role in [a, b] {
-                try await connection.execute("CREATE ROLE \(unescaped: role) NOLOGIN IN ROLE cognito_reset_enqueuer")
-            }
-            func asRole<T: PostgresDecodable>(_ role: String, _ sql: String, as type: T.Type) async throws -> T {
-                try await connection.transaction { connection in
-                    try await connection.execute("SET LOCAL ROLE \(unescaped: role)")
-                    return try await connection.query(PostgresQuery(sql))[0].decode(T.self, at: 0)
+        try await withMigratedDatabase { database in
+            let enqueuer = ["cognito_reset_enqueuer"]
+            try await TestRole.with("app_a", on: database.configuration, login: false, memberOf: enqueuer) { a in
+                try await TestRole.with("app_b", on: database.configuration, login: false, memberOf: enqueuer) { b in
+                    try await withConnection(to: database) { connection in try await Self.isolate(connection, a.name, b.name) }
                 }
             }
-            let first = try await asRole(a, "SELECT cognito_reset.enqueue_reset('eu-west-1_a1', 'alice')", as: Int64.self)
-            #expect(try await asRole(a, "SELECT count(*) FROM cognito_reset.jobs", as: Int.self) == 1)
-            #expect(try await asRole(b, "SELECT count(*) FROM cognito_reset.jobs", as: Int.self) == 0)
-            // B asks for the same user: A's active job is returned, nothing new is created.
-            #expect(try await asRole(b, "SELECT cognito_reset.enqueue_reset('eu-west-1_a1', 'alice')", as: Int64.self) == first)
-            #expect(try await connection.scalar("SELECT count(*) FROM cognito_reset.jobs", as: Int.self) == 1)
-            #expect(try await connection.scalar("SELECT enqueued_by FROM cognito_reset.jobs", as: String.self) == a)
-            // Nobody can enqueue in another's name.
-            let forged = try await #require(throws: PostgresError.self) {
-                try await asRole(b, "INSERT INTO cognito_reset.jobs (user_pool_id, username, enqueued_by) VALUES ('eu-west-1_a1', 'bob', '\(a)') RETURNING 1", as: Int.self)
-            }
-            #expect(forged.sqlState == SQLState.insufficientPrivilege)
-            // An idempotency key tells B only whether it names a job for the same user, never whose.
-            _ = try await asRole(a, "SELECT cognito_reset.enqueue_reset('eu-west-1_a1', 'carol', idempotency_key => 'ticket-1')", as: Int64.self)
-            #expect(try await asRole(b, "SELECT same_user FROM cognito_reset.idempotency_key_job('ticket-1', 'eu-west-1_a1', 'dave')", as: Bool.self) == false)
-            let columns = try await connection.query("""
-                SELECT string_agg(parameter_name, ',' ORDER BY ordinal_position) FROM information_schema.parameters
-                WHERE specific_schema = 'cognito_reset' AND specific_name LIKE 'idempotency_key_job%' AND parameter_mode = 'OUT'
-                """)[0].decode(String.self, at: 0)
-            #expect(columns == "job_id,same_user")
-            let reused = try await #require(throws: PostgresError.self) {
-                try await asRole(b, "SELECT cognito_reset.enqueue_reset('eu-west-1_a1', 'dave', idempotency_key => 'ticket-1')", as: Int64.self)
-            }
-            #expect(reused.constraintName == "jobs_idempotency_key_unique")
-            for role in [a, b] { try await connection.execute("DROP ROLE \(unescaped: role)") }
         }
+    }
+
+    /// Two enqueuer roles `a` and `b` (NOLOGIN: the owner's connection sets them locally).
+    static func isolate(_ connection: PostgresConnection, _ a: String, _ b: String) async throws {
+        func asRole<T: PostgresDecodable>(_ role: String, _ sql: String, as type: T.Type) async throws -> T {
+            try await connection.transaction { connection in
+                try await connection.execute("SET LOCAL ROLE \(unescaped: role)")
+                return try await connection.query(PostgresQuery(sql))[0].decode(T.self, at: 0)
+            }
+        }
+        let first = try await asRole(a, "SELECT cognito_reset.enqueue_reset('eu-west-1_a1', 'alice')", as: Int64.self)
+        #expect(try await asRole(a, "SELECT count(*) FROM cognito_reset.jobs", as: Int.self) == 1)
+        #expect(try await asRole(b, "SELECT count(*) FROM cognito_reset.jobs", as: Int.self) == 0)
+        // B asks for the same user: A's active job is returned, nothing new is created.
+        #expect(try await asRole(b, "SELECT cognito_reset.enqueue_reset('eu-west-1_a1', 'alice')", as: Int64.self) == first)
+        #expect(try await connection.scalar("SELECT count(*) FROM cognito_reset.jobs", as: Int.self) == 1)
+        #expect(try await connection.scalar("SELECT enqueued_by FROM cognito_reset.jobs", as: String.self) == a)
+        // Nobody can enqueue in another's name.
+        let forged = try await #require(throws: PostgresError.self) {
+            try await asRole(b, "INSERT INTO cognito_reset.jobs (user_pool_id, username, enqueued_by) VALUES ('eu-west-1_a1', 'bob', '\(a)') RETURNING 1", as: Int.self)
+        }
+        #expect(forged.sqlState == SQLState.insufficientPrivilege)
+        // An idempotency key tells B only whether it names a job for the same user, never whose.
+        _ = try await asRole(a, "SELECT cognito_reset.enqueue_reset('eu-west-1_a1', 'carol', idempotency_key => 'ticket-1')", as: Int64.self)
+        #expect(try await asRole(b, "SELECT same_user FROM cognito_reset.idempotency_key_job('ticket-1', 'eu-west-1_a1', 'dave')", as: Bool.self) == false)
+        let columns = try await connection.query("""
+            SELECT string_agg(parameter_name, ',' ORDER BY ordinal_position) FROM information_schema.parameters
+            WHERE specific_schema = 'cognito_reset' AND specific_name LIKE 'idempotency_key_job%' AND parameter_mode = 'OUT'
+            """)[0].decode(String.self, at: 0)
+        #expect(columns == "job_id,same_user")
+        let reused = try await #require(throws: PostgresError.self) {
+            try await asRole(b, "SELECT cognito_reset.enqueue_reset('eu-west-1_a1', 'dave', idempotency_key => 'ticket-1')", as: Int64.self)
+        }
+        #expect(reused.constraintName == "jobs_idempotency_key_unique")
     }
 }

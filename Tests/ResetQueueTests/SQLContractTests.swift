@@ -262,10 +262,13 @@ struct SQLContractTests {
                 let shown = try #require(try await fixture.store.job(id: retried))
                 #expect(shown.1.map { Attempt($0.attempt, $0.outcome) } == [Attempt(1, "transient_error"), Attempt(2, "succeeded")])
 
-                // The audit is the workers': enqueuers (and the monitor) may not read it.
+                // The audit is the workers': enqueuers may not read it. The monitor (dashboards)
+                // reads every column but error_message, the service's free text (migration 0015).
                 #expect(await enqueuer.sqlState("SELECT count(*) FROM cognito_reset.attempts") == SQLState.insufficientPrivilege)
                 try await fixture.withLoginRole("mon", memberOf: "cognito_reset_monitor") { monitor in
-                    #expect(await monitor.sqlState("SELECT count(*) FROM cognito_reset.attempts") == SQLState.insufficientPrivilege)
+                    #expect(await monitor.sqlState("SELECT count(*), max(finished_at), max(error_code) FROM cognito_reset.attempts") == nil)
+                    #expect(await monitor.sqlState("SELECT error_message FROM cognito_reset.attempts") == SQLState.insufficientPrivilege)
+                    #expect(await monitor.sqlState("SELECT * FROM cognito_reset.attempts") == SQLState.insufficientPrivilege)
                 }
             }
         }

@@ -33,7 +33,7 @@ struct SharedRateLimitTests {
             // A new bucket starts now: slots 0, 50 ms, ... up to the 500 ms horizon.
             #expect(first.jobs.count == 11)
             for (index, slot) in first.jobs.enumerated() {
-                #expect(abs(slot.callIn.seconds - Double(index) * 0.05) < 0.02, "slot \(index) at \(slot.callIn)")
+                #expect(abs(slot.callIn / .seconds(1) - Double(index) * 0.05) < 0.02, "slot \(index) at \(slot.callIn)")
             }
             #expect(first.ceiling == 20 && first.currentRate == 20)
             let firstSchedule = try await schedule(harness.pool)
@@ -43,11 +43,11 @@ struct SharedRateLimitTests {
             let second = try await store.claimPaced(workerID: "b", limit: 50, lease: .seconds(30), rate: shared(20))
             let secondSchedule = try await schedule(harness.pool)
             if second.jobs.isEmpty {
-                let wait = try #require(second.wait).seconds
+                let wait = try #require(second.wait) / .seconds(1)
                 let due = firstSchedule.nextSlot + 0.2 - 0.5 - secondSchedule.claimedAt
                 #expect(abs(wait - max(0.001, due)) < 0.001, "\(wait) s, the next batch is due in \(due) s")
             } else {
-                let firstSlot = secondSchedule.claimedAt + second.jobs[0].callIn.seconds
+                let firstSlot = secondSchedule.claimedAt + second.jobs[0].callIn / .seconds(1)
                 #expect(abs(firstSlot - max(firstSchedule.nextSlot, secondSchedule.claimedAt)) < 0.001)
             }
             // The key's row was created with the given ceiling, and counts what it handed out.
@@ -76,11 +76,11 @@ struct SharedRateLimitTests {
                 next = try await store.claimPaced(workerID: "alive", limit: 50, lease: .seconds(30), rate: shared(20))
             }
             let survivorSchedule = try await schedule(harness.pool)
-            let firstSlot = survivorSchedule.claimedAt + next.jobs[0].callIn.seconds
+            let firstSlot = survivorSchedule.claimedAt + next.jobs[0].callIn / .seconds(1)
             #expect(abs(firstSlot - max(deadSchedule.nextSlot, survivorSchedule.claimedAt)) < 0.001)
             #expect(next.jobs.count >= 5)
             for (index, slot) in next.jobs.enumerated().dropFirst() {
-                #expect(abs(slot.callIn.seconds - next.jobs[0].callIn.seconds - Double(index) * 0.05) < 0.001)
+                #expect(abs(slot.callIn / .seconds(1) - next.jobs[0].callIn / .seconds(1) - Double(index) * 0.05) < 0.001)
             }
         }
     }
@@ -150,7 +150,7 @@ struct SharedRateLimitTests {
             let bulk = claim.jobs.filter { $0.job.username.hasPrefix("bulk") }
             // 4/s over a 0.5 s horizon: slots at 0, 0.25, 0.5 for the import; the rest go to others.
             #expect(bulk.count == 3)
-            #expect(bulk.map { ($0.callIn.seconds * 4).rounded() } == [0, 1, 2])
+            #expect(bulk.map { ($0.callIn / .seconds(1) * 4).rounded() } == [0, 1, 2])
             #expect(claim.jobs.count == 6, "the three direct jobs are not held back by the import's rate")
             let claimedAt = try await schedule(harness.pool).claimedAt
             let importNext = try await harness.pool.query(PostgresQuery(
@@ -162,7 +162,7 @@ struct SharedRateLimitTests {
             let next = try await store.claimPaced(workerID: "a", limit: 50, lease: .seconds(30), rate: shared(100))
             let nextClaimedAt = try await schedule(harness.pool).claimedAt
             if next.jobs.isEmpty {
-                let wait = try #require(next.wait).seconds
+                let wait = try #require(next.wait) / .seconds(1)
                 #expect(abs(wait - max(0.001, importNext - 0.5 - nextClaimedAt)) < 0.001, "\(wait)")
             } else {
                 #expect(nextClaimedAt + 0.5 >= importNext)

@@ -67,7 +67,7 @@ struct SharedRateLimitTimingTests {
             }
             let after = late()
             let span = try #require(after.last).receivedAt - (try #require(after.first)).receivedAt
-            let rate = Double(after.count - 1) / span.seconds
+            let rate = Double(after.count - 1) / (span / .seconds(1))
             #expect(rate > 4 && rate < 6, "\(rate) calls/s two seconds after the ceiling went to 5/s")
 
             try await store.setRateCeiling(key: Self.key, ceiling: 0)

@@ -204,18 +204,4 @@ struct RetryDecisionTests {
         #expect(policy.backoff(afterAttempt: 20, unitRandom: 1) == .seconds(900))
         #expect(policy.backoff(afterAttempt: 3, unitRandom: 0) == .zero)
     }
-
-    @Test func theTokenBucketSpacesCallsAndAdaptsToThrottling() {
-        var bucket = TokenBucket(ceiling: 10, burst: 2)
-        #expect(bucket.take(now: 0) == 0)
-        #expect(bucket.take(now: 0) == 0)
-        #expect(abs(bucket.take(now: 0) - 0.1) < 1e-9)   // third call waits for the next token
-        #expect(abs(bucket.take(now: 0) - 0.2) < 1e-9)   // and the fourth queues behind it
-        bucket.throttled(now: 1)
-        #expect(abs(bucket.rate - 7) < 1e-9)
-        for _ in 0..<100 { bucket.succeeded(now: 1) }
-        #expect(bucket.rate == 10)
-        for _ in 0..<100 { bucket.throttled(now: 1) }
-        #expect(bucket.rate == bucket.floor)
-    }
 }

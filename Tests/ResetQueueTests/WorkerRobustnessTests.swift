@@ -35,7 +35,7 @@ struct WorkerRobustnessTests {
             number % 2 == 1 ? .cognitoError(400, type: "TooManyRequestsException", message: "Rate exceeded") : .cognitoSuccess()
         }) { harness in
             try await harness.insertJobs(200, maxAttempts: 2)
-            let worker = harness.makeWorker(limiter: LocalRateLimiter(requestsPerSecond: 400))
+            let worker = harness.makeWorker()
             let task = harness.start(worker)
             try await harness.waitUntilAllFinished()
             try await harness.stop(worker, task)
@@ -67,8 +67,8 @@ struct WorkerRobustnessTests {
             try await harness.insertJobs(8)
             var configuration = WorkerHarness.configuration()
             configuration.concurrency = 8
-            // One token now, the next in 10 s: one call starts, seven claims wait for the limiter.
-            let worker = harness.makeWorker(configuration, limiter: LocalRateLimiter(requestsPerSecond: 0.1, burst: 1))
+            // One call now, the others held back for a minute: seven claims wait, unstarted.
+            let worker = harness.makeWorker(configuration, limiter: HoldingLimiter(immediate: 1, thenWait: .seconds(60)))
             let task = harness.start(worker)
             await harness.server.waitForRequests(1)
             try await harness.stop(worker, task)

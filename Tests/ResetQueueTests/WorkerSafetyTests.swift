@@ -165,20 +165,18 @@ struct WorkerSafetyTests {
 
     @Test func aWorkerWithoutPermissionStopsWithTheErrorInsteadOfLooping() async throws {
         try await WorkerHarness.with { harness in
-            let role = "nogrants_\(UUID().uuidString.prefix(8).lowercased())"
-            try await harness.pool.query("CREATE ROLE \(unescaped: role) LOGIN PASSWORD 'pw'")
-            let restricted = harness.database.configuration.setting("user", to: role).setting("password", to: "pw")
-            let pool = ConnectionPool(configuration: restricted, options: .init(maximumConnections: 2, connectDeadline: .seconds(2)))
-            let cognito = CognitoIdentityProviderClient(
-                endpoints: CognitoEndpointResolver(configuredRegion: "eu-west-1", endpointOverride: harness.server.url),
-                credentials: CachingCredentialProvider(base: StaticProvider()), transport: harness.transport)
-            let worker = QueueWorker(
-                configuration: WorkerHarness.configuration(), store: PostgresJobStore(pool: pool), listenConfiguration: restricted,
-                cognito: cognito, limiter: UnlimitedRateLimiter(), logger: .init(label: "test"))
-            let error = try await #require(throws: PostgresError.self) { try await worker.run() }
-            #expect(error.sqlState == SQLState.insufficientPrivilege)
-            await pool.close()
-            try await harness.pool.query("DROP ROLE \(unescaped: role)")
+            try await TestRole.with("nogrants", on: harness.database.configuration) { role in
+                let pool = ConnectionPool(configuration: role.configuration, options: .init(maximumConnections: 2, connectDeadline: .seconds(2)))
+                let cognito = CognitoIdentityProviderClient(
+                    endpoints: CognitoEndpointResolver(configuredRegion: "eu-west-1", endpointOverride: harness.server.url),
+                    credentials: CachingCredentialProvider(base: StaticProvider()), transport: harness.transport)
+                let worker = QueueWorker(
+                    configuration: WorkerHarness.configuration(), store: PostgresJobStore(pool: pool), listenConfiguration: role.configuration,
+                    cognito: cognito, limiter: UnlimitedRateLimiter(), logger: .init(label: "test"))
+                let error = try await #require(throws: PostgresError.self) { try await worker.run() }
+                #expect(error.sqlState == SQLState.insufficientPrivilege)
+                await pool.close()
+            }
         }
     }
 
@@ -187,27 +185,24 @@ struct WorkerSafetyTests {
     /// stall is reported (log, metric, event) instead of passing for a quiet worker.
     @Test func anOutcomeRefusedByAMissingGrantIsKeptAndReported() async throws {
         try await WorkerHarness.with { harness in
-            let role = "noaudit_\(UUID().uuidString.prefix(8).lowercased())"
-            try await harness.pool.query("CREATE ROLE \(unescaped: role) LOGIN PASSWORD 'pw' IN ROLE cognito_reset_worker")
-            try await harness.pool.query("REVOKE INSERT ON cognito_reset.attempts FROM cognito_reset_worker")
-            try await harness.insertJobs(1, prefix: "unaudited")
-            let restricted = ConnectionPool(
-                configuration: harness.database.configuration.setting("user", to: role).setting("password", to: "pw"),
-                options: .init(maximumConnections: 4, connectDeadline: .seconds(2)))
-            var configuration = WorkerHarness.configuration()
-            configuration.lease = .seconds(30)
-            configuration.gracePeriod = .seconds(1)
-            let worker = harness.makeWorker(configuration, store: PostgresJobStore(pool: restricted))
-            let task = harness.start(worker)
-            let event = try await harness.events.next("the refused write to be reported") {
-                if case .databaseUnavailable(let error) = $0 { error.sqlState == SQLState.insufficientPrivilege } else { false }
+            try await TestRole.with("noaudit", on: harness.database.configuration, memberOf: ["cognito_reset_worker"]) { role in
+                try await harness.pool.query("REVOKE INSERT ON cognito_reset.attempts FROM cognito_reset_worker")
+                try await harness.insertJobs(1, prefix: "unaudited")
+                let restricted = ConnectionPool(configuration: role.configuration, options: .init(maximumConnections: 4, connectDeadline: .seconds(2)))
+                var configuration = WorkerHarness.configuration()
+                configuration.lease = .seconds(30)
+                configuration.gracePeriod = .seconds(1)
+                let worker = harness.makeWorker(configuration, store: PostgresJobStore(pool: restricted))
+                let task = harness.start(worker)
+                // Waits for the report itself; times out (and fails) if it never comes.
+                _ = try await harness.events.next("the refused write to be reported") {
+                    if case .databaseUnavailable(let error) = $0 { error.sqlState == SQLState.insufficientPrivilege } else { false }
+                }
+                try await harness.stop(worker, task)
+                await restricted.close()
+                #expect(harness.server.requests.count == 1)
+                #expect(try await harness.count("SELECT count(*) FROM cognito_reset.jobs WHERE state = 'running'") == 1)
             }
-            #expect(event != nil)
-            try await harness.stop(worker, task)
-            await restricted.close()
-            #expect(harness.server.requests.count == 1)
-            #expect(try await harness.count("SELECT count(*) FROM cognito_reset.jobs WHERE state = 'running'") == 1)
-            try await harness.pool.query("DROP ROLE \(unescaped: role)")
         }
     }
 

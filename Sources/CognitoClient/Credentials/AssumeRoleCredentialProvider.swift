@@ -101,7 +101,7 @@ public actor RoleCredentialCache {
         self.base = base
         self.transport = transport
         self.stsEndpoint = stsEndpoint
-        self.refusalMemory = Double(refusalMemory.components.seconds)
+        self.refusalMemory = refusalMemory / .seconds(1)
         self.now = now
     }
 

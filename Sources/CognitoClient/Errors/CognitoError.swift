@@ -18,7 +18,8 @@ public struct CognitoError: Error, Sendable, CustomStringConvertible {
         public static let permanent = ErrorClass(name: "permanent")
     }
 
-    /// Our codes for failures the service did not name.
+    // Our codes for failures the service did not name.
+
     /// The input breaks a rule of the service model (or names a region no endpoint exists for).
     public static let invalidInput = "InvalidInput"
     /// STS refused to let us assume the pool's role: the pool's jobs fail, nothing is retried.
@@ -27,6 +28,10 @@ public struct CognitoError: Error, Sendable, CustomStringConvertible {
     public static let noCredentials = "NoCredentials"
     /// A credentials source (STS, container endpoint, instance metadata) could not be reached.
     public static let credentialsUnavailable = "CredentialsUnavailable"
+    /// No answer within the request's timeout.
+    public static let timeout = "Timeout"
+    /// The connection failed (refused, reset, TLS) before an answer came.
+    public static let networkError = "NetworkError"
     /// The call was given up before a request went out (its task was cancelled, or its caller's
     /// `beforeAttempt` said no): the outcome is unknown only if an earlier attempt was sent.
     public static let cancelled = "Cancelled"
@@ -40,7 +45,40 @@ public struct CognitoError: Error, Sendable, CustomStringConvertible {
     public let requestID: String?
     /// The operation that failed, e.g. `AdminResetUserPassword`.
     public let operation: String
+    /// Whose failure it is: the service's (or the network's), or one of ours. Callers decide by
+    /// this and by `errorClass`, never by the text of `code` or `message`.
+    public let kind: Kind
 
+    /// Failures of ours, before or instead of a request: each has its code (above) for the
+    /// audit and the logs.
+    public enum Kind: Sendable, Equatable {
+        /// The service answered with an error, or no answer came (HTTP status, network, timeout).
+        case service
+        /// Given up before a request went out (`cancelled`).
+        case cancelled
+        /// The input breaks a rule of the service model (`invalidInput`).
+        case invalidInput
+        /// No credentials are configured at all (`noCredentials`).
+        case noCredentials
+        /// A credentials source could not be reached (`credentialsUnavailable`).
+        case credentialsUnavailable
+        /// STS refused the pool's role (`assumeRoleDenied`).
+        case assumeRoleDenied
+
+        /// The code such a failure carries; nil for the service's own.
+        var code: String? {
+            switch self {
+            case .service: nil
+            case .cancelled: CognitoError.cancelled
+            case .invalidInput: CognitoError.invalidInput
+            case .noCredentials: CognitoError.noCredentials
+            case .credentialsUnavailable: CognitoError.credentialsUnavailable
+            case .assumeRoleDenied: CognitoError.assumeRoleDenied
+            }
+        }
+    }
+
+    /// An error the service (or the network) gave.
     public init(code: String, message: String, errorClass: ErrorClass, httpStatus: Int? = nil, requestID: String? = nil, operation: String) {
         self.code = code
         self.message = message
@@ -48,6 +86,18 @@ public struct CognitoError: Error, Sendable, CustomStringConvertible {
         self.httpStatus = httpStatus
         self.requestID = requestID
         self.operation = operation
+        self.kind = .service
+    }
+
+    /// A failure of ours (`kind` is not `.service`), with the code that goes with it.
+    public init(_ kind: Kind, message: String, errorClass: ErrorClass, operation: String) {
+        self.code = kind.code ?? "Unknown"
+        self.message = message
+        self.errorClass = errorClass
+        self.httpStatus = nil
+        self.requestID = nil
+        self.operation = operation
+        self.kind = kind
     }
 
     public var description: String {
@@ -77,8 +127,8 @@ extension CognitoError.ErrorClass {
         "ServiceUnavailableException", "RequestTimeout", "RequestTimeoutException",
     ]
 
-    /// The class of a service error, from its code and HTTP status (reference table; unknown
-    /// codes: 5xx transient, 4xx permanent).
+    /// The class of a service error, from its code and HTTP status (the table in docs/design.md,
+    /// "What a Cognito answer means"; unknown codes: 5xx transient, 4xx permanent).
     public static func classify(code: String, httpStatus: Int) -> Self {
         if code == "LimitExceededException" { return .throttledLong }
         if throttlingCodes.contains(code) || httpStatus == 429 { return .throttled }

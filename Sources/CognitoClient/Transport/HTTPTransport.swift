@@ -124,7 +124,6 @@ public final class HTTPTransport: Sendable {
 
 extension TimeAmount {
     init(_ duration: Duration) {
-        let (seconds, attoseconds) = duration.components
-        self = .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+        self = .nanoseconds(Int64(duration / .nanoseconds(1)))
     }
 }

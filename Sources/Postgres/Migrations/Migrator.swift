@@ -164,7 +164,7 @@ public struct Migrator: Sendable {
     }
 
     private func record(_ migration: Migration, since started: ContinuousClock.Instant, on connection: PostgresConnection) async throws {
-        let milliseconds = (ContinuousClock.now - started).milliseconds
+        let milliseconds = Int64((ContinuousClock.now - started) / .milliseconds(1))
         try await connection.execute(
             """
             INSERT INTO \(unescaped: table) (version, name, checksum, duration_ms)

@@ -11,8 +11,4 @@ public enum JobState: String, Sendable, CaseIterable, Codable {
     case failed
     /// Stopped by an operator before finishing.
     case cancelled
-
-    /// Succeeded, failed and cancelled jobs are finished: workers never touch them again (only an
-    /// operator's `jobs retry` puts a failed or cancelled job back in the queue).
-    public var isFinished: Bool { self == .succeeded || self == .failed || self == .cancelled }
 }

@@ -61,7 +61,7 @@ extension PostgresJobStore {
         onBatch: (PruneReport) -> Void = { _ in }
     ) async throws -> PruneReport {
         var report = PruneReport()
-        let seconds = retention.seconds
+        let seconds = retention / .seconds(1)
         let row = try await pool.query(PostgresQuery(MaintenanceSQL.jobs, [seconds, dryRun]))[0]
         report.jobs = try row.decode(Int.self, at: 0)
         report.attempts = try row.decode(Int.self, at: 1)

@@ -111,9 +111,14 @@ extension PostgresJobStore {
     }
 
     /// Puts a failed or cancelled job back in the queue with fresh attempts. Returns false if
-    /// the job is in another state. Throws a unique violation if the user has another active job.
+    /// the job is in another state; throws `ActiveJobExists` if its user has another active job.
     public func retry(id: Int64) async throws -> Bool {
-        let retried = try await retryingMovedRows { try await self.pool.query(PostgresQuery(ManageSQL.retryOne, [id])) }.count == 1
+        let retried: Bool
+        do {
+            retried = try await retryingMovedRows { try await self.pool.query(PostgresQuery(ManageSQL.retryOne, [id])) }.count == 1
+        } catch let error as PostgresError where ActiveJobExists.isViolation(error) {
+            throw ActiveJobExists(jobID: id)
+        }
         if retried { try await self.pool.query(PostgresQuery(ManageSQL.wakeWorkers)) }
         return retried
     }

@@ -42,7 +42,7 @@ extension PostgresJobStore {
         workerID: String, limit: Int, lease: Duration, rate: SharedRateLimit?, regions: [String]? = nil
     ) async throws -> PacedClaim {
         let rows = try await pool.query(PostgresQuery(RateSQL.claimPaced, [
-            workerID, limit, lease.seconds, rate?.key, rate?.initialCeiling ?? 0, (rate?.horizon ?? .milliseconds(500)).seconds,
+            workerID, limit, lease / .seconds(1), rate?.key, rate?.initialCeiling ?? 0, (rate?.horizon ?? .milliseconds(500)) / .seconds(1),
             regions,
         ]).prepared())
         var jobs: [(job: ClaimedJob, callIn: Duration)] = []

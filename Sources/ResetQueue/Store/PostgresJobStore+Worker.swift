@@ -212,14 +212,14 @@ extension PostgresJobStore {
     }
 
     /// Writes outcomes; returns the ids whose job was still ours and moved on.
-    @discardableResult
     /// `mayBeWritten`: the batch was sent before and its reply lost; calls already audited are
     /// not appended again (the check costs a lookup per call, so only then).
+    @discardableResult
     public func record(_ records: [JobRecord], workerID: String, mayBeWritten: Bool = false) async throws -> Set<Int64> {
         guard !records.isEmpty else { return [] }
         let query = PostgresQuery(mayBeWritten ? WorkerSQL.recordAgain : WorkerSQL.record, [
             workerID, records.map(\.job.id), records.map(\.job.attempt), records.map(\.outcome.rawValue),
-            records.map(\.newState.rawValue), records.map(\.retryDelay.seconds), records.map(\.givesBackAttempt),
+            records.map(\.newState.rawValue), records.map { $0.retryDelay / .seconds(1) }, records.map(\.givesBackAttempt),
             records.map(\.errorCode), records.map(\.errorMessage), records.map(\.requestID),
             records.map(\.startedAt), records.map(\.finishedAt), records.map(\.job.claimToken),
         ]).prepared()
@@ -239,7 +239,7 @@ extension PostgresJobStore {
         heartbeatInterval: Duration = .seconds(10)
     ) async throws {
         try await pool.query(PostgresQuery(WorkerSQL.register, [
-            id, host, Int(pid), version, concurrency, regions, Int(max(1, heartbeatInterval.seconds * 1000)),
+            id, host, Int(pid), version, concurrency, regions, Int(max(1, heartbeatInterval / .milliseconds(1))),
         ]))
     }
 
@@ -247,7 +247,7 @@ extension PostgresJobStore {
     @discardableResult
     public func heartbeat(workerID: String, lease: Duration, status: WorkerStatus, holding jobs: [Int64]) async throws -> [Int64] {
         let rows = try await retryingMovedRows { try await pool.query(PostgresQuery(WorkerSQL.heartbeat, [
-            workerID, lease.seconds, status.state, status.inFlight, status.succeeded, status.failed, status.retried, jobs,
+            workerID, lease / .seconds(1), status.state, status.inFlight, status.succeeded, status.failed, status.retried, jobs,
         ]).prepared()) }
         return try rows.map { try $0.decode(Int64.self, at: 0) }
     }
@@ -263,7 +263,7 @@ extension PostgresJobStore {
     }
 
     public func markSilentWorkersStopped(after silence: Duration) async throws {
-        try await pool.query(PostgresQuery(WorkerSQL.markSilentWorkersStopped, [silence.seconds]))
+        try await pool.query(PostgresQuery(WorkerSQL.markSilentWorkersStopped, [silence / .seconds(1)]))
     }
 
     public func markWorkerStopped(id: String, status: WorkerStatus) async throws {
@@ -277,7 +277,7 @@ extension PostgresJobStore {
 
     /// Renews `job`'s lease if it is still running under this claim; false if it is not.
     public func renewLease(_ job: ClaimedJob, workerID: String, lease: Duration) async throws -> Bool {
-        try await pool.query(PostgresQuery(WorkerSQL.renewLease, [job.id, workerID, job.claimToken, lease.seconds]).prepared()).count == 1
+        try await pool.query(PostgresQuery(WorkerSQL.renewLease, [job.id, workerID, job.claimToken, lease / .seconds(1)]).prepared()).count == 1
     }
 
     /// Whether `job` is still running under this claim.
@@ -308,11 +308,4 @@ public struct WorkerStatus: Sendable {
     public var retried = 0
 
     public init() {}
-}
-
-extension Duration {
-    /// The duration in (fractional) seconds.
-    var seconds: Double {
-        Double(components.seconds) + Double(components.attoseconds) / 1e18
-    }
 }

@@ -14,7 +14,7 @@ public final class LoopPulse: Sendable {
 
     /// The loop is alive now.
     public func beat() {
-        last.store((clock.now - origin).nanoseconds, ordering: .relaxed)
+        last.store(Int64((clock.now - origin) / .nanoseconds(1)), ordering: .relaxed)
     }
 
     /// Time since the last beat (since creation if it never beat).

@@ -153,7 +153,7 @@ actor OutcomeRecorder {
         let now = ContinuousClock.now
         if lastSummary.map({ now - $0 >= summaryInterval }) ?? true {
             var metadata = sinceSummary.metadata
-            if let lastSummary { metadata["period_s"] = "\((now - lastSummary).components.seconds)" }
+            if let lastSummary { metadata["period_s"] = "\(Int64((now - lastSummary) / .seconds(1)))" }
             logger.info("outcomes recorded", metadata: metadata)
             sinceSummary = Tally()
             lastSummary = now

@@ -3,7 +3,7 @@ import Foundation
 import Logging
 
 extension QueueWorker {
-    /// One claimed job: wait for its rate-limiter token, call Cognito, hand the outcome to the
+    /// One claimed job: wait for its slot, call Cognito, hand the outcome to the
     /// recorder. A job that never got to its call (shutdown) is given back; one cancelled by an
     /// operator while it waited is left alone.
     func process(_ job: ClaimedJob, after wait: Duration, recorder: OutcomeRecorder) async {
@@ -12,7 +12,7 @@ extension QueueWorker {
             await giveBack(job, recorder: recorder)
             return
         }
-        // A long wait for a token leaves time for an operator to cancel: check before calling.
+        // A long wait for its slot leaves time for an operator to cancel: check before calling.
         if wait > .seconds(1), (try? await store.stillHeld(job, workerID: configuration.workerID)) == false {
             await state.settled([job.id])
             await state.finished(nil)
@@ -22,7 +22,7 @@ extension QueueWorker {
         let clock = ContinuousClock.now
         let result = await call(job)
         let duration = ContinuousClock.now - clock
-        if case .failure(let error) = result, error.code == CognitoError.cancelled || Task.isCancelled {
+        if case .failure(let error) = result, error.kind == .cancelled || Task.isCancelled {
             // The grace period ended mid-call, or the claim lapsed before a request went out: the
             // lease rescues the job (the audit shows the lost call if one was made).
             await state.settled([job.id])
@@ -48,7 +48,7 @@ extension QueueWorker {
         logger.debug(
             "call finished",
             metadata: ["job.id": "\(job.id)", "user": "\(configuration.logUsernames ? job.username : UsernameMask.mask(job.username))",
-                       "duration_ms": "\(duration.nanoseconds / 1_000_000)", "outcome": "\(record.outcome.rawValue)", "state": "\(record.newState.rawValue)",
+                       "duration_ms": "\(Int64(duration / .milliseconds(1)))", "outcome": "\(record.outcome.rawValue)", "state": "\(record.newState.rawValue)",
                        "error.code": "\(record.errorCode ?? "")", "request_id": "\(record.requestID ?? "")"])
         await recorder.add(record)
         await state.finished(record.newState)
@@ -75,8 +75,7 @@ extension QueueWorker {
                          externalID: try job.externalID.map { try ExternalID($0, field: "pool_roles.external_id") })
             }
         } catch {
-            return .failure(CognitoError(
-                code: CognitoError.invalidInput, message: "\(error)", errorClass: .permanent, operation: "AdminResetUserPassword"))
+            return .failure(CognitoError(.invalidInput, message: "\(error)", errorClass: .permanent, operation: "AdminResetUserPassword"))
         }
         do {
             return .success(try await cognito.adminResetUserPassword(

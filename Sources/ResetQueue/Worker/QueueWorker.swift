@@ -24,8 +24,8 @@ public enum WorkerEvent: Sendable {
     case stopped
 }
 
-/// `cognito-reset worker`: claims runnable jobs, calls Cognito for each (through the rate
-/// limiter), records every outcome, and keeps its leases and status row fresh. See docs/design.md
+/// `cognito-reset worker`: claims runnable jobs (as many as the shared rate limit has slots for),
+/// calls Cognito for each at its slot, records every outcome, and keeps its leases and status row fresh. See docs/design.md
 /// (job lifecycle; claim, lease, heartbeat, rescue, record); defaults in `WorkerConfiguration`.
 ///
 /// A `Service` for swift-service-lifecycle: on graceful shutdown (SIGTERM/SIGINT) it stops
@@ -229,9 +229,8 @@ public final class QueueWorker: Service, Sendable {
                             failures = 0
                         }
                     } else {
-                        // The same claim as the shared bucket's, without a bucket; the
-                        // process-local limiter paces the calls, and an import's own rate
-                        // still gives a job its slot.
+                        // The same claim as the shared bucket's, without a bucket: an import's
+                        // own rate still gives a job its slot.
                         let claim = try await registeringClaim { [store, configuration] in
                             try await store.claimPaced(
                                 workerID: configuration.workerID, limit: limit,
@@ -243,7 +242,7 @@ public final class QueueWorker: Service, Sendable {
                             metrics.claimed.increment(by: Int64(claimed.count))
                             onEvent(.claimed(claimed))
                             for (job, callIn) in claim.jobs.sorted(by: { ClaimedJob.inClaimOrder($0.job, $1.job) }) {
-                                // Tokens are taken here, in claim order, so urgent jobs go first.
+                                // In claim order, so urgent jobs go first (a test's limiter paces here).
                                 let wait = max(await limiter.reserve(), callIn)
                                 jobs.addTask { await self.process(job, after: wait, recorder: recorder) }
                             }

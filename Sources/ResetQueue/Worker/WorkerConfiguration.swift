@@ -23,7 +23,7 @@ public struct WorkerConfiguration: Sendable {
     public var flushInterval: Duration = .milliseconds(20)
     public var retryPolicy = JobRetryPolicy()
     /// Draw every call from this fleet-wide bucket (claiming only as many jobs as it has slots
-    /// for). nil: the `RateLimiter` given to the worker paces calls, per process.
+    /// for). nil (`--rate unlimited`): no fleet-wide limit; an import's own rate still holds.
     public var sharedRate: SharedRateLimit?
     /// The regions whose pools this worker serves (`COGNITO_RESET_REGIONS`); nil: every region.
     /// It never claims a job of another region: a fleet deployed per region leaves the others'

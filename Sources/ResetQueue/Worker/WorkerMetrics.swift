@@ -21,7 +21,7 @@ struct WorkerMetrics: Sendable {
 
     /// One finished call: its latency, and what it did to its job.
     func record(_ record: JobRecord, errorClass: CognitoError.ErrorClass?, duration: Duration) {
-        durations[record.outcome.rawValue].recordNanoseconds(duration.nanoseconds)
+        durations[record.outcome.rawValue].recordNanoseconds(Int64(duration / .nanoseconds(1)))
         if errorClass == .throttled || errorClass == .throttledLong { throttles.increment() }
         switch record.newState {
         case .succeeded:
@@ -39,7 +39,8 @@ struct WorkerMetrics: Sendable {
         Counter(label: "cognito_reset_database_errors_total", dimensions: [("activity", activity)]).increment()
     }
 
-    /// `throttledLong` → `throttled_long`; data Cognito would refuse (no call made) → `invalid_input`.
+    /// The error class as a label: `throttledLong` → `throttled_long`. (Data Cognito would
+    /// refuse is never sent: such a job fails as `permanent`.)
     static func label(_ errorClass: CognitoError.ErrorClass?) -> String {
         guard let errorClass else { return "none" }
         return errorClass.description.reduce(into: "") { text, character in
@@ -65,13 +66,5 @@ public final class HandleCache<Handle: Sendable>: Sendable {
             handles[value] = handle
             return handle
         }
-    }
-}
-
-extension Duration {
-    /// Whole nanoseconds (metrics take integers).
-    var nanoseconds: Int64 {
-        let (seconds, attoseconds) = components
-        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
     }
 }

@@ -26,7 +26,7 @@ actor WorkerRunState {
     /// expired leases are not rescued: on a starved machine a reply can take longer to be
     /// handled than the lease lasts, and would look like a lost one.
     private(set) var claimsInProgress = 0
-    /// Claimed and not yet finished (waiting for a token, or calling Cognito).
+    /// Claimed and not yet finished (waiting for its slot, or calling Cognito).
     private(set) var inFlight = 0
     private(set) var status = WorkerStatus()
     /// The shared bucket's adaptive rate as of the last paced claim.

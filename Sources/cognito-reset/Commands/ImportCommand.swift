@@ -184,7 +184,7 @@ final class ProgressBar: Sendable {
             return true
         }
         guard due else { return }
-        let elapsed = max(0.001, Double((now - started).components.attoseconds) / 1e18 + Double((now - started).components.seconds))
+        let elapsed = max(0.001, (now - started) / .seconds(1))
         let rate = Double(bytes) / elapsed
         var line = String(format: "\r%8.1f MB  %6.1f MB/s", Double(bytes) / 1e6, rate / 1e6)
         if let total, total > 0 {

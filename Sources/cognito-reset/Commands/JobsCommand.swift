@@ -82,8 +82,8 @@ struct JobsCommand: AsyncParsableCommand {
                     let retried = try await database.withJobStore(logger: try database.logger()) { try await $0.retry(id: id) }
                     guard retried else { throw CLIError.failure("job \(id) is not failed or cancelled (or does not exist)") }
                     Terminal.say("Job \(id) queued again.")
-                } catch let error as CLIError where error.message.contains("jobs_one_active_per_user") {
-                    throw CLIError.failure("job \(id) not retried: the user already has an active job")
+                } catch let error as ActiveJobExists {
+                    throw CLIError.failure(error.description)
                 }
             case (nil, let state?) where state == .failed || state == .cancelled:
                 let count = try await database.withJobStore(logger: try database.logger()) { try await $0.retry(state: state, pool: pool) }

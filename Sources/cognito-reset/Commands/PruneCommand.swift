@@ -50,7 +50,7 @@ struct PruneCommand: AsyncParsableCommand {
         let elapsed = ContinuousClock.now - started
         if json {
             try printJSON([
-                "dry_run": dryRun, "older_than_seconds": Int(retention.components.seconds), "jobs": report.jobs,
+                "dry_run": dryRun, "older_than_seconds": Int(retention / .seconds(1)), "jobs": report.jobs,
                 "attempts": report.attempts, "workers": report.workers, "imports": report.imports,
             ])
         } else {
@@ -59,7 +59,7 @@ struct PruneCommand: AsyncParsableCommand {
         }
         logger.info("pruned", metadata: [
             "dry_run": "\(dryRun)", "jobs": "\(report.jobs)", "attempts": "\(report.attempts)", "workers": "\(report.workers)",
-            "imports": "\(report.imports)", "elapsed_ms": "\(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)",
+            "imports": "\(report.imports)", "elapsed_ms": "\(Int64(elapsed / .milliseconds(1)))",
         ])
     }
 }

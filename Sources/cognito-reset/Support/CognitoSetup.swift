@@ -43,8 +43,8 @@ extension CLIError {
     /// the service model refuses are bad input (2); an unreachable or failing service (or credentials source)
     /// after retries is an unavailable dependency (3); everything the service refused is a failure (1).
     init(_ error: CognitoError) {
-        switch (error.code, error.errorClass) {
-        case (CognitoError.noCredentials, _), (CognitoError.invalidInput, _):
+        switch (error.kind, error.errorClass) {
+        case (.noCredentials, _), (.invalidInput, _):
             self = .badInput(error.message)
         case (_, .transient):
             self = .unavailable("cannot reach Cognito: \(error)")

@@ -130,7 +130,7 @@ final class DaemonMonitor: Service {
                 notifier.send(["WATCHDOG=1"])
             } else {
                 logger.error("the claim loop has not turned for longer than the watchdog timeout; no longer feeding the watchdog",
-                             metadata: ["silent_s": "\(worker.pulse.age.components.seconds)"])
+                             metadata: ["silent_s": "\(Int64(worker.pulse.age / .seconds(1)))"])
             }
             try? await Task.sleep(for: watchdog.pingInterval)
         }

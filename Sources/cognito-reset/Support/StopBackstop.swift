@@ -15,14 +15,13 @@ struct StopBackstop: Service, CustomStringConvertible {
         // Returns when the group starts shutting down (this service is listed last, so it hears
         // of it first); a cancelled group needs no backstop.
         guard (try? await gracefulShutdown()) != nil else { return }
-        let (seconds, attoseconds) = grace.components
-        let delay = TimeInterval(seconds) + TimeInterval(attoseconds) / 1e18
+        let delay: TimeInterval = grace / .seconds(1)
         let logger = logger
         Thread.detachNewThread {
             Thread.sleep(forTimeInterval: delay)
             logger.error(
                 "the grace period is over and the worker has not finished stopping (the database is not answering); exiting, its jobs return through lease rescue",
-                metadata: ["grace_s": "\(seconds)"])
+                metadata: ["grace_s": "\(delay)"])
             fflush(nil)  // every stream
             _exit(1)
         }
