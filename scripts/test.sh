@@ -27,6 +27,10 @@ status=0
 # The alert rules: syntax, then promtool's unit tests (each alert fires in its scenario, stays
 # silent on a healthy fleet, and resolves). Tests/CLITests/MonitoringTests.swift loads them
 # into a live Prometheus.
+# The house format (.swift-format): CI fails on drift. `swift format format -i -r Sources Tests
+# Plugins Package.swift` puts a tree right.
+log "swift format lint --strict"
+swift format lint --strict --configuration .swift-format -r Sources Tests Plugins Package.swift || status=$?
 log "promtool check rules, promtool test rules (monitoring/prometheus)"
 promtool check rules monitoring/prometheus/alerts.yml >/dev/null || status=$?
 promtool test rules monitoring/prometheus/tests/*.yml || status=$?

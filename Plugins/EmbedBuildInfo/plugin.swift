@@ -19,7 +19,8 @@ struct EmbedBuildInfo: BuildToolPlugin {
             arguments.append(git.path)
             var gitFiles = [git.appending(path: "HEAD"), git.appending(path: "packed-refs")]
             if let head = FileManager.default.contents(atPath: git.appending(path: "HEAD").path)
-                .flatMap({ String(data: $0, encoding: .utf8) }), head.hasPrefix("ref: ") {
+                .flatMap({ String(data: $0, encoding: .utf8) }), head.hasPrefix("ref: ")
+            {
                 let ref = head.dropFirst("ref: ".count).trimmingCharacters(in: .whitespacesAndNewlines)
                 gitFiles.append(git.appending(path: ref))
             }

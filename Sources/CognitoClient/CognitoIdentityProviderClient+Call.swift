@@ -58,8 +58,10 @@ extension CognitoIdentityProviderClient {
             case .failure(let error):
                 logger.debug(
                     "cognito call failed",
-                    metadata: ["operation": "\(operation)", "attempt": "\(attempt)", "error.code": "\(error.code)",
-                               "error.class": "\(error.errorClass)", "request_id": "\(error.requestID ?? "")"])
+                    metadata: [
+                        "operation": "\(operation)", "attempt": "\(attempt)", "error.code": "\(error.code)",
+                        "error.class": "\(error.errorClass)", "request_id": "\(error.requestID ?? "")",
+                    ])
                 // Keys may have rotated under us: fetch them again, once.
                 if error.errorClass == .credentials, !refreshedCredentials, await invalidateCredentials(for: signing, region: region) {
                     refreshedCredentials = true
@@ -105,9 +107,10 @@ extension CognitoIdentityProviderClient {
             response = try await transport.send(method: "POST", url: url, headers: headers, body: body)
         } catch {
             let code = error.kind == .timeout ? CognitoError.timeout : CognitoError.networkError
-            return .failure(CognitoError(
-                code: code, message: "\(error.kind.rawValue) talking to \(url.host ?? "the endpoint")",
-                errorClass: .transient, operation: operation))
+            return .failure(
+                CognitoError(
+                    code: code, message: "\(error.kind.rawValue) talking to \(url.host ?? "the endpoint")",
+                    errorClass: .transient, operation: operation))
         }
         return ErrorResponse.outcome(of: response, operation: operation, secrets: allSecrets)
     }

@@ -33,7 +33,10 @@ public final class ChildProcess: Sendable {
             process.standardInput = FileHandle.nullDevice
         }
         let (stream, continuation) = AsyncStream.makeStream(of: Int32.self)
-        process.terminationHandler = { continuation.yield($0.terminationStatus); continuation.finish() }
+        process.terminationHandler = {
+            continuation.yield($0.terminationStatus)
+            continuation.finish()
+        }
         try process.run()
         self.process = process
         self.exit = Task { await stream.first { _ in true } ?? -1 }

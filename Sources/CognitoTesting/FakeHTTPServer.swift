@@ -138,7 +138,7 @@ public final class FakeHTTPServer: Sendable {
                 state.waiters.removeAll { $0.count <= state.requests.count }
                 return (reply, ready)
             }
-            ready.forEach { $0.resume() }
+            for waiter in ready { waiter.resume() }
             return reply
         }
     }
@@ -184,7 +184,8 @@ private final class ScriptedHandler: ChannelInboundHandler, @unchecked Sendable 
         case .respond(let status, let headers, let body):
             var responseHeaders = HTTPHeaders(headers)
             responseHeaders.replaceOrAdd(name: "Content-Length", value: String(body.utf8.count))
-            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .init(statusCode: status), headers: responseHeaders))), promise: nil)
+            context.write(
+                wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .init(statusCode: status), headers: responseHeaders))), promise: nil)
             context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: body)))), promise: nil)
             context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
         case .closeConnection:
@@ -199,7 +200,8 @@ private final class ScriptedHandler: ChannelInboundHandler, @unchecked Sendable 
         case .slowBody(let status, let headers, let chunks, let pause):
             var responseHeaders = HTTPHeaders(headers)
             responseHeaders.replaceOrAdd(name: "Content-Length", value: String(chunks.joined().utf8.count))
-            context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .init(statusCode: status), headers: responseHeaders))), promise: nil)
+            context.writeAndFlush(
+                wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .init(statusCode: status), headers: responseHeaders))), promise: nil)
             let contextBox = NIOLoopBound(context, eventLoop: loop)
             let nanos = Int64(pause / .nanoseconds(1))
             for (index, chunk) in chunks.enumerated() {

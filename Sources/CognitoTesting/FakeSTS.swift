@@ -9,20 +9,24 @@ extension FakeHTTPServer.Reply {
         expiration: Date = Date().addingTimeInterval(3600)
     ) -> Self {
         let expires = expiration.formatted(.iso8601)
-        return .respond(status: 200, headers: [("Content-Type", "text/xml")], body: """
-            <AssumeRoleResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><AssumeRoleResult><Credentials>\
-            <AccessKeyId>\(accessKeyID)</AccessKeyId><SecretAccessKey>\(secretAccessKey)</SecretAccessKey>\
-            <SessionToken>\(sessionToken)</SessionToken><Expiration>\(expires)</Expiration>\
-            </Credentials></AssumeRoleResult></AssumeRoleResponse>
-            """)
+        return .respond(
+            status: 200, headers: [("Content-Type", "text/xml")],
+            body: """
+                <AssumeRoleResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><AssumeRoleResult><Credentials>\
+                <AccessKeyId>\(accessKeyID)</AccessKeyId><SecretAccessKey>\(secretAccessKey)</SecretAccessKey>\
+                <SessionToken>\(sessionToken)</SessionToken><Expiration>\(expires)</Expiration>\
+                </Credentials></AssumeRoleResult></AssumeRoleResponse>
+                """)
     }
 
     /// An STS error, e.g. 403 `AccessDenied`.
     public static func stsError(_ status: Int, code: String, message: String = "refused") -> Self {
-        .respond(status: status, headers: [("Content-Type", "text/xml")], body: """
-            <ErrorResponse><Error><Type>Sender</Type><Code>\(code)</Code><Message>\(message)</Message></Error>\
-            <RequestId>sts-req</RequestId></ErrorResponse>
-            """)
+        .respond(
+            status: status, headers: [("Content-Type", "text/xml")],
+            body: """
+                <ErrorResponse><Error><Type>Sender</Type><Code>\(code)</Code><Message>\(message)</Message></Error>\
+                <RequestId>sts-req</RequestId></ErrorResponse>
+                """)
     }
 }
 

@@ -1,7 +1,8 @@
 public import Foundation
 import Synchronization
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A datagram socket standing in for systemd's `$NOTIFY_SOCKET`: tests hand `name` to a daemon
@@ -31,7 +32,8 @@ public final class NotifySocketListener: Sendable {
     public init(abstract: Bool = true) throws {
         fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         let tag = UUID().uuidString.prefix(8)
-        name = abstract
+        name =
+            abstract
             ? "@cognito-reset-test-\(tag)"
             : FileManager.default.temporaryDirectory.appending(path: "notify-\(tag).sock").path
         var address = sockaddr_un()

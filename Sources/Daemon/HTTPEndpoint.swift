@@ -93,8 +93,10 @@ public final class HTTPEndpoint: Sendable {
                     headers.add(name: "Content-Length", value: "\(body.readableBytes)")
                     headers.add(name: "Cache-Control", value: "no-store")
                     if !request.isKeepAlive { headers.add(name: "Connection", value: "close") }
-                    try await outbound.write(.head(HTTPResponseHead(
-                        version: request.version, status: HTTPResponseStatus(statusCode: response.status), headers: headers)))
+                    try await outbound.write(
+                        .head(
+                            HTTPResponseHead(
+                                version: request.version, status: HTTPResponseStatus(statusCode: response.status), headers: headers)))
                     if request.method != .HEAD { try await outbound.write(.body(.byteBuffer(body))) }
                     try await outbound.write(.end(nil))
                     if !request.isKeepAlive { return }

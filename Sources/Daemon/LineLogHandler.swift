@@ -1,5 +1,5 @@
-public import Logging
 import Foundation
+public import Logging
 import TerminalSafety
 
 /// How log lines look: `key=value` pairs (logfmt) or one JSON object per line.
@@ -96,9 +96,11 @@ public struct LineLogHandler: LogHandler {
     /// Quoted when it holds a space, `=`, a quote or a control character, with JSON's string
     /// escapes (as Go's logfmt writers do); never spans lines.
     static func logfmtValue(_ value: String) -> String {
-        let needsQuotes = value.isEmpty || value.unicodeScalars.contains {
-            $0 == " " || $0 == "=" || $0 == "\"" || SafeText.isControl($0)
-        }
+        let needsQuotes =
+            value.isEmpty
+            || value.unicodeScalars.contains {
+                $0 == " " || $0 == "=" || $0 == "\"" || SafeText.isControl($0)
+            }
         guard needsQuotes else { return value }
         let encoder = JSONEncoder()
         encoder.outputFormatting = .withoutEscapingSlashes

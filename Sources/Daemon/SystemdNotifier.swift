@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// systemd's notify protocol (`sd_notify`), without libsystemd: one datagram of `KEY=VALUE`
 /// lines to the `AF_UNIX` socket named by `$NOTIFY_SOCKET`.
@@ -30,9 +31,9 @@ public struct SystemdNotifier: Sendable {
         let message = fields.map { $0.replacingOccurrences(of: "\n", with: " ") }.joined(separator: "\n")
         guard var address = Self.address(socketName) else { return false }
         #if canImport(Glibc)
-        let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+            let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         #else
-        let fd = socket(AF_UNIX, SOCK_DGRAM, 0)
+            let fd = socket(AF_UNIX, SOCK_DGRAM, 0)
         #endif
         guard fd >= 0 else { return false }
         defer { close(fd) }

@@ -110,7 +110,8 @@ enum ConnectionSettingRules {
                     message: "\(source): must be host names or addresses; an '@' in a password must be written %40 in a URI\(hidden)")
             }
         }
-        let hosts = (settings["host"] ?? settings["hostaddr"] ?? environment["PGHOST"] ?? environment["PGHOSTADDR"])
+        let hosts =
+            (settings["host"] ?? settings["hostaddr"] ?? environment["PGHOST"] ?? environment["PGHOSTADDR"])
             .map { $0.split(separator: ",", omittingEmptySubsequences: false).count } ?? 1
         let ports = (settings["port"] ?? environment["PGPORT"]).map { $0.split(separator: ",", omittingEmptySubsequences: false).count } ?? 1
         guard ports == 1 || ports == hosts else {

@@ -57,12 +57,14 @@ public actor PostgresConnection {
         backendPID = PQbackendPID(connection)
         canceller.replace(with: PQgetCancel(connection))
         // libpq prints NOTICEs to stderr unless told otherwise; send them to the logger instead.
-        PQsetNoticeReceiver(connection, { context, result in
-            guard let context, let result else { return }
-            let field = { (code: Character) in PQresultErrorField(result, Int32(code.asciiValue!)).map { String(cString: $0) } }
-            Unmanaged<NoticeSink>.fromOpaque(context).takeUnretainedValue()
-                .receive(field("M") ?? "", severity: field("V") ?? "NOTICE", detail: field("D"))
-        }, Unmanaged.passUnretained(notices).toOpaque())
+        PQsetNoticeReceiver(
+            connection,
+            { context, result in
+                guard let context, let result else { return }
+                let field = { (code: Character) in PQresultErrorField(result, Int32(code.asciiValue!)).map { String(cString: $0) } }
+                Unmanaged<NoticeSink>.fromOpaque(context).takeUnretainedValue()
+                    .receive(field("M") ?? "", severity: field("V") ?? "NOTICE", detail: field("D"))
+            }, Unmanaged.passUnretained(notices).toOpaque())
     }
 
     /// Runs on the connection's own thread (an isolated deinit), like every other libpq call.

@@ -21,9 +21,11 @@ public struct TestRole: Sendable {
         let name = "\(prefix)_\(UUID().uuidString.prefix(8).lowercased())"
         let password = login ? UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased() : ""
         let membership = groups.isEmpty ? "" : " IN ROLE " + groups.joined(separator: ", ")
-        try await run(on: owner, login
-            ? "CREATE ROLE \(name) LOGIN PASSWORD '\(password)'\(membership)"
-            : "CREATE ROLE \(name) NOLOGIN\(membership)")
+        try await run(
+            on: owner,
+            login
+                ? "CREATE ROLE \(name) LOGIN PASSWORD '\(password)'\(membership)"
+                : "CREATE ROLE \(name) NOLOGIN\(membership)")
         let role = TestRole(
             name: name, password: password,
             configuration: login ? owner.setting("user", to: name).setting("password", to: password) : owner)

@@ -35,13 +35,14 @@ guard arguments.count == 2 || arguments.count == 3 else {
 // The version lands in a Swift literal, a Debian package's name and its changelog: accept only
 // the shape all three take (digits and dots, then an optional ~ or + suffix), nothing to quote.
 guard let version = text(arguments[1])?.trimmingCharacters(in: .whitespacesAndNewlines),
-      version.range(of: #"^[0-9]+\.[0-9]+\.[0-9]+([~+][0-9A-Za-z.]+)?$"#, options: .regularExpression) != nil
+    version.range(of: #"^[0-9]+\.[0-9]+\.[0-9]+([~+][0-9A-Za-z.]+)?$"#, options: .regularExpression) != nil
 else {
     fail("\(arguments[1]): must hold one version, like 1.2.3 or 1.2.3~rc1")
 }
 var commit = "unknown"
 if arguments.count == 3, let found = revision(gitDirectory: arguments[2]),
-   found.range(of: "^[0-9a-f]{40}$", options: .regularExpression) != nil {
+    found.range(of: "^[0-9a-f]{40}$", options: .regularExpression) != nil
+{
     commit = found
 }
 let source = """

@@ -81,7 +81,8 @@ func peakRSS(_ pid: Int32) -> Double? {
 }
 
 func insertJobs(_ connection: PostgresConnection, _ count: Int) async throws {
-    try await connection.execute("""
+    try await connection.execute(
+        """
         INSERT INTO cognito_reset.jobs (user_pool_id, username) SELECT \(pool), 'user' || g FROM generate_series(1, \(count)) g
         """)
     try await connection.execute("VACUUM ANALYZE cognito_reset.jobs")
@@ -166,8 +167,10 @@ enum Bench {
             // One claim statement stamps its whole batch with the same started_at.
             let claims = try await connection.query("SELECT count(DISTINCT started_at) FROM cognito_reset.jobs")[0].decode(Int.self, at: 0)
             say(String(format: "claim statements: %d, %.1f jobs each on average", claims, Double(options.jobs) / Double(max(claims, 1))))
-            say(String(format: "worker: %d jobs in %.2f s = %.0f jobs/s; calls made %d; peak RSS %.1f MiB",
-                       options.jobs, elapsed, workerRate, server.requests.count, workerPeak ?? -1))
+            say(
+                String(
+                    format: "worker: %d jobs in %.2f s = %.0f jobs/s; calls made %d; peak RSS %.1f MiB",
+                    options.jobs, elapsed, workerRate, server.requests.count, workerPeak ?? -1))
             await connection.close()
             await server.shutdown()
         }
@@ -183,27 +186,33 @@ enum Bench {
                 await connection.close()
                 let script = FileManager.default.temporaryDirectory.appending(path: "bench-\(UUID().uuidString).sql")
                 try """
-                    SELECT quote_literal(coalesce(array_agg(id), '{}')::text) AS ids FROM cognito_reset.claim_paced('bench-' || :client_id, \(options.concurrency), 30, NULL, 0, 0.5) WHERE id IS NOT NULL \\gset
-                    WITH done AS (UPDATE cognito_reset.jobs AS j SET state = 'succeeded', finished_at = now(), locked_by = NULL, lease_expires_at = NULL, cognito_request_id = 'bench' WHERE j.id = ANY(:ids::bigint[]) AND j.state = 'running' AND j.locked_by = 'bench-' || :client_id RETURNING j.id, j.attempt, j.started_at) INSERT INTO cognito_reset.attempts (job_id, attempt, worker_id, started_at, finished_at, outcome, request_id, latency_ms) SELECT id, attempt, 'bench', started_at, now(), 'succeeded', 'bench', 0 FROM done;
+                SELECT quote_literal(coalesce(array_agg(id), '{}')::text) AS ids FROM cognito_reset.claim_paced('bench-' || :client_id, \(options.concurrency), 30, NULL, 0, 0.5) WHERE id IS NOT NULL \\gset
+                WITH done AS (UPDATE cognito_reset.jobs AS j SET state = 'succeeded', finished_at = now(), locked_by = NULL, lease_expires_at = NULL, cognito_request_id = 'bench' WHERE j.id = ANY(:ids::bigint[]) AND j.state = 'running' AND j.locked_by = 'bench-' || :client_id RETURNING j.id, j.attempt, j.started_at) INSERT INTO cognito_reset.attempts (job_id, attempt, worker_id, started_at, finished_at, outcome, request_id, latency_ms) SELECT id, attempt, 'bench', started_at, now(), 'succeeded', 'bench', 0 FROM done;
 
-                    """.write(to: script, atomically: true, encoding: .utf8)
+                """.write(to: script, atomically: true, encoding: .utf8)
                 defer { try? FileManager.default.removeItem(at: script) }
                 let transactions = (options.jobs + options.concurrency * clients - 1) / (options.concurrency * clients)
                 let cpuBefore = (machine: machineBusySeconds(), pgbench: childrenCPUSeconds(), bench: processCPUSeconds())
                 let pgbench = try await ChildProcess.run(
                     URL(fileURLWithPath: "/usr/bin/env"),
-                    ["pgbench", "-n", "-c", String(clients), "-j", String(min(clients, 2)), "-t", String(transactions), "-f", script.path,
-                     database.configuration.resolvedConnectionString()],
+                    [
+                        "pgbench", "-n", "-c", String(clients), "-j", String(min(clients, 2)), "-t", String(transactions), "-f", script.path,
+                        database.configuration.resolvedConnectionString(),
+                    ],
                     environment: ProcessInfo.processInfo.environment.merging(["PATH": "/usr/lib/postgresql/15/bin:/usr/bin:/bin"]) { $1 })
                 guard pgbench.status == 0,
                     let line = pgbench.stdout.split(separator: "\n").first(where: { $0.hasPrefix("tps = ") }),
                     let tps = Double(line.dropFirst(6).prefix { $0 != " " })
                 else { fatalError("pgbench failed: \(pgbench.stderr)\(pgbench.stdout)") }
                 // PostgreSQL's CPU per job: the machine's, less pgbench's own and this process's.
-                let sql = machineBusySeconds() - cpuBefore.machine - (childrenCPUSeconds() - cpuBefore.pgbench)
+                let sql =
+                    machineBusySeconds() - cpuBefore.machine - (childrenCPUSeconds() - cpuBefore.pgbench)
                     - (processCPUSeconds() - cpuBefore.bench)
                 ceilings.append((clients, tps * Double(options.concurrency), sql / Double(options.jobs) * 1e6))
-                say(String(format: "pgbench, %d client(s): %.1f transactions/s x %d jobs = %.0f jobs/s", clients, tps, options.concurrency, tps * Double(options.concurrency)))
+                say(
+                    String(
+                        format: "pgbench, %d client(s): %.1f transactions/s x %d jobs = %.0f jobs/s", clients, tps, options.concurrency,
+                        tps * Double(options.concurrency)))
             }
         }
         let best = ceilings.max { $0.jobsPerSecond < $1.jobsPerSecond }!
@@ -212,8 +221,10 @@ enum Bench {
         // 2b. The HTTP work alone: the worker's Cognito client against the same fake server.
         say("== HTTP alone: the worker's Cognito client, \(options.jobs) calls, concurrency \(options.concurrency), no database")
         let http = try await HTTPCeiling.measure(bench: CommandLine.arguments[0], calls: options.jobs, concurrency: options.concurrency)
-        say(String(format: "client process + fake server: %.0f calls/s; CPU per call: client %.0f µs, fake server %.0f µs",
-                   http.callsPerSecond, http.clientMicrosecondsPerCall, http.serverMicrosecondsPerCall))
+        say(
+            String(
+                format: "client process + fake server: %.0f calls/s; CPU per call: client %.0f µs, fake server %.0f µs",
+                http.callsPerSecond, http.clientMicrosecondsPerCall, http.serverMicrosecondsPerCall))
 
         // 3. Wake-up latency: an idle worker, one job inserted at a time.
         say("== enqueue-to-call latency: idle worker, \(options.latencySamples) single inserts")
@@ -246,24 +257,45 @@ enum Bench {
         let ratio = workerRate / max(ceiling, 1)
         say("")
         say("== summary")
-        say(String(format: "throughput      %.0f jobs/s (worker) vs %.0f jobs/s (best SQL ceiling): %.0f%% of the ceiling (target >= 50%%)", workerRate, ceiling, ratio * 100))
+        say(
+            String(
+                format: "throughput      %.0f jobs/s (worker) vs %.0f jobs/s (best SQL ceiling): %.0f%% of the ceiling (target >= 50%%)", workerRate, ceiling,
+                ratio * 100))
         for entry in ceilings {
-            say(String(format: "                vs pgbench with %d client(s): %.0f jobs/s, %.0f%%", entry.clients, entry.jobsPerSecond, workerRate / entry.jobsPerSecond * 100))
+            say(
+                String(
+                    format: "                vs pgbench with %d client(s): %.0f jobs/s, %.0f%%", entry.clients, entry.jobsPerSecond,
+                    workerRate / entry.jobsPerSecond * 100))
         }
         // The machine's CPU per job, measured (kernel time included). Half the ceiling leaves
         // cores / (ceiling / 2) of CPU per job; the HTTP work alone plus the SQL alone, each as
         // cheap as in its own run, already need more, before any work of the worker's own.
         let budget = cores / (ceiling / 2) * 1e6
         let needed = http.clientMicrosecondsPerCall + http.serverMicrosecondsPerCall + best.sqlMicroseconds
-        say(String(format: "CPU per job     worker run: worker %.0f + fake server %.0f + PostgreSQL and the rest %.0f = %.0f µs (machine %.0f%% busy)",
-                   workerRun.worker, workerRun.server, workerRun.rest, workerRun.worker + workerRun.server + workerRun.rest, workerRun.busy * 100))
-        say(String(format: "                SQL alone (pgbench, %d client(s)): %.0f µs; HTTP alone: client %.0f + fake server %.0f µs",
-                   best.clients, best.sqlMicroseconds, http.clientMicrosecondsPerCall, http.serverMicrosecondsPerCall))
-        say(String(format: "                50%% of the ceiling allows %.0f µs per job on %.0f cores; SQL + HTTP alone need %.0f µs: at most %.0f jobs/s (%.0f%% of the ceiling)",
-                   budget, cores, needed, cores / needed * 1e6, cores / needed * 1e6 / ceiling * 100))
-        say(String(format: "                for any worker with this client here; the worker reaches %.0f%% of that", workerRate / (cores / needed * 1e6) * 100))
-        say(String(format: "latency         p50 %.2f ms, p99 %.2f ms, max %.2f ms (targets p50 <= 5, p99 <= 25)", percentile(0.50), percentile(0.99), sorted.last ?? 0))
-        say(String(format: "worker memory   peak RSS %.1f MiB in the throughput run, %.1f MiB in the latency run (target <= 64)", workerPeak ?? -1, idlePeak ?? -1))
+        say(
+            String(
+                format: "CPU per job     worker run: worker %.0f + fake server %.0f + PostgreSQL and the rest %.0f = %.0f µs (machine %.0f%% busy)",
+                workerRun.worker, workerRun.server, workerRun.rest, workerRun.worker + workerRun.server + workerRun.rest, workerRun.busy * 100))
+        say(
+            String(
+                format: "                SQL alone (pgbench, %d client(s)): %.0f µs; HTTP alone: client %.0f + fake server %.0f µs",
+                best.clients, best.sqlMicroseconds, http.clientMicrosecondsPerCall, http.serverMicrosecondsPerCall))
+        say(
+            String(
+                format:
+                    "                50%% of the ceiling allows %.0f µs per job on %.0f cores; SQL + HTTP alone need %.0f µs: at most %.0f jobs/s (%.0f%% of the ceiling)",
+                budget, cores, needed, cores / needed * 1e6, cores / needed * 1e6 / ceiling * 100))
+        say(
+            String(format: "                for any worker with this client here; the worker reaches %.0f%% of that", workerRate / (cores / needed * 1e6) * 100)
+        )
+        say(
+            String(
+                format: "latency         p50 %.2f ms, p99 %.2f ms, max %.2f ms (targets p50 <= 5, p99 <= 25)", percentile(0.50), percentile(0.99),
+                sorted.last ?? 0))
+        say(
+            String(
+                format: "worker memory   peak RSS %.1f MiB in the throughput run, %.1f MiB in the latency run (target <= 64)", workerPeak ?? -1, idlePeak ?? -1)
+        )
 
     }
 }

@@ -24,10 +24,12 @@ enum FleetBench {
     }
 
     static func setCeiling(_ connection: PostgresConnection, _ ceiling: Double, burst: Double = 1) async throws {
-        try await connection.query(PostgresQuery("""
-            INSERT INTO cognito_reset.rate_limits (key, rate, burst, current_rate) VALUES ($1, $2, $3, $2)
-            ON CONFLICT (key) DO UPDATE SET rate = excluded.rate, burst = excluded.burst
-            """, [key, ceiling, burst]))
+        try await connection.query(
+            PostgresQuery(
+                """
+                INSERT INTO cognito_reset.rate_limits (key, rate, burst, current_rate) VALUES ($1, $2, $3, $2)
+                ON CONFLICT (key) DO UPDATE SET rate = excluded.rate, burst = excluded.burst
+                """, [key, ceiling, burst]))
     }
 
     /// Counts per `window`-second bucket from the first instant.
@@ -68,7 +70,10 @@ enum FleetBench {
             let claims = try await connection.query(
                 "SELECT coalesce(sum(calls), 0)::bigint FROM pg_stat_user_functions WHERE funcname = 'claim_paced'")[0]
                 .decode(Int.self, at: 0)
-            say(String(format: "claim statements: %d for %d calls = %.1f per second for the fleet (one per call would be 20)", claims, jobs, Double(claims) / drain))
+            say(
+                String(
+                    format: "claim statements: %d for %d calls = %.1f per second for the fleet (one per call would be 20)", claims, jobs, Double(claims) / drain
+                ))
             await connection.close()
             await server.shutdown()
         }
@@ -101,9 +106,11 @@ enum FleetBench {
             }
             say("settled near 12/s (every later full window 10.8-12.6/s) from: " + (settled.map { "\($0 * 5) s" } ?? "never") + " (target within 30 s)")
             let failed = try await connection.query("SELECT count(*) FROM cognito_reset.jobs WHERE state = 'failed'")[0].decode(Int.self, at: 0)
-            say(String(format: "throttled calls: %d of %d (%.1f%%), in the last full window %d; failed jobs: %d",
-                       throttled.count, calls.count, Double(throttled.count) / Double(calls.count) * 100,
-                       throttledPerWindow.dropLast().last ?? 0, failed))
+            say(
+                String(
+                    format: "throttled calls: %d of %d (%.1f%%), in the last full window %d; failed jobs: %d",
+                    throttled.count, calls.count, Double(throttled.count) / Double(calls.count) * 100,
+                    throttledPerWindow.dropLast().last ?? 0, failed))
             await connection.close()
             await server.shutdown()
         }
@@ -135,8 +142,10 @@ enum FleetBench {
             await server.waitForRequests(countAtResume + 1)
             let firstAfter = server.requests.map(\.receivedAt).filter { $0 > resumed }.min()!
             await stop(workers)
-            say(String(format: "20/s -> 5/s followed after %.2f s; pause (0): last call %.2f s after; resume: first call %.2f s after (target <= 2 s)",
-                       followed ?? -1, max(0, seconds(lastCall - paused)), seconds(firstAfter - resumed)))
+            say(
+                String(
+                    format: "20/s -> 5/s followed after %.2f s; pause (0): last call %.2f s after; resume: first call %.2f s after (target <= 2 s)",
+                    followed ?? -1, max(0, seconds(lastCall - paused)), seconds(firstAfter - resumed)))
             await connection.close()
             await server.shutdown()
         }

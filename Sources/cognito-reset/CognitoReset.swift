@@ -15,7 +15,8 @@ struct CognitoReset: AsyncParsableCommand {
             """,
         version: CognitoResetVersion.description,
         subcommands: [
-            MigrateCommand.self, WorkerCommand.self, EnqueueCommand.self, ImportCommand.self, StatusCommand.self, JobsCommand.self, PruneCommand.self, RateCommand.self, PoolCommand.self,
+            MigrateCommand.self, WorkerCommand.self, EnqueueCommand.self, ImportCommand.self, StatusCommand.self, JobsCommand.self, PruneCommand.self,
+            RateCommand.self, PoolCommand.self,
             AdminResetCommand.self, ChangePasswordCommand.self,
         ]
     )

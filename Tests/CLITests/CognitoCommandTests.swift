@@ -5,8 +5,10 @@ import Testing
 @Suite("cognito-reset admin-reset and change-password")
 struct CognitoCommandTests {
     func environment(_ server: FakeHTTPServer) -> [String: String] {
-        ["AWS_REGION": "eu-west-1", "AWS_ACCESS_KEY_ID": "AKIDTEST", "AWS_SECRET_ACCESS_KEY": "cli-secret-key-value",
-         "AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER": server.url.absoluteString]
+        [
+            "AWS_REGION": "eu-west-1", "AWS_ACCESS_KEY_ID": "AKIDTEST", "AWS_SECRET_ACCESS_KEY": "cli-secret-key-value",
+            "AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER": server.url.absoluteString,
+        ]
     }
 
     @Test func adminResetPrintsTheRequestID() async throws {

@@ -5,7 +5,7 @@ import PostgresTesting
 import Testing
 
 #if canImport(FoundationNetworking)
-import FoundationNetworking
+    import FoundationNetworking
 #endif
 
 /// `cognito-reset worker` as systemd runs it: notify protocol, watchdog, metrics and health,
@@ -15,9 +15,11 @@ struct DaemonProcessTests {
     static let pool = "eu-west-1_Daemon1"
 
     func environment(_ databaseURL: String, _ server: FakeHTTPServer, _ notify: NotifySocketListener) -> [String: String] {
-        ["DATABASE_URL": databaseURL, "AWS_REGION": "eu-west-1", "AWS_ACCESS_KEY_ID": "AKIDTEST", "AWS_SECRET_ACCESS_KEY": "secret",
-         "AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER": server.url.absoluteString, "NOTIFY_SOCKET": notify.name,
-         "WATCHDOG_USEC": "1000000", "COGNITO_RESET_STATUS_INTERVAL": "200ms", "COGNITO_RESET_POLL": "200ms"]
+        [
+            "DATABASE_URL": databaseURL, "AWS_REGION": "eu-west-1", "AWS_ACCESS_KEY_ID": "AKIDTEST", "AWS_SECRET_ACCESS_KEY": "secret",
+            "AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER": server.url.absoluteString, "NOTIFY_SOCKET": notify.name,
+            "WATCHDOG_USEC": "1000000", "COGNITO_RESET_STATUS_INTERVAL": "200ms", "COGNITO_RESET_POLL": "200ms",
+        ]
     }
 
     static func get(_ port: Int, _ path: String) async -> (status: Int, body: String) {
@@ -34,7 +36,8 @@ struct DaemonProcessTests {
             var env = environment(database.configuration.resolvedConnectionString(), server, notify)
             #expect(try await CognitoResetBinary.run(["migrate"], environment: env).status == 0)
             let connection = try await database.connect()
-            try await connection.execute("""
+            try await connection.execute(
+                """
                 INSERT INTO cognito_reset.jobs (user_pool_id, username) SELECT \(Self.pool), 'user' || g FROM generate_series(1, 40) g
                 """)
             let port = try TestPorts.unused()
@@ -45,9 +48,11 @@ struct DaemonProcessTests {
 
             let metrics = await Self.get(port, "/metrics")
             #expect(metrics.status == 200)
-            for name in ["cognito_reset_jobs_claimed_total", "cognito_reset_jobs_succeeded_total", "cognito_reset_calls_in_flight",
-                         "cognito_reset_cognito_call_duration_seconds_bucket", "cognito_reset_queue_runnable_jobs",
-                         "cognito_reset_queue_oldest_runnable_age_seconds", "cognito_reset_database_up"] {
+            for name in [
+                "cognito_reset_jobs_claimed_total", "cognito_reset_jobs_succeeded_total", "cognito_reset_calls_in_flight",
+                "cognito_reset_cognito_call_duration_seconds_bucket", "cognito_reset_queue_runnable_jobs",
+                "cognito_reset_queue_oldest_runnable_age_seconds", "cognito_reset_database_up",
+            ] {
                 #expect(metrics.body.contains(name), "\(name) missing from /metrics")
             }
             #expect(!metrics.body.contains("user1"), "no username in any label")
@@ -87,7 +92,8 @@ struct DaemonProcessTests {
         #expect(value("process_open_fds").map { $0 >= 3 && $0 < 10_000 } == true)
         #expect(value("process_max_fds").map { $0 >= 64 } == true)
         #expect(body.contains("# TYPE process_cpu_seconds_total counter"))
-        let version = (try? String(contentsOf: repositoryRoot.appending(path: "VERSION"), encoding: .utf8))?
+        let version =
+            (try? String(contentsOf: repositoryRoot.appending(path: "VERSION"), encoding: .utf8))?
             .trimmingCharacters(in: .whitespacesAndNewlines) ?? "?"
         #expect(body.contains(#"cognito_reset_build_info{version="\#(version)",revision=""#), "\(body.prefix(400))")
     }
@@ -172,7 +178,8 @@ struct DaemonProcessTests {
         // Work in progress at a shared rate of 10/s when the database goes away.
         #expect(try await CognitoResetBinary.run(["rate", "set", "10/s"], environment: env).status == 0)
         let connection = try await PostgresConnection.connect(try ConnectionConfiguration(databaseURL))
-        try await connection.execute("""
+        try await connection.execute(
+            """
             INSERT INTO cognito_reset.jobs (user_pool_id, username) SELECT \(Self.pool), 'backlog' || g FROM generate_series(1, 200) g
             """)
         await connection.close()

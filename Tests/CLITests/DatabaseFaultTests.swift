@@ -5,7 +5,7 @@ import PostgresTesting
 import Testing
 
 #if canImport(FoundationNetworking)
-import FoundationNetworking
+    import FoundationNetworking
 #endif
 
 /// The worker binary against private PostgreSQL servers that hang, fail over, and sit behind
@@ -17,9 +17,11 @@ struct DatabaseFaultTests {
     static let grace: Duration = .seconds(4)
 
     func environment(_ databaseURL: String, _ server: FakeHTTPServer, _ notify: NotifySocketListener? = nil) -> [String: String] {
-        var env = ["DATABASE_URL": databaseURL, "AWS_REGION": "eu-west-1", "AWS_ACCESS_KEY_ID": "AKIDTEST",
-                   "AWS_SECRET_ACCESS_KEY": "secret", "AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER": server.url.absoluteString,
-                   "COGNITO_RESET_STATUS_INTERVAL": "200ms", "COGNITO_RESET_POLL": "200ms"]
+        var env = [
+            "DATABASE_URL": databaseURL, "AWS_REGION": "eu-west-1", "AWS_ACCESS_KEY_ID": "AKIDTEST",
+            "AWS_SECRET_ACCESS_KEY": "secret", "AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER": server.url.absoluteString,
+            "COGNITO_RESET_STATUS_INTERVAL": "200ms", "COGNITO_RESET_POLL": "200ms",
+        ]
         if let notify { env["NOTIFY_SOCKET"] = notify.name }
         return env
     }
@@ -28,16 +30,21 @@ struct DatabaseFaultTests {
     /// once has a lease_expired row for the call it lost (its worker gave it up).
     static func checkDelivery(_ url: String, jobs: Int, server: FakeHTTPServer) async throws {
         #expect(try await countRows(url, "SELECT count(*) FROM cognito_reset.jobs WHERE state = 'succeeded'") == jobs)
-        #expect(try await countRows(url, """
-            SELECT count(*) FROM (SELECT job_id FROM cognito_reset.attempts WHERE outcome = 'succeeded'
-                                  GROUP BY job_id HAVING count(*) <> 1) AS twice
-            """) == 0, "one success per job in the audit")
+        #expect(
+            try await countRows(
+                url,
+                """
+                SELECT count(*) FROM (SELECT job_id FROM cognito_reset.attempts WHERE outcome = 'succeeded'
+                                      GROUP BY job_id HAVING count(*) <> 1) AS twice
+                """) == 0, "one success per job in the audit")
         var calls: [String: Int] = [:]
         for request in server.requests { if let user = request.username { calls[user, default: 0] += 1 } }
         #expect(calls.count == jobs, "every job called")
         let repeated = calls.filter { $0.value > 1 }.map(\.key)
         for user in repeated {
-            let lost = try await countRows(url, """
+            let lost = try await countRows(
+                url,
+                """
                 SELECT count(*) FROM cognito_reset.attempts a JOIN cognito_reset.jobs j ON j.id = a.job_id
                 WHERE j.username = '\(user)' AND a.outcome <> 'succeeded'
                 """)
@@ -62,15 +69,18 @@ struct DatabaseFaultTests {
             var env = environment(url, server, notify)
             #expect(try await CognitoResetBinary.run(["migrate"], environment: env).status == 0)
             let connection = try await PostgresConnection.connect(try ConnectionConfiguration(url))
-            try await connection.execute("""
+            try await connection.execute(
+                """
                 INSERT INTO cognito_reset.jobs (user_pool_id, username) SELECT \(Self.pool), 'user' || g FROM generate_series(1, 300) g
                 """)
             await connection.close()
             let port = try TestPorts.unused()
             env["COGNITO_RESET_METRICS_ADDRESS"] = "127.0.0.1:\(port)"
             let worker = try CognitoResetBinary.start(
-                ["worker", "--rate", "unlimited", "--concurrency", "2", "--lease", "3s", "--heartbeat", "1s",
-                 "--grace", "4s", "--statement-timeout", "500ms"], environment: env)
+                [
+                    "worker", "--rate", "unlimited", "--concurrency", "2", "--lease", "3s", "--heartbeat", "1s",
+                    "--grace", "4s", "--statement-timeout", "500ms",
+                ], environment: env)
             _ = await notify.collect(until: { $0.contains("READY=1") })
             await server.waitForRequests(10)
             #expect(await Self.get(port, "/readyz").status == 200)
@@ -80,8 +90,9 @@ struct DatabaseFaultTests {
             notify.skipReceived()
             try await start(cluster, url)
             let slow = await notify.collect(until: { $0.contains("not answering in time") || $0.contains("unreachable") })
-            #expect(slow.last.map { $0.hasPrefix("STATUS=") && ($0.contains("not answering in time") || $0.contains("unreachable")) } == true,
-                    "\(what): \(slow.suffix(3))")
+            #expect(
+                slow.last.map { $0.hasPrefix("STATUS=") && ($0.contains("not answering in time") || $0.contains("unreachable")) } == true,
+                "\(what): \(slow.suffix(3))")
             // Each is sampled on its own schedule (/metrics by the status loop): both must show
             // the hang while it lasts.
             try await eventually("\(what): /readyz 503", deadline: .seconds(30)) { await Self.get(port, "/readyz").status == 503 }
@@ -121,8 +132,10 @@ struct DatabaseFaultTests {
         try await hang("a lock held on the jobs") { _, url in
             let lock = try ChildProcess(
                 URL(fileURLWithPath: "/usr/bin/psql"),
-                [url, "-X", "-c", "BEGIN", "-c", "LOCK TABLE cognito_reset.jobs_active IN ACCESS EXCLUSIVE MODE",
-                 "-c", "SELECT pg_sleep(600)"],
+                [
+                    url, "-X", "-c", "BEGIN", "-c", "LOCK TABLE cognito_reset.jobs_active IN ACCESS EXCLUSIVE MODE",
+                    "-c", "SELECT pg_sleep(600)",
+                ],
                 environment: ProcessInfo.processInfo.environment)
             holder.withLock { $0 = lock }
         } end: { _, url in
@@ -152,19 +165,23 @@ struct DatabaseFaultTests {
         try await PrivateCluster.with(responder: { _, _ in .delay(.milliseconds(30), then: .cognitoSuccess()) }) { cluster, server in
             let primary = try await cluster.run("primary", cluster.primary)
             let standby = try await cluster.run("standby", cluster.primary, cluster.standby)
-            let url = "postgresql://postgres:\(primary["PASSWORD"]!)@127.0.0.1:\(primary["PORT"]!),127.0.0.1:\(standby["PORT"]!)/postgres?target_session_attrs=read-write"
+            let url =
+                "postgresql://postgres:\(primary["PASSWORD"]!)@127.0.0.1:\(primary["PORT"]!),127.0.0.1:\(standby["PORT"]!)/postgres?target_session_attrs=read-write"
             let env = environment(url, server)
             let migrated = try await CognitoResetBinary.run(["migrate"], environment: env)
             #expect(migrated.status == 0, "\(migrated.stderr)")
             let connection = try await PostgresConnection.connect(try ConnectionConfiguration(url))
-            try await connection.execute("""
+            try await connection.execute(
+                """
                 INSERT INTO cognito_reset.jobs (user_pool_id, username) SELECT \(Self.pool), 'user' || g FROM generate_series(1, 400) g
                 """)
             await connection.close()
             let concurrency = 8
             let worker = try CognitoResetBinary.start(
-                ["worker", "--rate", "unlimited", "--concurrency", "\(concurrency)", "--lease", "5s", "--heartbeat", "1s",
-                 "--statement-timeout", "1s"], environment: env)
+                [
+                    "worker", "--rate", "unlimited", "--concurrency", "\(concurrency)", "--lease", "5s", "--heartbeat", "1s",
+                    "--statement-timeout", "1s",
+                ], environment: env)
             await server.waitForRequests(100)
 
             try await cluster.run("stop", cluster.primary, "immediate")

@@ -47,15 +47,19 @@ struct EnqueueCommandTests {
 
     static let badInputs: [BadInput] = [
         .init(testDescription: "pool id without region", arguments: ["--pool", "AbC123", "--user", "a"], mentions: "--pool"),
-        .init(testDescription: "129-character username", arguments: ["--pool", "eu-west-1_a", "--user", String(repeating: "u", count: 129)], mentions: "--user"),
+        .init(
+            testDescription: "129-character username", arguments: ["--pool", "eu-west-1_a", "--user", String(repeating: "u", count: 129)], mentions: "--user"),
         .init(testDescription: "username with a space", arguments: ["--pool", "eu-west-1_a", "--user", "a b"], mentions: "--user"),
         .init(testDescription: "negative priority", arguments: ["--pool", "eu-west-1_a", "--user", "a", "--priority", "-1"], mentions: "--priority"),
         .init(testDescription: "zero attempts", arguments: ["--pool", "eu-west-1_a", "--user", "a", "--max-attempts", "0"], mentions: "--max-attempts"),
-        .init(testDescription: "time without a zone", arguments: ["--pool", "eu-west-1_a", "--user", "a", "--run-at", "2027-01-01T00:00:00"], mentions: "--run-at"),
+        .init(
+            testDescription: "time without a zone", arguments: ["--pool", "eu-west-1_a", "--user", "a", "--run-at", "2027-01-01T00:00:00"], mentions: "--run-at"
+        ),
         .init(testDescription: "a delay past ten years", arguments: ["--pool", "eu-west-1_a", "--user", "a", "--run-at", "+200000000d"], mentions: "--run-at"),
         .init(testDescription: "metadata without =", arguments: ["--pool", "eu-west-1_a", "--user", "a", "--metadata", "oops"], mentions: "--metadata"),
         .init(testDescription: "missing --user", arguments: ["--pool", "eu-west-1_a"], mentions: "--user"),
-        .init(testDescription: "priority that is not a number", arguments: ["--pool", "eu-west-1_a", "--user", "a", "--priority", "high"], mentions: "--priority"),
+        .init(
+            testDescription: "priority that is not a number", arguments: ["--pool", "eu-west-1_a", "--user", "a", "--priority", "high"], mentions: "--priority"),
     ]
 
     @Test(arguments: badInputs)

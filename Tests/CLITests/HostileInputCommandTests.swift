@@ -36,8 +36,10 @@ struct HostileInputCommandTests {
     }
 
     @Test func aMalformedSettingIsBadInputNotAnOutage() async throws {
-        for (setting, key) in [("sslmode=bogus", "sslmode"), ("port=abc", "port"), ("connect_timeout=abc", "connect_timeout"),
-                               ("target_session_attrs=maybe", "target_session_attrs"), ("hostaddr=abc", "hostaddr")] {
+        for (setting, key) in [
+            ("sslmode=bogus", "sslmode"), ("port=abc", "port"), ("connect_timeout=abc", "connect_timeout"),
+            ("target_session_attrs=maybe", "target_session_attrs"), ("hostaddr=abc", "hostaddr"),
+        ] {
             let result = try await CognitoResetBinary.run(
                 ["status"], environment: ["DATABASE_URL": "postgresql://app:pw-secret-1@127.0.0.1:1/db?\(setting)"])
             expectBadInput(result, naming: "DATABASE_URL: \(key)")
@@ -52,7 +54,12 @@ struct HostileInputCommandTests {
     @Test func changePasswordRefusesAPasswordThatIsNotUTF8() async throws {
         let server = try await FakeHTTPServer.start()
         let result = try await ChildProcess.run(
-            URL(fileURLWithPath: "/bin/sh"), ["-c", #"t=$(mktemp); echo token > "$t"; printf 'old-password\n\377\376\n' | "$0" change-password --access-token-file "$t"; s=$?; rm -f "$t"; exit $s"#, CognitoResetBinary.url.path],
+            URL(fileURLWithPath: "/bin/sh"),
+            [
+                "-c",
+                #"t=$(mktemp); echo token > "$t"; printf 'old-password\n\377\376\n' | "$0" change-password --access-token-file "$t"; s=$?; rm -f "$t"; exit $s"#,
+                CognitoResetBinary.url.path,
+            ],
             environment: CognitoResetBinary.environment(["AWS_REGION": "eu-west-1", "AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER": server.url.absoluteString]))
         expectBadInput(result, naming: "new password")
         #expect(server.requests.isEmpty)
@@ -81,8 +88,10 @@ struct HostileInputCommandTests {
     @Test func invalidUTF8InAnEqualsFormAndForAdminReset() async throws {
         let result = try await ChildProcess.run(
             URL(fileURLWithPath: "/bin/sh"), ["-c", #""$0" admin-reset --pool eu-west-1_Abc "--user=$(printf 'a\377')""#, CognitoResetBinary.url.path],
-            environment: CognitoResetBinary.environment(["AWS_REGION": "eu-west-1", "AWS_ACCESS_KEY_ID": "AKID", "AWS_SECRET_ACCESS_KEY": "sk-sk-sk",
-                                                         "AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER": "http://127.0.0.1:1"]))
+            environment: CognitoResetBinary.environment([
+                "AWS_REGION": "eu-west-1", "AWS_ACCESS_KEY_ID": "AKID", "AWS_SECRET_ACCESS_KEY": "sk-sk-sk",
+                "AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER": "http://127.0.0.1:1",
+            ]))
         expectBadInput(result, naming: "--user")
     }
 
@@ -112,7 +121,8 @@ struct HostileInputCommandTests {
         "2026-02-30T00:00:00Z", "2026-01-01T24:00:00Z", "2026-01-01T02:60:00Z", "2026-01-01T02:00:61Z",
         "2026-01-01T00:00:00Zgarbage", "2026-01-01T00:00:00+01:00xyz", "2026-01-01T00:00:00Z[Europe/Paris]",
         "0000-01-01T00:00:00Z", "1500-01-01T00:00:00Z", "0001-01-01T00:00:00Z", "4001-01-01T00:00:00Z",
-        "1969-12-31T23:59:59Z", "3000-01-01T00:00:00Z", "9999-12-31T23:59:59Z", "2026-13-01T00:00:00Z", "2026-1-01T00:00:00Z", "+-5m", "+5", "2026-01-01T00:00:00+24:00",
+        "1969-12-31T23:59:59Z", "3000-01-01T00:00:00Z", "9999-12-31T23:59:59Z", "2026-13-01T00:00:00Z", "2026-1-01T00:00:00Z", "+-5m", "+5",
+        "2026-01-01T00:00:00+24:00",
     ]
 
     @Test func aTimeThatIsNotARealInstantInRangeIsRefused() async throws {
@@ -173,7 +183,9 @@ struct HostileInputCommandTests {
 
     @Test func aPoolFilterIsCheckedLikeEveryPoolID() async throws {
         try await withMigrated { environment, _ in
-            for arguments in [["jobs", "cancel", "--pool", "bad pool"], ["jobs", "list", "--pool", "x'--"], ["jobs", "retry", "--state", "failed", "--pool", "nope"]] {
+            for arguments in [
+                ["jobs", "cancel", "--pool", "bad pool"], ["jobs", "list", "--pool", "x'--"], ["jobs", "retry", "--state", "failed", "--pool", "nope"],
+            ] {
                 expectBadInput(try await CognitoResetBinary.run(arguments, environment: environment), naming: "--pool")
             }
         }
@@ -196,13 +208,16 @@ struct HostileInputCommandTests {
 
     @Test func cognitosTextIsPrintedEscaped() async throws {
         let server = try await FakeHTTPServer.start()
-        server.enqueue(.respond(
-            status: 400, headers: [("x-amzn-requestid", "rid-1")],
-            body: #"{"__type":"InvalidParameterException","message":"no \u001b[2Jclear \u202eevil"}"#))
+        server.enqueue(
+            .respond(
+                status: 400, headers: [("x-amzn-requestid", "rid-1")],
+                body: #"{"__type":"InvalidParameterException","message":"no \u001b[2Jclear \u202eevil"}"#))
         let result = try await CognitoResetBinary.run(
             ["admin-reset", "--pool", "eu-west-1_Abc", "--user", "alice"],
-            environment: ["AWS_REGION": "eu-west-1", "AWS_ACCESS_KEY_ID": "AKIDTEST", "AWS_SECRET_ACCESS_KEY": "cli-secret-key-value",
-                          "AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER": server.url.absoluteString])
+            environment: [
+                "AWS_REGION": "eu-west-1", "AWS_ACCESS_KEY_ID": "AKIDTEST", "AWS_SECRET_ACCESS_KEY": "cli-secret-key-value",
+                "AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER": server.url.absoluteString,
+            ])
         #expect(result.status == 1)
         #expect(result.stderr.contains("\\x1b[2Jclear"))
         #expect(result.stderr.contains("\\u{202e}evil"))
@@ -212,8 +227,10 @@ struct HostileInputCommandTests {
 
     @Test func aSuccessIsOnlyWhatTheProtocolCallsOne() async throws {
         let server = try await FakeHTTPServer.start(fallback: .respond(status: 200, body: #"{"__type":"UserNotFoundException"}"#))
-        let environment = ["AWS_REGION": "eu-west-1", "AWS_ACCESS_KEY_ID": "AKIDTEST", "AWS_SECRET_ACCESS_KEY": "cli-secret-key-value",
-                           "AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER": server.url.absoluteString]
+        let environment = [
+            "AWS_REGION": "eu-west-1", "AWS_ACCESS_KEY_ID": "AKIDTEST", "AWS_SECRET_ACCESS_KEY": "cli-secret-key-value",
+            "AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER": server.url.absoluteString,
+        ]
         let result = try await CognitoResetBinary.run(["admin-reset", "--pool", "eu-west-1_Abc", "--user", "alice"], environment: environment)
         #expect(result.status != 0)
         #expect(!result.stdout.contains("Password reset started"))
@@ -223,7 +240,8 @@ struct HostileInputCommandTests {
     @Test func jobsShowAndListEscapeWhatOtherSystemsStored() async throws {
         try await withMigrated { environment, database in
             let connection = try await database.connect()
-            let id = try await connection.query("""
+            let id = try await connection.query(
+                """
                 INSERT INTO cognito_reset.jobs (user_pool_id, username, requested_by, idempotency_key, state, finished_at, attempt,
                                                last_error_code, last_error_message)
                 VALUES ('eu-west-1_Abc', 'alice', 'ops' || chr(27) || '[2J', 'key' || chr(155) || 'x', 'failed', now(), 1,

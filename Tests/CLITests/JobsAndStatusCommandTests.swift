@@ -12,7 +12,8 @@ struct JobsAndStatusCommandTests {
             let env = ["DATABASE_URL": database.configuration.resolvedConnectionString()]
             #expect(try await CognitoResetBinary.run(["migrate"], environment: env).status == 0)
             let connection = try await database.connect()
-            try await connection.execute("""
+            try await connection.execute(
+                """
                 INSERT INTO cognito_reset.jobs (user_pool_id, username, state, attempt, finished_at, last_error_code, last_error_message)
                 VALUES ('eu-west-1_P1', 'ok1', 'succeeded', 1, now(), NULL, NULL),
                        ('eu-west-1_P1', 'gone1', 'failed', 1, now(), 'UserNotFoundException', 'User does not exist.'),
@@ -57,7 +58,8 @@ struct JobsAndStatusCommandTests {
     /// A user whose failed reset was followed by a newer one that succeeded is not reset again.
     @Test func bulkRetryLeavesUsersWhoseLaterResetSucceeded() async throws {
         try await withJobs { env, connection in
-            try await connection.execute("""
+            try await connection.execute(
+                """
                 INSERT INTO cognito_reset.jobs (user_pool_id, username, state, attempt, finished_at)
                 VALUES ('eu-west-1_P1', 'later1', 'failed', 1, now()), ('eu-west-1_P1', 'later1', 'succeeded', 1, now())
                 """)
@@ -91,8 +93,10 @@ struct JobsAndStatusCommandTests {
             #expect(again.status == 0)
             #expect(try await connection.query("SELECT attempt FROM cognito_reset.jobs WHERE id = 5")[0].decode(Int.self, at: 0) == 0)
 
-            for bad in [["jobs", "cancel"], ["jobs", "cancel", "1", "--pool", "x"], ["jobs", "retry"], ["jobs", "list", "--state", "done"],
-                        ["jobs", "retry", "--state", "pending"], ["jobs", "list", "--limit", "0"]] {
+            for bad in [
+                ["jobs", "cancel"], ["jobs", "cancel", "1", "--pool", "x"], ["jobs", "retry"], ["jobs", "list", "--state", "done"],
+                ["jobs", "retry", "--state", "pending"], ["jobs", "list", "--limit", "0"],
+            ] {
                 let result = try await CognitoResetBinary.run(bad, environment: env)
                 #expect(result.status == 2, "\(bad)")
                 #expect(result.stderr.split(separator: "\n").count == 1)

@@ -47,8 +47,9 @@ struct MigrateCommandTests {
             let connection = try await database.connect()
             let files = try FileManager.default.contentsOfDirectory(atPath: Self.migrationsFolder.path).filter { $0.hasSuffix(".sql") }
             #expect(try await connection.query("SELECT count(*) FROM cognito_reset.schema_migrations")[0].decode(Int.self, at: 0) == files.count)
-            #expect(results.flatMap { $0.stdout.split(separator: "\n").filter { $0.hasPrefix("Applied") } }.count == files.count,
-                    "each file applied by exactly one of the two")
+            #expect(
+                results.flatMap { $0.stdout.split(separator: "\n").filter { $0.hasPrefix("Applied") } }.count == files.count,
+                "each file applied by exactly one of the two")
             await connection.close()
         }
     }
@@ -113,9 +114,11 @@ struct MigrateCommandTests {
             try Data("\(host):\(port):*:postgres:\(password)\n".utf8).write(to: pgpass)
             try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: pgpass.path)
             // No DATABASE_URL, no password anywhere but ~/.pgpass.
-            let result = try await CognitoResetBinary.run(["migrate"], environment: [
-                "HOME": home.path, "PGHOST": host, "PGPORT": port, "PGUSER": "postgres", "PGDATABASE": database.name,
-            ])
+            let result = try await CognitoResetBinary.run(
+                ["migrate"],
+                environment: [
+                    "HOME": home.path, "PGHOST": host, "PGPORT": port, "PGUSER": "postgres", "PGDATABASE": database.name,
+                ])
             #expect(result.status == 0, "\(result.stderr)")
             #expect(result.stdout.contains("Applied 0001_initial.sql"))
         }

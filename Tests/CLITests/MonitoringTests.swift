@@ -5,7 +5,7 @@ import PostgresTesting
 import Testing
 
 #if canImport(FoundationNetworking)
-import FoundationNetworking
+    import FoundationNetworking
 #endif
 
 /// monitoring/: the alert rules and both dashboards against the real parts. A private Prometheus
@@ -30,9 +30,11 @@ struct MonitoringTests {
     ]
 
     func environment(_ databaseURL: String, _ server: FakeHTTPServer) -> [String: String] {
-        ["DATABASE_URL": databaseURL, "AWS_REGION": "eu-west-1", "AWS_ACCESS_KEY_ID": "AKIDTEST", "AWS_SECRET_ACCESS_KEY": "secret",
-         "AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER": server.url.absoluteString,
-         "COGNITO_RESET_STATUS_INTERVAL": "200ms", "COGNITO_RESET_POLL": "200ms"]
+        [
+            "DATABASE_URL": databaseURL, "AWS_REGION": "eu-west-1", "AWS_ACCESS_KEY_ID": "AKIDTEST", "AWS_SECRET_ACCESS_KEY": "secret",
+            "AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER": server.url.absoluteString,
+            "COGNITO_RESET_STATUS_INTERVAL": "200ms", "COGNITO_RESET_POLL": "200ms",
+        ]
     }
 
     /// Users named `slow*` hang on their first call (a worker is killed holding them), `gone*`
@@ -41,7 +43,10 @@ struct MonitoringTests {
         let seen = LockedValue<[String: Int]>([:])
         return { request, _ in
             let user = request.username ?? ""
-            let call = seen.withLock { $0[user, default: 0] += 1; return $0[user]! }
+            let call = seen.withLock {
+                $0[user, default: 0] += 1
+                return $0[user]!
+            }
             if user.hasPrefix("slow"), call == 1 { return .hang }
             if user.hasPrefix("gone") { return .cognitoError(400, type: "UserNotFoundException", message: "User does not exist.") }
             if user.hasPrefix("busy"), call == 1 {
@@ -60,7 +65,8 @@ struct MonitoringTests {
             let connection = try await database.connect()
 
             // A worker killed while it holds two calls: its leases expire and get rescued.
-            try await connection.execute("""
+            try await connection.execute(
+                """
                 INSERT INTO cognito_reset.jobs (user_pool_id, username) SELECT \(Self.pool), 'slow' || g FROM generate_series(1, 2) g
                 """)
             let doomed = try CognitoResetBinary.start(
@@ -79,7 +85,8 @@ struct MonitoringTests {
                 try await eventually("Prometheus to scrape the worker", deadline: .seconds(60)) {
                     try await prometheus.query("count_over_time(up{job=\"\(Prometheus.job)\"}[1m]) >= 3").count == 1
                 }
-                try await connection.execute("""
+                try await connection.execute(
+                    """
                     INSERT INTO cognito_reset.jobs (user_pool_id, username)
                     SELECT \(Self.pool), kind || g FROM generate_series(1, 30) g, unnest(ARRAY['user', 'gone', 'busy']) AS kind
                     WHERE kind = 'user' OR g <= 4
@@ -102,7 +109,9 @@ struct MonitoringTests {
     private func check(_ prometheus: Prometheus, database: TemporaryDatabase, connection: PostgresConnection) async throws {
         // Every job final (38 new, 2 rescued), and Prometheus has seen it.
         try await eventually("every job final", deadline: .seconds(90)) {
-            try await countRows(database.configuration.resolvedConnectionString(), """
+            try await countRows(
+                database.configuration.resolvedConnectionString(),
+                """
                 SELECT count(*) FROM cognito_reset.jobs WHERE state NOT IN ('succeeded', 'failed')
                 """) == 0
         }
@@ -250,20 +259,22 @@ struct Prometheus {
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         let config = folder.appending(path: "prometheus.yml")
         try """
-            global:
-              scrape_interval: 1s
-              evaluation_interval: 1s
-            rule_files: ["\(rules.path)"]
-            scrape_configs:
-              - job_name: \(job)
-                static_configs:
-                  - targets: ["127.0.0.1:\(target)"]
-            """.write(to: config, atomically: true, encoding: .utf8)
+        global:
+          scrape_interval: 1s
+          evaluation_interval: 1s
+        rule_files: ["\(rules.path)"]
+        scrape_configs:
+          - job_name: \(job)
+            static_configs:
+              - targets: ["127.0.0.1:\(target)"]
+        """.write(to: config, atomically: true, encoding: .utf8)
         let port = try TestPorts.unused()
         let process = try ChildProcess(
             URL(fileURLWithPath: "/usr/bin/prometheus"),
-            ["--config.file=\(config.path)", "--storage.tsdb.path=\(folder.appending(path: "data").path)",
-             "--web.listen-address=127.0.0.1:\(port)", "--log.level=warn"],
+            [
+                "--config.file=\(config.path)", "--storage.tsdb.path=\(folder.appending(path: "data").path)",
+                "--web.listen-address=127.0.0.1:\(port)", "--log.level=warn",
+            ],
             environment: ProcessInfo.processInfo.environment)
         return Prometheus(process: process, port: port, folder: folder)
     }

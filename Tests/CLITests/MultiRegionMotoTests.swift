@@ -16,8 +16,10 @@ struct MultiRegionMotoTests {
         let otherAccount: String
         /// Each pool's users and how moto_fixture reaches it.
         var all: [(pool: String, users: [String], fixture: [String])] {
-            [(us, ["us-a", "us-b"], ["--region", "us-east-1"]), (eu, ["eu-a", "eu-b"], ["--region", "eu-west-1"]),
-             (otherAccount, ["acct-a", "acct-b"], ["--region", "us-east-1", "--role-arn", MultiRegionMotoTests.role])]
+            [
+                (us, ["us-a", "us-b"], ["--region", "us-east-1"]), (eu, ["eu-a", "eu-b"], ["--region", "eu-west-1"]),
+                (otherAccount, ["acct-a", "acct-b"], ["--region", "us-east-1", "--role-arn", MultiRegionMotoTests.role]),
+            ]
         }
     }
 
@@ -33,8 +35,10 @@ struct MultiRegionMotoTests {
             eu: try await pool(["--region", "eu-west-1", "--users", "eu-a:confirmed", "eu-b:confirmed"]),
             otherAccount: try await pool(["--region", "us-east-1", "--role-arn", Self.role, "--users", "acct-a:confirmed", "acct-b:confirmed"]))
         try await TemporaryDatabase.with { database in
-            let env = ["DATABASE_URL": database.configuration.resolvedConnectionString(), "AWS_REGION": "us-east-1",
-                       "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_ENDPOINT_URL": moto.absoluteString]
+            let env = [
+                "DATABASE_URL": database.configuration.resolvedConnectionString(), "AWS_REGION": "us-east-1",
+                "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_ENDPOINT_URL": moto.absoluteString,
+            ]
             #expect(try await CognitoResetBinary.run(["migrate"], environment: env).status == 0)
             let setRole = try await CognitoResetBinary.run(["pool", "set-role", pools.otherAccount, Self.role], environment: env)
             #expect(setRole.status == 0, "\(setRole.stderr)")
@@ -42,8 +46,9 @@ struct MultiRegionMotoTests {
             let connection = try await database.connect()
             for (pool, users, _) in pools.all {
                 for user in users {
-                    try await connection.execute(PostgresQuery(
-                        "INSERT INTO cognito_reset.jobs (user_pool_id, username) VALUES ($1, $2)", [pool, user]))
+                    try await connection.execute(
+                        PostgresQuery(
+                            "INSERT INTO cognito_reset.jobs (user_pool_id, username) VALUES ($1, $2)", [pool, user]))
                 }
             }
             await connection.close()

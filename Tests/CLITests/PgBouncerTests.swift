@@ -15,8 +15,10 @@ struct PgBouncerTests {
         try await PrivateCluster.with(responder: { _, _ in .delay(.milliseconds(10), then: .cognitoSuccess()) }) { cluster, server in
             let direct = try await cluster.run("primary", cluster.primary)["URL"]!
             let pooled = try await cluster.run("pgbouncer", cluster.bouncer, cluster.primary)["URL"]!
-            let env = ["DATABASE_URL": pooled, "AWS_REGION": "eu-west-1", "AWS_ACCESS_KEY_ID": "AKIDTEST",
-                       "AWS_SECRET_ACCESS_KEY": "secret", "AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER": server.url.absoluteString]
+            let env = [
+                "DATABASE_URL": pooled, "AWS_REGION": "eu-west-1", "AWS_ACCESS_KEY_ID": "AKIDTEST",
+                "AWS_SECRET_ACCESS_KEY": "secret", "AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER": server.url.absoluteString,
+            ]
             func run(_ arguments: [String], stdin: String? = nil) async throws -> ChildProcess.Result {
                 let result = try await CognitoResetBinary.run(arguments, environment: env, stdin: stdin)
                 #expect(result.status == 0, "\(arguments.joined(separator: " ")): \(result.stderr.suffix(2000))")
@@ -29,9 +31,10 @@ struct PgBouncerTests {
             async let second = CognitoResetBinary.run(["migrate"], environment: env)
             let (a, b) = try await (first, second)
             #expect(a.status == 0 && b.status == 0, "\(a.stderr) \(b.stderr)")
-            #expect(try await countRows(direct, "SELECT count(*) FROM cognito_reset.schema_migrations")
-                == (try FileManager.default.contentsOfDirectory(atPath: repositoryRoot.appending(path: "migrations").path)
-                    .filter { $0.hasSuffix(".sql") }.count))
+            #expect(
+                try await countRows(direct, "SELECT count(*) FROM cognito_reset.schema_migrations")
+                    == (try FileManager.default.contentsOfDirectory(atPath: repositoryRoot.appending(path: "migrations").path)
+                        .filter { $0.hasSuffix(".sql") }.count))
             #expect(try await countRows(direct, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'") == 0)
             _ = try await run(["migrate", "status"])
 
@@ -70,9 +73,12 @@ struct PgBouncerTests {
             #expect(!stopped.stderr.contains("does not exist"), "no prepared statement lost: \(stopped.stderr.suffix(2000))")
 
             #expect(try await countRows(direct, "SELECT count(*) FROM cognito_reset.jobs WHERE state = 'succeeded'") == 52)
-            #expect(try await countRows(direct, """
-                SELECT count(*) FROM (SELECT job_id FROM cognito_reset.attempts GROUP BY job_id HAVING count(*) <> 1) AS x
-                """) == 0)
+            #expect(
+                try await countRows(
+                    direct,
+                    """
+                    SELECT count(*) FROM (SELECT job_id FROM cognito_reset.attempts GROUP BY job_id HAVING count(*) <> 1) AS x
+                    """) == 0)
             #expect(try await countRows(direct, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'") == 0)
         }
     }

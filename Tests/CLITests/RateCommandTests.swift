@@ -114,7 +114,8 @@ struct FleetRateTimingTests {
             env["AWS_SECRET_ACCESS_KEY"] = "secret"
             env["AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER"] = server.url.absoluteString
             let jobs = 500
-            try await connection.execute("""
+            try await connection.execute(
+                """
                 INSERT INTO cognito_reset.jobs (user_pool_id, username) SELECT \(Self.pool), 'user' || g FROM generate_series(1, \(jobs)) g
                 """)
             #expect(try await CognitoResetBinary.run(["rate", "set", "20/s", "--burst", "1"], environment: env).status == 0)

@@ -10,9 +10,11 @@ struct WorkerProcessTests {
     static let pool = "eu-west-1_Crash1"
 
     func environment(_ database: TemporaryDatabase, _ server: FakeHTTPServer) -> [String: String] {
-        ["DATABASE_URL": database.configuration.resolvedConnectionString(), "AWS_REGION": "eu-west-1",
-         "AWS_ACCESS_KEY_ID": "AKIDTEST", "AWS_SECRET_ACCESS_KEY": "secret",
-         "AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER": server.url.absoluteString]
+        [
+            "DATABASE_URL": database.configuration.resolvedConnectionString(), "AWS_REGION": "eu-west-1",
+            "AWS_ACCESS_KEY_ID": "AKIDTEST", "AWS_SECRET_ACCESS_KEY": "secret",
+            "AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER": server.url.absoluteString,
+        ]
     }
 
     /// A worker with a short lease by default (a killed worker's jobs come back quickly).
@@ -43,7 +45,8 @@ struct WorkerProcessTests {
             let env = environment(database, server)
             #expect(try await CognitoResetBinary.run(["migrate"], environment: env).status == 0)
             let connection = try await database.connect()
-            try await connection.execute("""
+            try await connection.execute(
+                """
                 INSERT INTO cognito_reset.jobs (user_pool_id, username) SELECT \(Self.pool), 'held' || g FROM generate_series(1, 20) g
                 """)
             let victim = try CognitoResetBinary.start(
@@ -56,9 +59,11 @@ struct WorkerProcessTests {
             let drain = try await CognitoResetBinary.run(["worker", "--drain", "--rate", "unlimited"], environment: env)
             #expect(drain.status == 0, "\(drain.stderr.suffix(2000))")
             #expect(try await connection.query("SELECT count(*) FROM cognito_reset.jobs WHERE state = 'succeeded'")[0].decode(Int.self, at: 0) == 20)
-            #expect(try await connection.query("""
-                SELECT count(*) FROM cognito_reset.attempts WHERE outcome = 'lease_expired'
-                """)[0].decode(Int.self, at: 0) == 20, "each lost call in the audit")
+            #expect(
+                try await connection.query(
+                    """
+                    SELECT count(*) FROM cognito_reset.attempts WHERE outcome = 'lease_expired'
+                    """)[0].decode(Int.self, at: 0) == 20, "each lost call in the audit")
             await connection.close()
         }
         await server.shutdown()
@@ -70,7 +75,8 @@ struct WorkerProcessTests {
             let env = environment(database, server)
             #expect(try await CognitoResetBinary.run(["migrate"], environment: env).status == 0)
             let connection = try await database.connect()
-            try await connection.execute("""
+            try await connection.execute(
+                """
                 INSERT INTO cognito_reset.jobs (user_pool_id, username) SELECT \(Self.pool), 'user' || g FROM generate_series(1, 300) g
                 """)
             let victim = try startWorker(env)
@@ -82,7 +88,8 @@ struct WorkerProcessTests {
             // kill may reach the server after this line, and still counts as the victim's.
             let victimConnections = Set(server.requests.map(\.connection))
             let recordedBeforeKill = try await connection.query(
-                "SELECT username FROM cognito_reset.jobs WHERE state = 'succeeded'").map { try $0.decode(String.self, at: 0) }
+                "SELECT username FROM cognito_reset.jobs WHERE state = 'succeeded'"
+            ).map { try $0.decode(String.self, at: 0) }
 
             let rescuer = try startWorker(env)
             try await waitUntilAllFinished(connection)
@@ -101,10 +108,13 @@ struct WorkerProcessTests {
             #expect(repeated.count <= 32, "at most the calls in flight or awaiting their write: \(repeated.count)")
             // Every repeated job was rescued from the dead worker's lease (some rescued ones had
             // not reached the server yet, so they ran once).
-            let rescued = Set(try await connection.query("""
-                SELECT j.username FROM cognito_reset.attempts a JOIN cognito_reset.jobs j ON j.id = a.job_id
-                WHERE a.outcome = 'lease_expired'
-                """).map { try $0.decode(String.self, at: 0) })
+            let rescued = Set(
+                try await connection.query(
+                    """
+                    SELECT j.username FROM cognito_reset.attempts a JOIN cognito_reset.jobs j ON j.id = a.job_id
+                    WHERE a.outcome = 'lease_expired'
+                    """
+                ).map { try $0.decode(String.self, at: 0) })
             #expect(repeated.isSubset(of: rescued))
             #expect(rescued.count <= 32, "claimed and not yet recorded: calls in flight plus outcomes awaiting their batched write")
             await connection.close()
@@ -118,7 +128,8 @@ struct WorkerProcessTests {
             let env = environment(database, server)
             #expect(try await CognitoResetBinary.run(["migrate"], environment: env).status == 0)
             let connection = try await database.connect()
-            try await connection.execute("""
+            try await connection.execute(
+                """
                 INSERT INTO cognito_reset.jobs (user_pool_id, username) SELECT \(Self.pool), 'user' || g FROM generate_series(1, 100) g
                 """)
             // A lease no stall of a loaded machine can outlast: nothing here should be rescued.
@@ -133,8 +144,9 @@ struct WorkerProcessTests {
             let running = try await connection.query("SELECT count(*) FROM cognito_reset.jobs WHERE state = 'running'")[0].decode(Int.self, at: 0)
             #expect(succeeded == called, "called \(called), succeeded \(succeeded), running \(running); worker log: \(result.stderr)")
             #expect(running == 0)
-            #expect(try await connection.query("SELECT state FROM cognito_reset.workers")[0].decode(String.self, at: 0) == "stopped",
-                    "worker log: \(result.stderr)")
+            #expect(
+                try await connection.query("SELECT state FROM cognito_reset.workers")[0].decode(String.self, at: 0) == "stopped",
+                "worker log: \(result.stderr)")
             await connection.close()
         }
         await server.shutdown()
@@ -149,7 +161,8 @@ struct WorkerProcessTests {
             #expect(unmigrated.stderr.contains("cognito-reset migrate"))
             #expect(try await CognitoResetBinary.run(["migrate"], environment: env).status == 0)
             let connection = try await database.connect()
-            try await connection.execute("""
+            try await connection.execute(
+                """
                 INSERT INTO cognito_reset.jobs (user_pool_id, username) SELECT \(Self.pool), 'user' || g FROM generate_series(1, 20) g
                 """)
             let drained = try await CognitoResetBinary.run(["worker", "--drain", "--rate", "unlimited"], environment: env)

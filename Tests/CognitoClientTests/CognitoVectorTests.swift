@@ -1,12 +1,15 @@
-@testable import CognitoClient
 import CognitoTesting
 import Foundation
 import Testing
+
+@testable import CognitoClient
 
 /// Cognito AdminResetUserPassword requests signed by botocore with time frozen at
 /// 2015-08-30T12:36:00Z (Fixtures/cognito-sigv4-vectors.json): we must match byte for byte.
 @Suite("SigV4: botocore-signed Cognito requests")
 struct CognitoVectorTests {
+    // The fixture files' own JSON keys, decoded as they are written.
+    // swift-format-ignore: AlwaysUseLowerCamelCase
     struct Vectors: Decodable {
         struct Case: Decodable, Sendable, CustomTestStringConvertible {
             struct Credentials: Decodable, Sendable {
@@ -92,11 +95,13 @@ struct CognitoVectorTests {
         #expect(sent.header("X-Amz-Security-Token") == vector.credentials.session_token)
         // Same request, only the Host differs (the fake server's): recompute and compare.
         let signed = SigV4Signer(region: vector.region, service: "cognito-idp").sign(
-            SigningRequest(method: "POST", headers: [
-                ("Content-Type", "application/x-amz-json-1.1"),
-                ("X-Amz-Target", "AWSCognitoIdentityProviderService.AdminResetUserPassword"),
-                ("Host", "127.0.0.1:\(server.url.port!)"),
-            ], body: Array(sent.body.utf8)),
+            SigningRequest(
+                method: "POST",
+                headers: [
+                    ("Content-Type", "application/x-amz-json-1.1"),
+                    ("X-Amz-Target", "AWSCognitoIdentityProviderService.AdminResetUserPassword"),
+                    ("Host", "127.0.0.1:\(server.url.port!)"),
+                ], body: Array(sent.body.utf8)),
             credentials: credentials, date: Self.frozen)
         #expect(sent.header("Authorization") == signed.authorization)
         await transport.shutdown()
@@ -106,7 +111,10 @@ struct CognitoVectorTests {
     @Test func datesAreUTCWhateverTheMachineTimeZone() {
         setenv("TZ", "Pacific/Kiritimati", 1)
         tzset()
-        defer { unsetenv("TZ"); tzset() }
+        defer {
+            unsetenv("TZ")
+            tzset()
+        }
         let (amzDate, day) = SigV4Signer.timestamps(Self.frozen)
         #expect(amzDate == "20150830T123600Z")
         #expect(day == "20150830")

@@ -1,8 +1,9 @@
-@testable import CognitoClient
 import CognitoTesting
 import Foundation
 import Synchronization
 import Testing
+
+@testable import CognitoClient
 
 @Suite("Credential providers and the chain")
 struct CredentialChainTests {
@@ -43,27 +44,27 @@ struct CredentialChainTests {
             let credentials = folder.appending(path: "credentials")
             let config = folder.appending(path: "config")
             try """
-                [default]
-                aws_access_key_id = AKIDDEFAULT
-                aws_secret_access_key = secret-default
+            [default]
+            aws_access_key_id = AKIDDEFAULT
+            aws_secret_access_key = secret-default
 
-                # a comment
-                [ops]
-                aws_access_key_id=AKIDOPS
-                aws_secret_access_key=secret-ops
-                aws_session_token = token-ops
-                """.write(to: credentials, atomically: true, encoding: .utf8)
+            # a comment
+            [ops]
+            aws_access_key_id=AKIDOPS
+            aws_secret_access_key=secret-ops
+            aws_session_token = token-ops
+            """.write(to: credentials, atomically: true, encoding: .utf8)
             try """
-                [default]
-                region = eu-central-1
-                [profile ops]
-                region = eu-west-1
-                aws_access_key_id = AKIDCONFIGOPS
-                aws_secret_access_key = ignored-because-credentials-file-wins
-                [profile config-only]
-                aws_access_key_id = AKIDCONFIGONLY
-                aws_secret_access_key = secret-config-only
-                """.write(to: config, atomically: true, encoding: .utf8)
+            [default]
+            region = eu-central-1
+            [profile ops]
+            region = eu-west-1
+            aws_access_key_id = AKIDCONFIGOPS
+            aws_secret_access_key = ignored-because-credentials-file-wins
+            [profile config-only]
+            aws_access_key_id = AKIDCONFIGONLY
+            aws_secret_access_key = secret-config-only
+            """.write(to: config, atomically: true, encoding: .utf8)
             let base = ["AWS_SHARED_CREDENTIALS_FILE": credentials.path, "AWS_CONFIG_FILE": config.path]
             let standard = SharedFilesCredentialProvider(environment: base)
             #expect(try await standard.credentials()?.accessKeyID == "AKIDDEFAULT")
@@ -103,24 +104,28 @@ struct CredentialChainTests {
     @Test func webIdentityExchangesTheTokenWithSTS() async throws {
         try await withFolder { folder in
             try await withTransport { transport in
-                let server = try await FakeHTTPServer.start(fallback: .respond(status: 200, body: """
-                    <AssumeRoleWithWebIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
-                      <AssumeRoleWithWebIdentityResult>
-                        <Credentials>
-                          <AccessKeyId>ASIAWEB</AccessKeyId>
-                          <SecretAccessKey>secret&amp;web</SecretAccessKey>
-                          <SessionToken>token-web</SessionToken>
-                          <Expiration>2030-01-01T00:00:00Z</Expiration>
-                        </Credentials>
-                      </AssumeRoleWithWebIdentityResult>
-                    </AssumeRoleWithWebIdentityResponse>
-                    """))
+                let server = try await FakeHTTPServer.start(
+                    fallback: .respond(
+                        status: 200,
+                        body: """
+                            <AssumeRoleWithWebIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
+                              <AssumeRoleWithWebIdentityResult>
+                                <Credentials>
+                                  <AccessKeyId>ASIAWEB</AccessKeyId>
+                                  <SecretAccessKey>secret&amp;web</SecretAccessKey>
+                                  <SessionToken>token-web</SessionToken>
+                                  <Expiration>2030-01-01T00:00:00Z</Expiration>
+                                </Credentials>
+                              </AssumeRoleWithWebIdentityResult>
+                            </AssumeRoleWithWebIdentityResponse>
+                            """))
                 let tokenFile = folder.appending(path: "token")
                 try "eyJ.web.token\n".write(to: tokenFile, atomically: true, encoding: .utf8)
-                let provider = WebIdentityCredentialProvider(environment: [
-                    "AWS_WEB_IDENTITY_TOKEN_FILE": tokenFile.path, "AWS_ROLE_ARN": "arn:aws:iam::123456789012:role/reset",
-                    "AWS_ROLE_SESSION_NAME": "sess", "AWS_ENDPOINT_URL_STS": server.url.absoluteString,
-                ], transport: transport, region: "eu-west-1")
+                let provider = WebIdentityCredentialProvider(
+                    environment: [
+                        "AWS_WEB_IDENTITY_TOKEN_FILE": tokenFile.path, "AWS_ROLE_ARN": "arn:aws:iam::123456789012:role/reset",
+                        "AWS_ROLE_SESSION_NAME": "sess", "AWS_ENDPOINT_URL_STS": server.url.absoluteString,
+                    ], transport: transport, region: "eu-west-1")
                 let found = try #require(try await provider.credentials())
                 #expect(found.accessKeyID == "ASIAWEB")
                 #expect(found.secretAccessKey == "secret&web")
@@ -134,7 +139,8 @@ struct CredentialChainTests {
                 #expect(sent.body.contains("WebIdentityToken=eyJ.web.token"))
                 #expect(sent.body.contains("RoleSessionName=sess"))
 
-                server.enqueue(.respond(status: 403, body: "<ErrorResponse><Error><Code>AccessDenied</Code><Message>Not authorized</Message></Error></ErrorResponse>"))
+                server.enqueue(
+                    .respond(status: 403, body: "<ErrorResponse><Error><Code>AccessDenied</Code><Message>Not authorized</Message></Error></ErrorResponse>"))
                 let error = try await #require(throws: CredentialError.self) { try await provider.credentials() }
                 #expect(error.message.contains("AccessDenied"))
                 await server.shutdown()
@@ -144,13 +150,17 @@ struct CredentialChainTests {
 
     @Test func containerCredentialsWithAnAuthorizationToken() async throws {
         try await withTransport { transport in
-            let server = try await FakeHTTPServer.start(fallback: .respond(status: 200, body: """
-                {"AccessKeyId":"ASIACONTAINER","SecretAccessKey":"secret-container","Token":"token-container","Expiration":"2030-01-01T00:00:00Z"}
-                """))
-            let provider = ContainerCredentialProvider(environment: [
-                "AWS_CONTAINER_CREDENTIALS_FULL_URI": server.url.absoluteString + "/creds",
-                "AWS_CONTAINER_AUTHORIZATION_TOKEN": "Bearer abc",
-            ], transport: transport)
+            let server = try await FakeHTTPServer.start(
+                fallback: .respond(
+                    status: 200,
+                    body: """
+                        {"AccessKeyId":"ASIACONTAINER","SecretAccessKey":"secret-container","Token":"token-container","Expiration":"2030-01-01T00:00:00Z"}
+                        """))
+            let provider = ContainerCredentialProvider(
+                environment: [
+                    "AWS_CONTAINER_CREDENTIALS_FULL_URI": server.url.absoluteString + "/creds",
+                    "AWS_CONTAINER_AUTHORIZATION_TOKEN": "Bearer abc",
+                ], transport: transport)
             let found = try #require(try await provider.credentials())
             #expect(found.accessKeyID == "ASIACONTAINER")
             #expect(found.sessionToken == "token-container")
@@ -158,7 +168,8 @@ struct CredentialChainTests {
             #expect(server.requests.first?.uri == "/creds")
             // Plain http to anywhere but loopback or the agents' addresses is refused.
             await #expect(throws: CredentialError.self) {
-                try await ContainerCredentialProvider(environment: ["AWS_CONTAINER_CREDENTIALS_FULL_URI": "http://example.com/creds"], transport: transport).credentials()
+                try await ContainerCredentialProvider(environment: ["AWS_CONTAINER_CREDENTIALS_FULL_URI": "http://example.com/creds"], transport: transport)
+                    .credentials()
             }
             await server.shutdown()
         }
@@ -170,7 +181,11 @@ struct CredentialChainTests {
             server.enqueue(
                 .respond(status: 200, body: "imds-session-token"),
                 .respond(status: 200, body: "reset-role\n"),
-                .respond(status: 200, body: #"{"Code":"Success","AccessKeyId":"ASIAIMDS","SecretAccessKey":"secret-imds","Token":"token-imds","Expiration":"2030-01-01T00:00:00Z"}"#))
+                .respond(
+                    status: 200,
+                    body:
+                        #"{"Code":"Success","AccessKeyId":"ASIAIMDS","SecretAccessKey":"secret-imds","Token":"token-imds","Expiration":"2030-01-01T00:00:00Z"}"#
+                ))
             let provider = InstanceMetadataCredentialProvider(
                 environment: ["AWS_EC2_METADATA_SERVICE_ENDPOINT": server.url.absoluteString], transport: transport,
                 timeout: .seconds(10))
@@ -196,10 +211,11 @@ struct CredentialChainTests {
                 let server = try await FakeHTTPServer.start()
                 let tokenFile = folder.appending(path: "token")
                 try "eyJ.web.token\n".write(to: tokenFile, atomically: true, encoding: .utf8)
-                let sts = WebIdentityCredentialProvider(environment: [
-                    "AWS_WEB_IDENTITY_TOKEN_FILE": tokenFile.path, "AWS_ROLE_ARN": "arn:aws:iam::123456789012:role/reset",
-                    "AWS_ENDPOINT_URL_STS": server.url.absoluteString,
-                ], transport: transport, region: "eu-west-1")
+                let sts = WebIdentityCredentialProvider(
+                    environment: [
+                        "AWS_WEB_IDENTITY_TOKEN_FILE": tokenFile.path, "AWS_ROLE_ARN": "arn:aws:iam::123456789012:role/reset",
+                        "AWS_ENDPOINT_URL_STS": server.url.absoluteString,
+                    ], transport: transport, region: "eu-west-1")
                 let container = ContainerCredentialProvider(
                     environment: ["AWS_CONTAINER_CREDENTIALS_FULL_URI": server.url.absoluteString + "/creds"], transport: transport)
                 let imds = InstanceMetadataCredentialProvider(
@@ -212,7 +228,10 @@ struct CredentialChainTests {
                     ("container 500", [.respond(status: 500)], container, true),
                     ("container 403", [.respond(status: 403)], container, false),
                     ("instance metadata 503", [.respond(status: 200, body: "t"), .respond(status: 503)], imds, true),
-                    ("instance metadata 429 for the role", [.respond(status: 200, body: "t"), .respond(status: 200, body: "r\n"), .respond(status: 429)], imds, true),
+                    (
+                        "instance metadata 429 for the role", [.respond(status: 200, body: "t"), .respond(status: 200, body: "r\n"), .respond(status: 429)],
+                        imds, true
+                    ),
                 ]
                 for (what, replies, provider, unreachable) in cases {
                     server.enqueue(replies)
@@ -316,7 +335,10 @@ final class MutableClock: Sendable {
 
 /// Temporary credentials that expire `lifetime` seconds after they are fetched.
 final class ExpiringCredentials: CredentialProvider, Sendable {
-    private struct State { var fetches = 0; var failNext = false }
+    private struct State {
+        var fetches = 0
+        var failNext = false
+    }
     private let state = Mutex(State())
     let clock: MutableClock
     let lifetime: TimeInterval

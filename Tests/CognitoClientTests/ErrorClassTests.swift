@@ -1,8 +1,9 @@
-@testable import CognitoClient
 import CognitoTesting
 import Foundation
 import Synchronization
 import Testing
+
+@testable import CognitoClient
 
 /// Every error class, produced by a scripted fake server, with retries as botocore's standard mode.
 @Suite("Errors and retries")
@@ -19,39 +20,55 @@ struct ErrorClassTests {
     }
 
     static let failures: [Scenario] = [
-        .init(testDescription: "throttling is returned at once", replies: [.cognitoError(400, type: "TooManyRequestsException", message: "Rate exceeded")],
-              code: "TooManyRequestsException", errorClass: .throttled, requests: 1),
-        .init(testDescription: "HTTP 429 without a type is throttling", replies: [.respond(status: 429, body: "")],
-              code: "HTTP 429", errorClass: .throttled, requests: 1),
-        .init(testDescription: "LimitExceeded is long throttling", replies: [.cognitoError(400, type: "LimitExceededException", message: "Attempt limit exceeded")],
-              code: "LimitExceededException", errorClass: .throttledLong, requests: 1),
-        .init(testDescription: "500 InternalError is retried to the limit",
-              replies: Array(repeating: .cognitoError(500, type: "InternalErrorException", message: "oops"), count: 3),
-              code: "InternalErrorException", errorClass: .transient, requests: 3),
-        .init(testDescription: "503 without a body", replies: Array(repeating: .respond(status: 503), count: 3),
-              code: "HTTP 503", errorClass: .transient, requests: 3),
-        .init(testDescription: "connection reset", replies: Array(repeating: .closeConnection, count: 3),
-              code: "NetworkError", errorClass: .transient, requests: 3),
-        .init(testDescription: "no answer times out", replies: Array(repeating: .hang, count: 3),
-              code: "Timeout", errorClass: .transient, requests: 3, timeouts: ClientFixture.impatient),
-        .init(testDescription: "a body slower than the read timeout",
-              replies: Array(repeating: .slowBody(status: 200, headers: [], chunks: ["{", "}"], pause: .seconds(2)), count: 3),
-              code: "Timeout", errorClass: .transient, requests: 3, timeouts: ClientFixture.impatient),
-        .init(testDescription: "a non-JSON 502 body", replies: Array(repeating: .respond(status: 502, body: "<html>Bad Gateway</html>"), count: 3),
-              code: "HTTP 502", errorClass: .transient, requests: 3),
-        .init(testDescription: "a truncated JSON body", replies: [.respond(status: 400, body: #"{"__type":"UserNotFo"#)],
-              code: "HTTP 400", errorClass: .permanent, requests: 1),
-        .init(testDescription: "an unknown 4xx type", replies: [.cognitoError(400, type: "BrandNewException", message: "new")],
-              code: "BrandNewException", errorClass: .permanent, requests: 1),
-        .init(testDescription: "an unknown 5xx type", replies: Array(repeating: .cognitoError(599, type: "BrandNewFault", message: "new"), count: 3),
-              code: "BrandNewFault", errorClass: .transient, requests: 3),
-        .init(testDescription: "user not found", replies: [.cognitoError(400, type: "UserNotFoundException", message: "User does not exist.")],
-              code: "UserNotFoundException", errorClass: .permanent, requests: 1),
-        .init(testDescription: "a namespaced type in the header only",
-              replies: [.respond(status: 400, headers: [("X-Amzn-ErrorType", "aws.cognito#ResourceNotFoundException:http://internal.amazon.com/")], body: "")],
-              code: "ResourceNotFoundException", errorClass: .permanent, requests: 1),
-        .init(testDescription: "pool configuration errors", replies: [.cognitoError(400, type: "InvalidEmailRoleAccessPolicyException", message: "x")],
-              code: "InvalidEmailRoleAccessPolicyException", errorClass: .permanent, requests: 1),
+        .init(
+            testDescription: "throttling is returned at once", replies: [.cognitoError(400, type: "TooManyRequestsException", message: "Rate exceeded")],
+            code: "TooManyRequestsException", errorClass: .throttled, requests: 1),
+        .init(
+            testDescription: "HTTP 429 without a type is throttling", replies: [.respond(status: 429, body: "")],
+            code: "HTTP 429", errorClass: .throttled, requests: 1),
+        .init(
+            testDescription: "LimitExceeded is long throttling",
+            replies: [.cognitoError(400, type: "LimitExceededException", message: "Attempt limit exceeded")],
+            code: "LimitExceededException", errorClass: .throttledLong, requests: 1),
+        .init(
+            testDescription: "500 InternalError is retried to the limit",
+            replies: Array(repeating: .cognitoError(500, type: "InternalErrorException", message: "oops"), count: 3),
+            code: "InternalErrorException", errorClass: .transient, requests: 3),
+        .init(
+            testDescription: "503 without a body", replies: Array(repeating: .respond(status: 503), count: 3),
+            code: "HTTP 503", errorClass: .transient, requests: 3),
+        .init(
+            testDescription: "connection reset", replies: Array(repeating: .closeConnection, count: 3),
+            code: "NetworkError", errorClass: .transient, requests: 3),
+        .init(
+            testDescription: "no answer times out", replies: Array(repeating: .hang, count: 3),
+            code: "Timeout", errorClass: .transient, requests: 3, timeouts: ClientFixture.impatient),
+        .init(
+            testDescription: "a body slower than the read timeout",
+            replies: Array(repeating: .slowBody(status: 200, headers: [], chunks: ["{", "}"], pause: .seconds(2)), count: 3),
+            code: "Timeout", errorClass: .transient, requests: 3, timeouts: ClientFixture.impatient),
+        .init(
+            testDescription: "a non-JSON 502 body", replies: Array(repeating: .respond(status: 502, body: "<html>Bad Gateway</html>"), count: 3),
+            code: "HTTP 502", errorClass: .transient, requests: 3),
+        .init(
+            testDescription: "a truncated JSON body", replies: [.respond(status: 400, body: #"{"__type":"UserNotFo"#)],
+            code: "HTTP 400", errorClass: .permanent, requests: 1),
+        .init(
+            testDescription: "an unknown 4xx type", replies: [.cognitoError(400, type: "BrandNewException", message: "new")],
+            code: "BrandNewException", errorClass: .permanent, requests: 1),
+        .init(
+            testDescription: "an unknown 5xx type", replies: Array(repeating: .cognitoError(599, type: "BrandNewFault", message: "new"), count: 3),
+            code: "BrandNewFault", errorClass: .transient, requests: 3),
+        .init(
+            testDescription: "user not found", replies: [.cognitoError(400, type: "UserNotFoundException", message: "User does not exist.")],
+            code: "UserNotFoundException", errorClass: .permanent, requests: 1),
+        .init(
+            testDescription: "a namespaced type in the header only",
+            replies: [.respond(status: 400, headers: [("X-Amzn-ErrorType", "aws.cognito#ResourceNotFoundException:http://internal.amazon.com/")], body: "")],
+            code: "ResourceNotFoundException", errorClass: .permanent, requests: 1),
+        .init(
+            testDescription: "pool configuration errors", replies: [.cognitoError(400, type: "InvalidEmailRoleAccessPolicyException", message: "x")],
+            code: "InvalidEmailRoleAccessPolicyException", errorClass: .permanent, requests: 1),
     ]
 
     @Test(arguments: failures)
@@ -167,7 +184,10 @@ final class CountingCredentials: CredentialProvider, Sendable {
     var calls: Int { count.withLock { $0 } }
     var name: String { "counting" }
     func credentials() async throws(CredentialError) -> AWSCredentials? {
-        let n = count.withLock { $0 += 1; return $0 }
+        let n = count.withLock {
+            $0 += 1
+            return $0
+        }
         return AWSCredentials(accessKeyID: "AKID\(n)", secretAccessKey: TestSecrets.secretKey, source: name)
     }
 }

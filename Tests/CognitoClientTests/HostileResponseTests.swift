@@ -1,7 +1,8 @@
-@testable import CognitoClient
 import CognitoTesting
 import Foundation
 import Testing
+
+@testable import CognitoClient
 
 /// Answers a misbehaving server (or a proxy, a captive portal) may give in Cognito's place: only a
 /// 2xx whose body is a JSON object with no error type is a success; a redirect is never followed;
@@ -16,29 +17,38 @@ struct HostileResponseTests {
     }
 
     static let notSuccesses: [Scenario] = [
-        .init(testDescription: "200 with a UserNotFoundException type",
-              reply: .respond(status: 200, body: #"{"__type":"UserNotFoundException","message":"User does not exist."}"#),
-              code: "UserNotFoundException", errorClass: .transient),
-        .init(testDescription: "200 with a TooManyRequestsException type",
-              reply: .respond(status: 200, body: #"{"__type":"TooManyRequestsException"}"#),
-              code: "TooManyRequestsException", errorClass: .throttled),
-        .init(testDescription: "200 with an error type in a code field",
-              reply: .respond(status: 200, body: #"{"code":"UserNotFoundException"}"#),
-              code: "UserNotFoundException", errorClass: .transient),
-        .init(testDescription: "200 with an X-Amzn-ErrorType header",
-              reply: .respond(status: 200, headers: [("X-Amzn-ErrorType", "InternalErrorException")], body: "{}"),
-              code: "InternalErrorException", errorClass: .transient),
-        .init(testDescription: "200 with an HTML login page",
-              reply: .respond(status: 200, headers: [("Content-Type", "text/html")], body: "<html><body>Please log in</body></html>"),
-              code: "InvalidResponse", errorClass: .transient),
-        .init(testDescription: "200 with a body that is not JSON", reply: .respond(status: 200, body: "OK"),
-              code: "InvalidResponse", errorClass: .transient),
-        .init(testDescription: "200 with a JSON array", reply: .respond(status: 200, body: "[]"),
-              code: "InvalidResponse", errorClass: .transient),
-        .init(testDescription: "200 with no body", reply: .respond(status: 200, body: ""),
-              code: "InvalidResponse", errorClass: .transient),
-        .init(testDescription: "204 with no body", reply: .respond(status: 204),
-              code: "InvalidResponse", errorClass: .transient),
+        .init(
+            testDescription: "200 with a UserNotFoundException type",
+            reply: .respond(status: 200, body: #"{"__type":"UserNotFoundException","message":"User does not exist."}"#),
+            code: "UserNotFoundException", errorClass: .transient),
+        .init(
+            testDescription: "200 with a TooManyRequestsException type",
+            reply: .respond(status: 200, body: #"{"__type":"TooManyRequestsException"}"#),
+            code: "TooManyRequestsException", errorClass: .throttled),
+        .init(
+            testDescription: "200 with an error type in a code field",
+            reply: .respond(status: 200, body: #"{"code":"UserNotFoundException"}"#),
+            code: "UserNotFoundException", errorClass: .transient),
+        .init(
+            testDescription: "200 with an X-Amzn-ErrorType header",
+            reply: .respond(status: 200, headers: [("X-Amzn-ErrorType", "InternalErrorException")], body: "{}"),
+            code: "InternalErrorException", errorClass: .transient),
+        .init(
+            testDescription: "200 with an HTML login page",
+            reply: .respond(status: 200, headers: [("Content-Type", "text/html")], body: "<html><body>Please log in</body></html>"),
+            code: "InvalidResponse", errorClass: .transient),
+        .init(
+            testDescription: "200 with a body that is not JSON", reply: .respond(status: 200, body: "OK"),
+            code: "InvalidResponse", errorClass: .transient),
+        .init(
+            testDescription: "200 with a JSON array", reply: .respond(status: 200, body: "[]"),
+            code: "InvalidResponse", errorClass: .transient),
+        .init(
+            testDescription: "200 with no body", reply: .respond(status: 200, body: ""),
+            code: "InvalidResponse", errorClass: .transient),
+        .init(
+            testDescription: "204 with no body", reply: .respond(status: 204),
+            code: "InvalidResponse", errorClass: .transient),
     ]
 
     @Test(arguments: notSuccesses)
@@ -88,9 +98,10 @@ struct HostileResponseTests {
 
     @Test func theServersTextComesBackEscaped() async throws {
         try await ClientFixture.with { fixture in
-            fixture.server.enqueue(.respond(
-                status: 400, headers: [("x-amzn-requestid", "id-\u{202E}-1")],
-                body: #"{"__type":"InvalidParameterException","message":"bad \u001b[31mred\u001b[0m \u202e txt"}"#))
+            fixture.server.enqueue(
+                .respond(
+                    status: 400, headers: [("x-amzn-requestid", "id-\u{202E}-1")],
+                    body: #"{"__type":"InvalidParameterException","message":"bad \u001b[31mred\u001b[0m \u202e txt"}"#))
             let error = try await #require(throws: CognitoError.self) { try await fixture.reset() }
             #expect(error.message == "bad \\x1b[31mred\\x1b[0m \\u{202e} txt")
             #expect(error.requestID == "id-\\u{202e}-1")

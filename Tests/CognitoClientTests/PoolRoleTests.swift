@@ -1,7 +1,8 @@
-@testable import CognitoClient
 import CognitoTesting
 import Foundation
 import Testing
+
+@testable import CognitoClient
 
 /// Pools in other accounts: calls signed with a role's temporary credentials from STS
 /// `AssumeRole`, which the fake server plays alongside Cognito.
@@ -86,11 +87,17 @@ struct PoolRoleTests {
         let start = Date(timeIntervalSince1970: 1_800_000_000)
         let clock = LockedValue(start)
         let stsCalls = LockedValue(0)
-        try await withClient(clock: clock, { request, _ in
-            guard request.isSTS else { return .cognitoSuccess() }
-            let n = stsCalls.withLock { $0 += 1; return $0 }
-            return .stsCredentials(accessKeyID: "ASIAROLE\(n)", expiration: start.addingTimeInterval(3600 * Double(n)))
-        }) { client, server in
+        try await withClient(
+            clock: clock,
+            { request, _ in
+                guard request.isSTS else { return .cognitoSuccess() }
+                let n = stsCalls.withLock {
+                    $0 += 1
+                    return $0
+                }
+                return .stsCredentials(accessKeyID: "ASIAROLE\(n)", expiration: start.addingTimeInterval(3600 * Double(n)))
+            }
+        ) { client, server in
             _ = try await client.adminResetUserPassword(userPoolID: Self.pool, username: Username("a"), role: Self.role)
             clock.withLock { $0 = start.addingTimeInterval(3600 - 20 * 60) }  // 20 minutes left: still good
             _ = try await client.adminResetUserPassword(userPoolID: Self.pool, username: Username("b"), role: Self.role)
@@ -121,7 +128,8 @@ struct PoolRoleTests {
     }
 
     @Test func stsRejectingTheWorkersOwnKeysIsACredentialsErrorNotADenial() async throws {
-        try await withClient(Self.stsOrSuccess(.stsError(403, code: "ExpiredToken", message: "The security token included in the request is expired"))) { client, _ in
+        try await withClient(Self.stsOrSuccess(.stsError(403, code: "ExpiredToken", message: "The security token included in the request is expired"))) {
+            client, _ in
             let error = try await #require(throws: CognitoError.self) {
                 try await client.adminResetUserPassword(userPoolID: Self.pool, username: Username("a"), role: Self.role)
             }
@@ -145,8 +153,10 @@ struct PoolRoleTests {
     @Test func namesAreCheckedAsSTSAndIAMDefineThem() throws {
         #expect(try RoleARN("arn:aws:iam::111111111111:role/path/cognito-reset").accountID == "111111111111")
         #expect(try RoleARN("arn:aws-cn:iam::222222222222:role/r").accountID == "222222222222")
-        for bad in ["arn:aws:iam::11111111111:role/x", "arn:aws:iam::111111111111:user/x", "arn:aws:sts::111111111111:role/x",
-                    "arn:aws:iam::111111111111:role/", "arn:aws:iam::111111111111:role/a b", "role/x", "arn:aws:iam:eu:111111111111:role/x"] {
+        for bad in [
+            "arn:aws:iam::11111111111:role/x", "arn:aws:iam::111111111111:user/x", "arn:aws:sts::111111111111:role/x",
+            "arn:aws:iam::111111111111:role/", "arn:aws:iam::111111111111:role/a b", "role/x", "arn:aws:iam:eu:111111111111:role/x",
+        ] {
             #expect(throws: InvalidInput.self, "\(bad)") { try RoleARN(bad) }
         }
         #expect(try ExternalID("tenant:42/x").rawValue == "tenant:42/x")

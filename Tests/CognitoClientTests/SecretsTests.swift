@@ -1,12 +1,14 @@
-@testable import CognitoClient
 import CognitoTesting
 import Foundation
 import Testing
 
+@testable import CognitoClient
+
 /// Secrets never appear in a description, log line or error message, on any error path.
 @Suite("Secrets stay secret")
 struct SecretsTests {
-    static let accessToken = "eyJraWQiOiJ0ZXN0In0.eyJpc3MiOiJodHRwczovL2NvZ25pdG8taWRwLmV1LXdlc3QtMS5hbWF6b25hd3MuY29tL2V1LXdlc3QtMV9UZXN0MSJ9.c2lnbmF0dXJlLXNlY3JldA"
+    static let accessToken =
+        "eyJraWQiOiJ0ZXN0In0.eyJpc3MiOiJodHRwczovL2NvZ25pdG8taWRwLmV1LXdlc3QtMS5hbWF6b25hd3MuY29tL2V1LXdlc3QtMV9UZXN0MSJ9.c2lnbmF0dXJlLXNlY3JldA"
     static let previous = "Old-Passw0rd!secret"
     static let proposed = "New-Passw0rd!secret"
     static let all = [TestSecrets.secretKey, TestSecrets.sessionToken, accessToken, previous, proposed]
@@ -118,7 +120,8 @@ struct EndpointTests {
         #expect(standard.configuredRegion == "eu-west-1")
         #expect(standard.url(region: "eu-west-1").absoluteString == "https://cognito-idp.eu-west-1.amazonaws.com/")
         #expect(standard.url(region: "cn-north-1").absoluteString == "https://cognito-idp.cn-north-1.amazonaws.com.cn/")
-        let regionWins = try CognitoEndpointResolver.fromEnvironment(["AWS_REGION": "us-east-2", "AWS_DEFAULT_REGION": "eu-west-1"], profileRegion: "ap-south-1")
+        let regionWins = try CognitoEndpointResolver.fromEnvironment(
+            ["AWS_REGION": "us-east-2", "AWS_DEFAULT_REGION": "eu-west-1"], profileRegion: "ap-south-1")
         #expect(regionWins.configuredRegion == "us-east-2")
         #expect(try CognitoEndpointResolver.fromEnvironment([:], profileRegion: "ap-south-1").configuredRegion == "ap-south-1")
         let fips = try CognitoEndpointResolver.fromEnvironment(["AWS_USE_FIPS_ENDPOINT": "true"])

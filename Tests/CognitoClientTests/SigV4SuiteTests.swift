@@ -19,6 +19,8 @@ struct SigV4SuiteTests {
             .sorted()
     }
 
+    // The fixture files' own JSON keys, decoded as they are written.
+    // swift-format-ignore: AlwaysUseLowerCamelCase
     struct Context: Decodable {
         struct Credentials: Decodable {
             let access_key_id: String
@@ -52,15 +54,19 @@ struct SigV4SuiteTests {
         let requestLine = try #require(lines.first)
         let method = String(requestLine.prefix { $0 != " " })
         let target = String(requestLine.dropFirst(method.count + 1).dropLast(" HTTP/1.1".count))
-        let (path, rawQuery) = target.firstIndex(of: "?").map {
-            (String(target[..<$0]), String(target[target.index(after: $0)...]))
-        } ?? (target, "")
-        let query: [(name: String, value: String)] = rawQuery.isEmpty ? [] : rawQuery.split(separator: "&").map { pair in
-            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            let name = String(parts[0]).removingPercentEncoding ?? String(parts[0])
-            let value = parts.count > 1 ? (String(parts[1]).removingPercentEncoding ?? String(parts[1])) : ""
-            return (name, value)
-        }
+        let (path, rawQuery) =
+            target.firstIndex(of: "?").map {
+                (String(target[..<$0]), String(target[target.index(after: $0)...]))
+            } ?? (target, "")
+        let query: [(name: String, value: String)] =
+            rawQuery.isEmpty
+            ? []
+            : rawQuery.split(separator: "&").map { pair in
+                let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+                let name = String(parts[0]).removingPercentEncoding ?? String(parts[0])
+                let value = parts.count > 1 ? (String(parts[1]).removingPercentEncoding ?? String(parts[1])) : ""
+                return (name, value)
+            }
         var headers: [(name: String, value: String)] = []
         for line in lines.dropFirst() {
             if line.first == " " || line.first == "\t", !headers.isEmpty {

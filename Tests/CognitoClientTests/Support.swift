@@ -1,7 +1,8 @@
-@testable import CognitoClient
 import CognitoTesting
 import Foundation
 import Synchronization
+
+@testable import CognitoClient
 
 /// Test credentials whose secret parts are easy to search for in output.
 enum TestSecrets {

@@ -1,5 +1,6 @@
-@testable import Postgres
 import Testing
+
+@testable import Postgres
 
 /// Values libpq checks only when it connects are checked when the configuration is made, so a
 /// typo is bad input at once instead of retries that look like an outage; shapes that libpq

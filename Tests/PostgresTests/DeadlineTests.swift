@@ -46,7 +46,8 @@ struct DeadlineTests {
             let admin = try await database.connect()
             try await withDeadline(.seconds(20), "the statement to start") {
                 while try await admin.query("SELECT count(*) FROM pg_stat_activity WHERE pid = \(pid) AND state = 'active'")[0]
-                    .decode(Int.self, at: 0) == 0 { await Task.yield() }
+                    .decode(Int.self, at: 0) == 0
+                { await Task.yield() }
             }
             let cancelledAt = ContinuousClock.now
             statement.cancel()

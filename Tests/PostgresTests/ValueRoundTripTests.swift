@@ -155,9 +155,12 @@ struct ArrayParameterTests {
             let connection = try await database.connect()
             let ids: [Int64] = [1, 2, 3, 4]
             let texts: [String?] = [#"quote " and \ backslash"#, nil, "comma, {brace}", "東京 🙂"]
-            let dates: [Date] = [Date(timeIntervalSince1970: 1_764_384_978.123456), .init(timeIntervalSince1970: 0),
-                                 .init(timeIntervalSince1970: 946_684_799.5), .init(timeIntervalSince1970: 4_102_444_800)]
-            let rows = try await connection.query("""
+            let dates: [Date] = [
+                Date(timeIntervalSince1970: 1_764_384_978.123456), .init(timeIntervalSince1970: 0),
+                .init(timeIntervalSince1970: 946_684_799.5), .init(timeIntervalSince1970: 4_102_444_800),
+            ]
+            let rows = try await connection.query(
+                """
                 SELECT id, text, at FROM unnest(\(ids)::bigint[], \(texts)::text[], \(dates)::timestamptz[]) AS t(id, text, at)
                 ORDER BY id
                 """)

@@ -1,6 +1,7 @@
 import Foundation
-@testable import ResetQueue
 import Testing
+
+@testable import ResetQueue
 
 /// The importer's CSV reader: RFC 4180, and the same answer as the CSV.swift package it replaced
 /// for what RFC 4180 leaves open (checked against it on 200,000 random files when it was written;

@@ -28,9 +28,11 @@ struct DrainRescueTests {
             configuration.drain = true
             try await harness.makeWorker(configuration).run()  // returns by itself, once all is done
             #expect(try await harness.count("SELECT count(*) FROM cognito_reset.jobs WHERE state = 'succeeded'") == 25)
-            #expect(try await harness.count("""
-                SELECT count(*) FROM cognito_reset.attempts WHERE outcome = 'lease_expired' AND worker_id = 'dead-worker'
-                """) == 20, "the dead worker's lost calls are in the audit")
+            #expect(
+                try await harness.count(
+                    """
+                    SELECT count(*) FROM cognito_reset.attempts WHERE outcome = 'lease_expired' AND worker_id = 'dead-worker'
+                    """) == 20, "the dead worker's lost calls are in the audit")
             #expect(harness.server.requests.count == 25)
         }
     }
@@ -74,9 +76,11 @@ struct DrainRescueTests {
             beating.cancel()
             #expect(ContinuousClock.now - started < .seconds(30), "not kept waiting for leases of 300 s, nor for a silence of 30 s")
             #expect(try await harness.count("SELECT count(*) FROM cognito_reset.jobs WHERE state = 'succeeded'") == 5)
-            #expect(try await harness.count("""
-                SELECT count(*) FROM cognito_reset.jobs WHERE state = 'running' AND locked_by = 'live-worker'
-                """) == 5, "the live worker's jobs are left to it")
+            #expect(
+                try await harness.count(
+                    """
+                    SELECT count(*) FROM cognito_reset.jobs WHERE state = 'running' AND locked_by = 'live-worker'
+                    """) == 5, "the live worker's jobs are left to it")
         }
     }
 }

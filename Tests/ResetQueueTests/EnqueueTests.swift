@@ -22,20 +22,23 @@ struct EnqueueTests {
             #expect(first == second)
             #expect(try await enqueue(connection, "bob") != first)
             // Still active while running or retrying.
-            try await connection.execute("""
+            try await connection.execute(
+                """
                 UPDATE cognito_reset.jobs SET state = 'running', attempt = 1, locked_by = 'w1',
                     lease_expires_at = now() + interval '30 seconds', started_at = now() WHERE id = \(first)
                 """)
             #expect(try await enqueue(connection, "alice") == first)
-            #expect(try await connection.scalar(
-                "SELECT count(*) FROM cognito_reset.jobs WHERE username = 'alice'", as: Int.self) == 1)
+            #expect(
+                try await connection.scalar(
+                    "SELECT count(*) FROM cognito_reset.jobs WHERE username = 'alice'", as: Int.self) == 1)
         }
     }
 
     @Test func aFinishedJobDoesNotBlockANewRequest() async throws {
         try await withMigratedConnection { connection in
             let first = try await enqueue(connection, "alice")
-            try await connection.execute("""
+            try await connection.execute(
+                """
                 UPDATE cognito_reset.jobs SET state = 'succeeded', attempt = 1, finished_at = now() WHERE id = \(first)
                 """)
             let second = try await enqueue(connection, "alice")
@@ -46,7 +49,8 @@ struct EnqueueTests {
     @Test func anIdempotencyKeyReturnsItsJobEvenAfterItFinished() async throws {
         try await withMigratedConnection { connection in
             let first = try await enqueue(connection, "alice", key: "req-1")
-            try await connection.execute("""
+            try await connection.execute(
+                """
                 UPDATE cognito_reset.jobs SET state = 'cancelled', finished_at = now() WHERE id = \(first)
                 """)
             #expect(try await enqueue(connection, "alice", key: "req-1") == first)
@@ -58,7 +62,8 @@ struct EnqueueTests {
 
     @Test func namedArgumentsWithPlainIntegerLiteralsWork() async throws {
         try await withMigratedConnection { connection in
-            let id: Int64 = try await connection.scalar("""
+            let id: Int64 = try await connection.scalar(
+                """
                 SELECT cognito_reset.enqueue_reset(user_pool_id => 'eu-west-1_x1', username => 'erin',
                     priority => 5, max_attempts => 3, run_at => now() + interval '1 hour',
                     client_metadata => '{"reason": "migration"}')
@@ -120,7 +125,8 @@ struct EnqueueTests {
             var iterator = events.makeAsyncIterator()
             guard case .listening = try #require(await iterator.next()) else { return }
             let connection = try await database.connect()
-            try await connection.execute("""
+            try await connection.execute(
+                """
                 INSERT INTO cognito_reset.jobs (user_pool_id, username)
                 VALUES ('eu-west-1_a1', 'u1'), ('eu-west-1_a1', 'u2'), ('eu-west-1_a1', 'u3')
                 """)

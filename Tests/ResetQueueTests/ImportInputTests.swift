@@ -1,7 +1,8 @@
 import CognitoClient
 import Foundation
-@testable import ResetQueue
 import Testing
+
+@testable import ResetQueue
 
 /// What the importer reads from a file before anything reaches the database: a NUL byte or a
 /// record beyond the bound refuses the file while reading (memory stays flat), line numbers

@@ -2,9 +2,10 @@ import Foundation
 import Logging
 import Postgres
 import PostgresTesting
-@testable import ResetQueue
 import Synchronization
 import Testing
+
+@testable import ResetQueue
 
 /// Migrations 0006-0009 (the lean queue) on a live database: 1,000,000 finished and 100,000 active
 /// jobs (`LIVE_MIGRATION_FINISHED`, `LIVE_MIGRATION_ACTIVE`), a worker of the previous version
@@ -51,108 +52,122 @@ struct LiveMigrationTests {
         let active = Self.size("LIVE_MIGRATION_ACTIVE", default: 100_000)
         try await TemporaryDatabase.with { database in
             try await withConnection(to: database) { admin in
-            let all = try CognitoResetSchema.embeddedMigrations()
-            _ = try await Migrator(
-                migrations: all.filter { $0.fileName < "0006" }, schema: CognitoResetSchema.name,
-                lockKey: CognitoResetSchema.migrationLockKey, logger: logger
-            ).migrate(on: admin)
-            try await admin.query(PostgresQuery("""
-                INSERT INTO cognito_reset.jobs (user_pool_id, username, state, attempt, created_at, started_at, finished_at, cognito_request_id)
-                SELECT 'eu-west-1_History', 'old' || g, 'succeeded', 1, now() - interval '3 days', now() - interval '2 days',
-                       now() - interval '1 day' + g * interval '1 ms', 'r' || g
-                FROM generate_series(1, $1::int) g
-                """, [finished]))
-            try await admin.query("""
-                INSERT INTO cognito_reset.attempts (job_id, attempt, worker_id, started_at, finished_at, outcome, request_id, latency_ms)
-                SELECT id, 1, 'w0', started_at, finished_at, 'succeeded', cognito_request_id, 30 FROM cognito_reset.jobs
-                """)
-            try await admin.query(PostgresQuery("""
-                INSERT INTO cognito_reset.jobs (user_pool_id, username, idempotency_key)
-                SELECT 'eu-west-1_Live', 'live' || g, CASE WHEN g % 100 = 0 THEN 'key' || g END FROM generate_series(1, $1::int) g
-                """, [active]))
-            try await admin.query("VACUUM ANALYZE")
-            let oldest = try await admin.query("SELECT min(id) FROM cognito_reset.jobs")[0].decode(Int64.self, at: 0)
+                let all = try CognitoResetSchema.embeddedMigrations()
+                _ = try await Migrator(
+                    migrations: all.filter { $0.fileName < "0006" }, schema: CognitoResetSchema.name,
+                    lockKey: CognitoResetSchema.migrationLockKey, logger: logger
+                ).migrate(on: admin)
+                try await admin.query(
+                    PostgresQuery(
+                        """
+                        INSERT INTO cognito_reset.jobs (user_pool_id, username, state, attempt, created_at, started_at, finished_at, cognito_request_id)
+                        SELECT 'eu-west-1_History', 'old' || g, 'succeeded', 1, now() - interval '3 days', now() - interval '2 days',
+                               now() - interval '1 day' + g * interval '1 ms', 'r' || g
+                        FROM generate_series(1, $1::int) g
+                        """, [finished]))
+                try await admin.query(
+                    """
+                    INSERT INTO cognito_reset.attempts (job_id, attempt, worker_id, started_at, finished_at, outcome, request_id, latency_ms)
+                    SELECT id, 1, 'w0', started_at, finished_at, 'succeeded', cognito_request_id, 30 FROM cognito_reset.jobs
+                    """)
+                try await admin.query(
+                    PostgresQuery(
+                        """
+                        INSERT INTO cognito_reset.jobs (user_pool_id, username, idempotency_key)
+                        SELECT 'eu-west-1_Live', 'live' || g, CASE WHEN g % 100 = 0 THEN 'key' || g END FROM generate_series(1, $1::int) g
+                        """, [active]))
+                try await admin.query("VACUUM ANALYZE")
+                let oldest = try await admin.query("SELECT min(id) FROM cognito_reset.jobs")[0].decode(Int64.self, at: 0)
 
-            let stop = StopFlag()
-            let oldWorker = Task { () throws -> Int in
-                try await withConnection(to: database) { connection in
-                var recorded = 0
-                while !stop.isSet {
-                    let ids = try await connection.query(PostgresQuery(Self.oldClaim, ["old-worker"])).map { try $0.decode(Int64.self, at: 0) }
-                    if ids.isEmpty { continue }
-                    recorded += try await connection.query(PostgresQuery(Self.oldRecord, ["old-worker", ids])).count
+                let stop = StopFlag()
+                let oldWorker = Task { () throws -> Int in
+                    try await withConnection(to: database) { connection in
+                        var recorded = 0
+                        while !stop.isSet {
+                            let ids = try await connection.query(PostgresQuery(Self.oldClaim, ["old-worker"])).map { try $0.decode(Int64.self, at: 0) }
+                            if ids.isEmpty { continue }
+                            recorded += try await connection.query(PostgresQuery(Self.oldRecord, ["old-worker", ids])).count
+                        }
+                        return recorded
+                    }
                 }
-                return recorded
+                let enqueuer = Task { () throws -> Int in
+                    try await withConnection(to: database) { connection in
+                        var enqueued = 0
+                        while !stop.isSet {
+                            enqueued += try await connection.query(
+                                PostgresQuery(
+                                    "INSERT INTO cognito_reset.jobs (user_pool_id, username) VALUES ('eu-west-1_New', $1) RETURNING id",
+                                    ["new\(enqueued)"])
+                            ).count
+                        }
+                        return enqueued
+                    }
                 }
-            }
-            let enqueuer = Task { () throws -> Int in
-                try await withConnection(to: database) { connection in
-                var enqueued = 0
-                while !stop.isSet {
-                    enqueued += try await connection.query(PostgresQuery(
-                        "INSERT INTO cognito_reset.jobs (user_pool_id, username) VALUES ('eu-west-1_New', $1) RETURNING id",
-                        ["new\(enqueued)"])).count
+                // Looks a finished job up by id over and over: it must be found every time, and the
+                // longest wait is what another system sees of the switch.
+                let reader = Task { () throws -> (misses: Int, longest: Duration) in
+                    try await withConnection(to: database) { connection in
+                        var misses = 0
+                        var longest = Duration.zero
+                        while !stop.isSet {
+                            let started = ContinuousClock.now
+                            let rows = try await connection.query(
+                                PostgresQuery(
+                                    "SELECT state FROM cognito_reset.jobs WHERE id = $1", [oldest]))
+                            longest = max(longest, .now - started)
+                            if rows.count != 1 { misses += 1 }
+                        }
+                        return (misses, longest)
+                    }
                 }
-                return enqueued
-                }
-            }
-            // Looks a finished job up by id over and over: it must be found every time, and the
-            // longest wait is what another system sees of the switch.
-            let reader = Task { () throws -> (misses: Int, longest: Duration) in
-                try await withConnection(to: database) { connection in
-                var misses = 0
-                var longest = Duration.zero
-                while !stop.isSet {
-                    let started = ContinuousClock.now
-                    let rows = try await connection.query(PostgresQuery(
-                        "SELECT state FROM cognito_reset.jobs WHERE id = $1", [oldest]))
-                    longest = max(longest, .now - started)
-                    if rows.count != 1 { misses += 1 }
-                }
-                return (misses, longest)
-                }
-            }
 
-            let applied = try await withConnection(to: database) { migrating in
-                try await CognitoResetSchema.migrator(logger: logger).migrate(on: migrating)
-            }
-            #expect(applied.map(\.fileName).contains("0008_lean_queue.sql"))
-            // A little more work on the new tables before stopping.
-            try await Task.sleep(for: .milliseconds(300))
-            stop.set()
-            let recorded = try await oldWorker.value
-            let enqueued = try await enqueuer.value
-            let read = try await reader.value
+                let applied = try await withConnection(to: database) { migrating in
+                    try await CognitoResetSchema.migrator(logger: logger).migrate(on: migrating)
+                }
+                #expect(applied.map(\.fileName).contains("0008_lean_queue.sql"))
+                // A little more work on the new tables before stopping.
+                try await Task.sleep(for: .milliseconds(300))
+                stop.set()
+                let recorded = try await oldWorker.value
+                let enqueued = try await enqueuer.value
+                let read = try await reader.value
 
-            let held = try await admin.query("""
-                SELECT extract(epoch FROM released_at - acquired_at)::double precision FROM cognito_reset.migration_locks WHERE version = '0008'
-                """)[0].decode(Double.self, at: 0)
-            print("live migration: \(finished) finished and \(active) active jobs; 0008 held its exclusive locks for "
-                  + "\(Int(held * 1000)) ms; the longest lookup of a finished job took \(read.longest); the old worker "
-                  + "recorded \(recorded) jobs and \(enqueued) were enqueued meanwhile")
+                let held = try await admin.query(
+                    """
+                    SELECT extract(epoch FROM released_at - acquired_at)::double precision FROM cognito_reset.migration_locks WHERE version = '0008'
+                    """)[0].decode(Double.self, at: 0)
+                print(
+                    "live migration: \(finished) finished and \(active) active jobs; 0008 held its exclusive locks for "
+                        + "\(Int(held * 1000)) ms; the longest lookup of a finished job took \(read.longest); the old worker "
+                        + "recorded \(recorded) jobs and \(enqueued) were enqueued meanwhile")
 
-            #expect(read.misses == 0)
-            #expect(recorded > 0 && enqueued > 0)
-            // Nothing lost: every job is still there, in the partition its state says.
-            #expect(try await admin.scalar("SELECT count(*) FROM cognito_reset.jobs", as: Int.self) == finished + active + enqueued)
-            #expect(try await admin.scalar("SELECT count(*) FROM cognito_reset.jobs_finished", as: Int.self) == finished + recorded)
-            #expect(try await admin.scalar("SELECT count(*) FROM ONLY cognito_reset.jobs_active", as: Int.self) == active + enqueued - recorded)
-            // Each outcome audited exactly once, and the history's audit kept.
-            #expect(try await admin.scalar(
-                "SELECT count(*) FROM cognito_reset.attempts WHERE worker_id = 'old-worker'", as: Int.self) == recorded)
-            #expect(try await admin.scalar("""
-                SELECT count(*) FROM (SELECT job_id FROM cognito_reset.attempts GROUP BY job_id HAVING count(*) > 1) d
-                """, as: Int.self) == 0)
-            #expect(try await admin.scalar("SELECT count(*) FROM cognito_reset.attempts", as: Int.self) == finished + recorded)
-            // Keys moved with their jobs: enqueue_reset returns the same job for one.
-            let keyed = try await admin.scalar("SELECT id FROM cognito_reset.jobs WHERE idempotency_key = 'key100'", as: Int64.self)
-            #expect(try await admin.scalar(
-                "SELECT cognito_reset.enqueue_reset('eu-west-1_Live', 'live100', idempotency_key => 'key100')", as: Int64.self) == keyed)
-            // The new claim works on what the switch left.
-            let pool = ConnectionPool(configuration: database.configuration)
-            let claimed = try await PostgresJobStore(pool: pool).claim(workerID: "new-worker", limit: 10, lease: .seconds(30))
-            await pool.close()
-            #expect(claimed.count == 10)
+                #expect(read.misses == 0)
+                #expect(recorded > 0 && enqueued > 0)
+                // Nothing lost: every job is still there, in the partition its state says.
+                #expect(try await admin.scalar("SELECT count(*) FROM cognito_reset.jobs", as: Int.self) == finished + active + enqueued)
+                #expect(try await admin.scalar("SELECT count(*) FROM cognito_reset.jobs_finished", as: Int.self) == finished + recorded)
+                #expect(try await admin.scalar("SELECT count(*) FROM ONLY cognito_reset.jobs_active", as: Int.self) == active + enqueued - recorded)
+                // Each outcome audited exactly once, and the history's audit kept.
+                #expect(
+                    try await admin.scalar(
+                        "SELECT count(*) FROM cognito_reset.attempts WHERE worker_id = 'old-worker'", as: Int.self) == recorded)
+                #expect(
+                    try await admin.scalar(
+                        """
+                        SELECT count(*) FROM (SELECT job_id FROM cognito_reset.attempts GROUP BY job_id HAVING count(*) > 1) d
+                        """, as: Int.self) == 0)
+                #expect(try await admin.scalar("SELECT count(*) FROM cognito_reset.attempts", as: Int.self) == finished + recorded)
+                // Keys moved with their jobs: enqueue_reset returns the same job for one.
+                let keyed = try await admin.scalar("SELECT id FROM cognito_reset.jobs WHERE idempotency_key = 'key100'", as: Int64.self)
+                #expect(
+                    try await admin.scalar(
+                        "SELECT cognito_reset.enqueue_reset('eu-west-1_Live', 'live100', idempotency_key => 'key100')", as: Int64.self) == keyed)
+                // The new claim works on what the switch left.
+                let pool = ConnectionPool(configuration: database.configuration)
+                let claimed = try await PostgresJobStore(pool: pool).claim(workerID: "new-worker", limit: 10, lease: .seconds(30))
+                await pool.close()
+                #expect(claimed.count == 10)
             }
         }
     }

@@ -27,9 +27,10 @@ struct MigrationTests {
             for relation in ["jobs", "attempts", "workers", "imports", "import_rejections", "rate_limits", "queue_status", "schema_migrations"] {
                 #expect(try await connection.scalar("SELECT to_regclass(\("cognito_reset." + relation)) IS NOT NULL", as: Bool.self), "\(relation)")
             }
-            #expect(try await connection.scalar(
-                "SELECT count(*) FROM pg_proc WHERE proname = 'enqueue_reset' AND pronamespace = 'cognito_reset'::regnamespace",
-                as: Int.self) == 1)
+            #expect(
+                try await connection.scalar(
+                    "SELECT count(*) FROM pg_proc WHERE proname = 'enqueue_reset' AND pronamespace = 'cognito_reset'::regnamespace",
+                    as: Int.self) == 1)
             for role in ["cognito_reset_enqueuer", "cognito_reset_worker", "cognito_reset_monitor"] {
                 #expect(try await connection.scalar("SELECT NOT rolcanlogin FROM pg_roles WHERE rolname = \(role)", as: Bool.self))
             }
@@ -69,8 +70,9 @@ struct MigrationTests {
             #expect(results.filter { !$0.isEmpty }.count == 1)
             #expect(results.flatMap { $0 }.sorted() == migrator.migrations.map(\.version))
             let connection = try await database.connect()
-            #expect(try await connection.scalar("SELECT count(*) FROM cognito_reset.schema_migrations", as: Int.self)
-                == migrator.migrations.count)
+            #expect(
+                try await connection.scalar("SELECT count(*) FROM cognito_reset.schema_migrations", as: Int.self)
+                    == migrator.migrations.count)
             await connection.close()
         }
     }
@@ -121,7 +123,8 @@ struct MigrationTests {
             #expect(try await connection.scalar("SELECT to_regclass('cognito_reset.a') IS NOT NULL", as: Bool.self))
             #expect(try await connection.scalar("SELECT to_regclass('cognito_reset.b') IS NULL", as: Bool.self))
             #expect(try await connection.scalar("SELECT to_regclass('cognito_reset.c') IS NULL", as: Bool.self))
-            #expect(try await connection.scalar("SELECT array_agg(version ORDER BY version)::text FROM cognito_reset.schema_migrations", as: String.self) == "{1}")
+            #expect(
+                try await connection.scalar("SELECT array_agg(version ORDER BY version)::text FROM cognito_reset.schema_migrations", as: String.self) == "{1}")
             // The lock was released: another migrator can run at once.
             let other = try await database.connect()
             #expect(try await other.scalar("SELECT pg_try_advisory_lock(42)", as: Bool.self))
@@ -175,11 +178,13 @@ struct MigrationTests {
                 migrations: all.filter { $0.fileName < "0004" }, schema: CognitoResetSchema.name,
                 lockKey: CognitoResetSchema.migrationLockKey, logger: logger)
             _ = try await before.migrate(on: connection)
-            try await connection.execute("""
+            try await connection.execute(
+                """
                 INSERT INTO cognito_reset.jobs (user_pool_id, username, run_at) VALUES ('eu-west-1_a1', 'never', 'infinity'),
                     ('eu-west-1_a1', 'always', '-infinity')
                 """)
-            try await connection.execute("""
+            try await connection.execute(
+                """
                 INSERT INTO cognito_reset.imports (file_name, sha256, rate, next_slot_at) VALUES ('f.csv', repeat('a', 64), 1e-300, 'infinity')
                 """)
             try await connection.execute("INSERT INTO cognito_reset.rate_limits (key, rate, floor_rate) VALUES ('k', 1e-300, 1e-4)")

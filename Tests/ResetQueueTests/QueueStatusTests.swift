@@ -7,7 +7,8 @@ import Testing
 struct QueueStatusTests {
     @Test func summarisesTheQueue() async throws {
         try await withMigratedConnection { connection in
-            try await connection.execute("""
+            try await connection.execute(
+                """
                 INSERT INTO cognito_reset.jobs (user_pool_id, username, run_at, state, attempt, finished_at, locked_by, lease_expires_at, started_at)
                 VALUES ('eu-west-1_a1', 'p1', now() - interval '90 seconds', 'pending', 0, NULL, NULL, NULL, NULL),
                        ('eu-west-1_a1', 'p2', now() + interval '1 hour', 'pending', 0, NULL, NULL, NULL, NULL),
@@ -18,7 +19,8 @@ struct QueueStatusTests {
                        ('eu-west-1_a1', 'f1', now(), 'failed', 1, now() - interval '30 minutes', NULL, NULL, NULL),
                        ('eu-west-1_a1', 'c1', now(), 'cancelled', 0, now(), NULL, NULL, NULL)
                 """)
-            try await connection.execute("""
+            try await connection.execute(
+                """
                 INSERT INTO cognito_reset.workers (id, host, pid, version) VALUES ('w1', 'h', 1, 'v');
                 """)
             let row = try await connection.query("SELECT * FROM cognito_reset.queue_status")[0]
@@ -41,7 +43,8 @@ struct QueueStatusTests {
     @Test func aJobWithNoAttemptLeftIsRunnableNowhere() async throws {
         try await withMigratedDatabase { database in
             try await withConnection(to: database) { connection in
-                try await connection.execute("""
+                try await connection.execute(
+                    """
                     INSERT INTO cognito_reset.jobs (user_pool_id, username, state, attempt, max_attempts, run_at)
                     VALUES ('eu-west-1_a1', 'spent', 'retrying', 3, 3, now() - interval '1 minute'),
                            ('eu-west-1_a1', 'later', 'retrying', 3, 3, now() + interval '1 minute')

@@ -17,10 +17,12 @@ struct RegionRoutingTests {
     static let template = SharedRateLimit(key: SharedRateLimit.defaultKeyTemplate, initialCeiling: 100)
 
     func insert(_ pool: String, _ count: Int, priority: Int = 100, on harness: WorkerHarness) async throws {
-        try await harness.pool.query(PostgresQuery("""
-            INSERT INTO cognito_reset.jobs (user_pool_id, username, priority)
-            SELECT $1, $1 || '-user' || g, $3 FROM generate_series(1, $2) AS g
-            """, [pool, count, priority]))
+        try await harness.pool.query(
+            PostgresQuery(
+                """
+                INSERT INTO cognito_reset.jobs (user_pool_id, username, priority)
+                SELECT $1, $1 || '-user' || g, $3 FROM generate_series(1, $2) AS g
+                """, [pool, count, priority]))
     }
 
     func mapRole(on harness: WorkerHarness) async throws {
@@ -75,8 +77,11 @@ struct RegionRoutingTests {
             #expect(claimed.count == 12)
             var keys: [String: Set<String>] = [:]
             for job in claimed { keys[job.userPoolID, default: []].insert(job.rateKey ?? "none") }
-            #expect(keys == [Self.ownUS: ["cognito:us-east-1"], Self.ownEU: ["cognito:eu-west-1"],
-                             Self.otherAccount: ["cognito:111111111111:us-east-1"]])
+            #expect(
+                keys == [
+                    Self.ownUS: ["cognito:us-east-1"], Self.ownEU: ["cognito:eu-west-1"],
+                    Self.otherAccount: ["cognito:111111111111:us-east-1"],
+                ])
             // Only the role's pool carries the role to the call.
             for job in claimed {
                 #expect(job.roleARN == (job.userPoolID == Self.otherAccount ? Self.role : nil))
@@ -96,8 +101,9 @@ struct RegionRoutingTests {
             try await insert(Self.otherAccount, 3, on: harness)
             try await insert(Self.ownUS, 3, on: harness)
             try await insert(Self.ownEU, 3, on: harness)
-            try await harness.pool.query(PostgresQuery(
-                "INSERT INTO cognito_reset.jobs (user_pool_id, username, priority) VALUES ($1, 'urgent', 0)", [Self.ownUS]))
+            try await harness.pool.query(
+                PostgresQuery(
+                    "INSERT INTO cognito_reset.jobs (user_pool_id, username, priority) VALUES ($1, 'urgent', 0)", [Self.ownUS]))
             let claimed = try await claimSlots(store, rate: Self.template)
             #expect(Set(claimed.map(\.job.userPoolID)) == [Self.ownUS, Self.ownEU])
             #expect(try await states(harness)[Self.otherAccount] == ["pending": 3])

@@ -31,10 +31,12 @@ struct ResetRequestTests {
         #expect(try ScheduleTime.parse("+2h", field: "run-at", now: now) == now.addingTimeInterval(7200))
         #expect(try ScheduleTime.parse("+1d", field: "run-at", now: now) == now.addingTimeInterval(86_400))
         #expect(try ScheduleTime.parse("2027-01-15T08:00:00Z", field: "run-at", now: now).timeIntervalSince1970 == 1_800_000_000)
-        #expect(try ScheduleTime.parse("2027-01-15T09:00:00+01:00", field: "run-at", now: now)
-            == ScheduleTime.parse("2027-01-15T08:00:00Z", field: "run-at", now: now))
-        #expect(try ScheduleTime.parse("2027-01-15T08:00:00.250Z", field: "run-at", now: now).timeIntervalSince1970
-            == ScheduleTime.parse("2027-01-15T08:00:00Z", field: "run-at", now: now).timeIntervalSince1970 + 0.25)
+        #expect(
+            try ScheduleTime.parse("2027-01-15T09:00:00+01:00", field: "run-at", now: now)
+                == ScheduleTime.parse("2027-01-15T08:00:00Z", field: "run-at", now: now))
+        #expect(
+            try ScheduleTime.parse("2027-01-15T08:00:00.250Z", field: "run-at", now: now).timeIntervalSince1970
+                == ScheduleTime.parse("2027-01-15T08:00:00Z", field: "run-at", now: now).timeIntervalSince1970 + 0.25)
         #expect(try ScheduleTime.parse("+3650d", field: "run-at", now: now) == now.addingTimeInterval(3650 * 86_400))
         // Ten years at most in any unit (a huge number of days once overflowed the conversion).
         for bad in ["tomorrow", "2027-01-15T08:00:00", "2027-01-15", "+5", "+-5m", "+5w", "", "+3651d", "+87601h", "+200000000d"] {

@@ -36,7 +36,9 @@ struct RoleTests {
             #expect(try await sqlState(as: worker, "DELETE FROM cognito_reset.jobs WHERE state = 'succeeded'", on: connection) == nil)
             #expect(try await sqlState(as: worker, "DELETE FROM cognito_reset.schema_migrations", on: connection) == SQLState.insufficientPrivilege)
             #expect(try await sqlState(as: "cognito_reset_monitor", "SELECT count(*) FROM cognito_reset.schema_migrations", on: connection) == nil)
-            #expect(try await sqlState(as: "cognito_reset_enqueuer", "SELECT count(*) FROM cognito_reset.schema_migrations", on: connection) == SQLState.insufficientPrivilege)
+            #expect(
+                try await sqlState(as: "cognito_reset_enqueuer", "SELECT count(*) FROM cognito_reset.schema_migrations", on: connection)
+                    == SQLState.insufficientPrivilege)
         }
     }
 
@@ -45,18 +47,30 @@ struct RoleTests {
             try await connection.execute(PostgresQuery(Self.seed))
             let role = "cognito_reset_enqueuer"
             #expect(try await sqlState(as: role, "SELECT cognito_reset.enqueue_reset('eu-west-1_a1', 'u1')", on: connection) == nil)
-            #expect(try await sqlState(as: role, "INSERT INTO cognito_reset.jobs (user_pool_id, username) VALUES ('eu-west-1_a1', 'u2')", on: connection) == nil)
+            #expect(
+                try await sqlState(as: role, "INSERT INTO cognito_reset.jobs (user_pool_id, username) VALUES ('eu-west-1_a1', 'u2')", on: connection) == nil)
             #expect(try await sqlState(as: role, "SELECT count(*) FROM cognito_reset.jobs", on: connection) == nil)
             #expect(try await sqlState(as: role, "SELECT * FROM cognito_reset.queue_status", on: connection) == nil)
-            #expect(try await sqlState(as: role, "INSERT INTO cognito_reset.jobs (user_pool_id, username, enqueued_by) VALUES ('eu-west-1_a1', 'u4', 'x')", on: connection) == SQLState.insufficientPrivilege)
+            #expect(
+                try await sqlState(
+                    as: role, "INSERT INTO cognito_reset.jobs (user_pool_id, username, enqueued_by) VALUES ('eu-west-1_a1', 'u4', 'x')", on: connection)
+                    == SQLState.insufficientPrivilege)
             let denied = SQLState.insufficientPrivilege
-            #expect(try await sqlState(as: role, "INSERT INTO cognito_reset.jobs (user_pool_id, username, state) VALUES ('eu-west-1_a1', 'u3', 'succeeded')", on: connection) == denied)
+            #expect(
+                try await sqlState(
+                    as: role, "INSERT INTO cognito_reset.jobs (user_pool_id, username, state) VALUES ('eu-west-1_a1', 'u3', 'succeeded')", on: connection)
+                    == denied)
             #expect(try await sqlState(as: role, "UPDATE cognito_reset.jobs SET state = 'running'", on: connection) == denied)
             #expect(try await sqlState(as: role, "DELETE FROM cognito_reset.jobs", on: connection) == denied)
             #expect(try await sqlState(as: role, "SELECT * FROM cognito_reset.attempts", on: connection) == denied)
             // An import's own columns, yes; its rate schedule, which the workers keep, no.
-            #expect(try await sqlState(as: role, "INSERT INTO cognito_reset.imports (file_name, sha256, rate) VALUES ('f.csv', repeat('a', 64), 5)", on: connection) == nil)
-            #expect(try await sqlState(as: role, "INSERT INTO cognito_reset.imports (file_name, sha256, next_slot_at) VALUES ('f.csv', repeat('a', 64), now())", on: connection) == denied)
+            #expect(
+                try await sqlState(as: role, "INSERT INTO cognito_reset.imports (file_name, sha256, rate) VALUES ('f.csv', repeat('a', 64), 5)", on: connection)
+                    == nil)
+            #expect(
+                try await sqlState(
+                    as: role, "INSERT INTO cognito_reset.imports (file_name, sha256, next_slot_at) VALUES ('f.csv', repeat('a', 64), now())", on: connection)
+                    == denied)
         }
     }
 
@@ -64,10 +78,12 @@ struct RoleTests {
     /// functions run as the caller); the monitor and the enqueuer cannot take or change the rate.
     @Test func theWorkerDrawsFromTheSharedRateAndTheMonitorOnlyReadsIt() async throws {
         try await withMigratedConnection { connection in
-            try await connection.execute("""
+            try await connection.execute(
+                """
                 INSERT INTO cognito_reset.imports (file_name, sha256, rate) VALUES ('a.csv', repeat('a', 64), 2)
                 """)
-            try await connection.execute("""
+            try await connection.execute(
+                """
                 INSERT INTO cognito_reset.jobs (user_pool_id, username, import_id)
                 SELECT 'eu-west-1_a1', 'u' || g, (SELECT max(id) FROM cognito_reset.imports) FROM generate_series(1, 5) g
                 """)
@@ -126,19 +142,28 @@ struct RoleTests {
         try await withMigratedConnection { connection in
             try await connection.execute(PostgresQuery(Self.seed))
             let role = "cognito_reset_worker"
-            #expect(try await sqlState(as: role, """
-                UPDATE cognito_reset.jobs SET state = 'running', attempt = attempt + 1, locked_by = 'w1',
-                    lease_expires_at = now() + interval '30 seconds', started_at = now()
-                """, on: connection) == nil)
-            #expect(try await sqlState(as: role, """
-                INSERT INTO cognito_reset.attempts (job_id, attempt, worker_id, started_at, finished_at, outcome)
-                SELECT id, 1, 'w1', now(), now(), 'succeeded' FROM cognito_reset.jobs
-                """, on: connection) == nil)
-            #expect(try await sqlState(as: role, "INSERT INTO cognito_reset.workers (id, host, pid, version) VALUES ('w1', 'h', 1, 'v')", on: connection) == nil)
+            #expect(
+                try await sqlState(
+                    as: role,
+                    """
+                    UPDATE cognito_reset.jobs SET state = 'running', attempt = attempt + 1, locked_by = 'w1',
+                        lease_expires_at = now() + interval '30 seconds', started_at = now()
+                    """, on: connection) == nil)
+            #expect(
+                try await sqlState(
+                    as: role,
+                    """
+                    INSERT INTO cognito_reset.attempts (job_id, attempt, worker_id, started_at, finished_at, outcome)
+                    SELECT id, 1, 'w1', now(), now(), 'succeeded' FROM cognito_reset.jobs
+                    """, on: connection) == nil)
+            #expect(
+                try await sqlState(as: role, "INSERT INTO cognito_reset.workers (id, host, pid, version) VALUES ('w1', 'h', 1, 'v')", on: connection) == nil)
             let denied = SQLState.insufficientPrivilege
             #expect(try await sqlState(as: role, "CREATE TABLE cognito_reset.x (n int)", on: connection) == denied)
             #expect(try await sqlState(as: role, "DROP TABLE cognito_reset.jobs", on: connection) == denied)
-            #expect(try await sqlState(as: role, "INSERT INTO cognito_reset.jobs (user_pool_id, username) VALUES ('eu-west-1_a1', 'new')", on: connection) == denied)
+            #expect(
+                try await sqlState(as: role, "INSERT INTO cognito_reset.jobs (user_pool_id, username) VALUES ('eu-west-1_a1', 'new')", on: connection) == denied
+            )
         }
     }
 }
@@ -175,13 +200,15 @@ struct EnqueuerIsolationTests {
         #expect(try await connection.scalar("SELECT enqueued_by FROM cognito_reset.jobs", as: String.self) == a)
         // Nobody can enqueue in another's name.
         let forged = try await #require(throws: PostgresError.self) {
-            try await asRole(b, "INSERT INTO cognito_reset.jobs (user_pool_id, username, enqueued_by) VALUES ('eu-west-1_a1', 'bob', '\(a)') RETURNING 1", as: Int.self)
+            try await asRole(
+                b, "INSERT INTO cognito_reset.jobs (user_pool_id, username, enqueued_by) VALUES ('eu-west-1_a1', 'bob', '\(a)') RETURNING 1", as: Int.self)
         }
         #expect(forged.sqlState == SQLState.insufficientPrivilege)
         // An idempotency key tells B only whether it names a job for the same user, never whose.
         _ = try await asRole(a, "SELECT cognito_reset.enqueue_reset('eu-west-1_a1', 'carol', idempotency_key => 'ticket-1')", as: Int64.self)
         #expect(try await asRole(b, "SELECT same_user FROM cognito_reset.idempotency_key_job('ticket-1', 'eu-west-1_a1', 'dave')", as: Bool.self) == false)
-        let columns = try await connection.query("""
+        let columns = try await connection.query(
+            """
             SELECT string_agg(parameter_name, ',' ORDER BY ordinal_position) FROM information_schema.parameters
             WHERE specific_schema = 'cognito_reset' AND specific_name LIKE 'idempotency_key_job%' AND parameter_mode = 'OUT'
             """)[0].decode(String.self, at: 0)

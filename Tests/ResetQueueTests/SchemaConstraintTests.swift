@@ -21,13 +21,17 @@ struct SchemaConstraintTests {
 
     static let invalidRows: [InvalidRow] = [
         .init(testDescription: "pool id without region separator", sql: user("euwest1AbC123", "alice"), constraint: "jobs_user_pool_id_format"),
-        .init(testDescription: "pool id of 56 characters", sql: user("eu-west-1_" + String(repeating: "a", count: 46), "alice"), constraint: "jobs_user_pool_id_format"),
+        .init(
+            testDescription: "pool id of 56 characters", sql: user("eu-west-1_" + String(repeating: "a", count: 46), "alice"),
+            constraint: "jobs_user_pool_id_format"),
         .init(testDescription: "pool id with a space", sql: user("eu west-1_AbC", "alice"), constraint: "jobs_user_pool_id_format"),
         .init(testDescription: "pool id ending in underscore", sql: user("eu-west-1_", "alice"), constraint: "jobs_user_pool_id_format"),
         .init(testDescription: "empty username", sql: user(pool, ""), constraint: "jobs_username_length"),
         .init(testDescription: "129-character username", sql: user(pool, String(repeating: "u", count: 129)), constraint: "jobs_username_length"),
         .init(testDescription: "username with a space", sql: user(pool, "al ice"), constraint: "jobs_username_characters"),
-        .init(testDescription: "username with a newline", sql: "INSERT INTO cognito_reset.jobs (user_pool_id, username) VALUES ('\(pool)', E'al\\nice')", constraint: "jobs_username_characters"),
+        .init(
+            testDescription: "username with a newline", sql: "INSERT INTO cognito_reset.jobs (user_pool_id, username) VALUES ('\(pool)', E'al\\nice')",
+            constraint: "jobs_username_characters"),
         .init(testDescription: "unknown state", sql: job("state", "'done'"), constraint: "jobs_state_known"),
         .init(testDescription: "negative priority", sql: job("priority", "-1"), constraint: "jobs_priority_range"),
         .init(testDescription: "priority above 1000", sql: job("priority", "1001"), constraint: "jobs_priority_range"),
@@ -37,58 +41,79 @@ struct SchemaConstraintTests {
         .init(testDescription: "succeeded without finished_at", sql: job("state, attempt", "'succeeded', 1"), constraint: "jobs_finished_at_iff_finished"),
         .init(testDescription: "pending with finished_at", sql: job("finished_at", "now()"), constraint: "jobs_finished_at_iff_finished"),
         .init(testDescription: "running without a lease", sql: job("state, started_at", "'running', now()"), constraint: "jobs_lease_iff_running"),
-        .init(testDescription: "running without started_at", sql: job("state, locked_by, lease_expires_at", "'running', 'w1', now()"), constraint: "jobs_running_has_started"),
+        .init(
+            testDescription: "running without started_at", sql: job("state, locked_by, lease_expires_at", "'running', 'w1', now()"),
+            constraint: "jobs_running_has_started"),
         .init(testDescription: "pending but locked by a worker", sql: job("locked_by", "'w1'"), constraint: "jobs_locked_by_only_when_running"),
-        .init(testDescription: "succeeded without any attempt", sql: job("state, finished_at", "'succeeded', now()"), constraint: "jobs_succeeded_was_attempted"),
+        .init(
+            testDescription: "succeeded without any attempt", sql: job("state, finished_at", "'succeeded', now()"), constraint: "jobs_succeeded_was_attempted"),
         .init(testDescription: "metadata that is an array", sql: job("client_metadata", "'[1]'"), constraint: "jobs_client_metadata_string_map"),
         .init(testDescription: "metadata with a number value", sql: job("client_metadata", #"'{"a": 1}'"#), constraint: "jobs_client_metadata_string_map"),
-        .init(testDescription: "metadata with an array of strings", sql: job("client_metadata", #"'{"a": ["x"]}'"#), constraint: "jobs_client_metadata_string_map"),
+        .init(
+            testDescription: "metadata with an array of strings", sql: job("client_metadata", #"'{"a": ["x"]}'"#), constraint: "jobs_client_metadata_string_map"
+        ),
         .init(testDescription: "empty idempotency key", sql: job("idempotency_key", "''"), constraint: "jobs_idempotency_key_length"),
-        .init(testDescription: "second active job for the same user",
-              sql: "INSERT INTO cognito_reset.jobs (user_pool_id, username) VALUES ('\(pool)', 'bob'), ('\(pool)', 'bob')",
-              constraint: "jobs_one_active_per_user", sqlState: SQLState.uniqueViolation),
-        .init(testDescription: "attempt with an unknown outcome",
-              sql: """
-                  WITH j AS (\(user(pool, "carol")) RETURNING id)
-                  INSERT INTO cognito_reset.attempts (job_id, attempt, worker_id, started_at, finished_at, outcome)
-                  SELECT id, 1, 'w1', now(), now(), 'maybe' FROM j
-                  """,
-              constraint: "attempts_outcome_known"),
-        .init(testDescription: "worker in an unknown state",
-              sql: "INSERT INTO cognito_reset.workers (id, host, pid, version, state) VALUES ('w1', 'h', 1, '1', 'sleeping')",
-              constraint: "workers_state_known"),
-        .init(testDescription: "rate above the maximum",
-              sql: "INSERT INTO cognito_reset.rate_limits (key, rate) VALUES ('k', 20000)", constraint: "rate_limits_rate_range"),
-        .init(testDescription: "a ceiling a hair above zero",
-              sql: "INSERT INTO cognito_reset.rate_limits (key, rate) VALUES ('k', 1e-300)", constraint: "rate_limits_rate_range"),
-        .init(testDescription: "a floor below one call per 1,000 s",
-              sql: "INSERT INTO cognito_reset.rate_limits (key, floor_rate) VALUES ('k', 0.0001)", constraint: "rate_limits_floor_rate_range"),
-        .init(testDescription: "a pool role that is not a role ARN",
-              sql: "INSERT INTO cognito_reset.pool_roles (user_pool_id, role_arn) VALUES ('eu-west-1_a', 'arn:aws:iam::111111111111:user/x')",
-              constraint: "pool_roles_role_arn_format"),
-        .init(testDescription: "a pool role for a malformed pool id",
-              sql: "INSERT INTO cognito_reset.pool_roles (user_pool_id, role_arn) VALUES ('nounderscore', 'arn:aws:iam::111111111111:role/x')",
-              constraint: "pool_roles_user_pool_id_format"),
-        .init(testDescription: "an external id with an escape sequence",
-              sql: "INSERT INTO cognito_reset.pool_roles (user_pool_id, role_arn, external_id) VALUES ('eu-west-1_a', 'arn:aws:iam::111111111111:role/x', E'x\\x1b[2J')",
-              constraint: "pool_roles_external_id_format"),
-        .init(testDescription: "a worker serving a region named with a space",
-              sql: "INSERT INTO cognito_reset.workers (id, host, pid, version, regions) VALUES ('w', 'h', 1, 'v', '{\"eu west 1\"}')",
-              constraint: "workers_regions_names"),
-        .init(testDescription: "an import rate a hair above zero",
-              sql: "INSERT INTO cognito_reset.imports (file_name, sha256, rate) VALUES ('f.csv', repeat('a', 64), 1e-300)", constraint: "imports_rate_range"),
-        .init(testDescription: "an import's next slot at infinity",
-              sql: "INSERT INTO cognito_reset.imports (file_name, sha256, next_slot_at) VALUES ('f.csv', repeat('a', 64), 'infinity')",
-              constraint: "imports_next_slot_at_finite"),
+        .init(
+            testDescription: "second active job for the same user",
+            sql: "INSERT INTO cognito_reset.jobs (user_pool_id, username) VALUES ('\(pool)', 'bob'), ('\(pool)', 'bob')",
+            constraint: "jobs_one_active_per_user", sqlState: SQLState.uniqueViolation),
+        .init(
+            testDescription: "attempt with an unknown outcome",
+            sql: """
+                WITH j AS (\(user(pool, "carol")) RETURNING id)
+                INSERT INTO cognito_reset.attempts (job_id, attempt, worker_id, started_at, finished_at, outcome)
+                SELECT id, 1, 'w1', now(), now(), 'maybe' FROM j
+                """,
+            constraint: "attempts_outcome_known"),
+        .init(
+            testDescription: "worker in an unknown state",
+            sql: "INSERT INTO cognito_reset.workers (id, host, pid, version, state) VALUES ('w1', 'h', 1, '1', 'sleeping')",
+            constraint: "workers_state_known"),
+        .init(
+            testDescription: "rate above the maximum",
+            sql: "INSERT INTO cognito_reset.rate_limits (key, rate) VALUES ('k', 20000)", constraint: "rate_limits_rate_range"),
+        .init(
+            testDescription: "a ceiling a hair above zero",
+            sql: "INSERT INTO cognito_reset.rate_limits (key, rate) VALUES ('k', 1e-300)", constraint: "rate_limits_rate_range"),
+        .init(
+            testDescription: "a floor below one call per 1,000 s",
+            sql: "INSERT INTO cognito_reset.rate_limits (key, floor_rate) VALUES ('k', 0.0001)", constraint: "rate_limits_floor_rate_range"),
+        .init(
+            testDescription: "a pool role that is not a role ARN",
+            sql: "INSERT INTO cognito_reset.pool_roles (user_pool_id, role_arn) VALUES ('eu-west-1_a', 'arn:aws:iam::111111111111:user/x')",
+            constraint: "pool_roles_role_arn_format"),
+        .init(
+            testDescription: "a pool role for a malformed pool id",
+            sql: "INSERT INTO cognito_reset.pool_roles (user_pool_id, role_arn) VALUES ('nounderscore', 'arn:aws:iam::111111111111:role/x')",
+            constraint: "pool_roles_user_pool_id_format"),
+        .init(
+            testDescription: "an external id with an escape sequence",
+            sql:
+                "INSERT INTO cognito_reset.pool_roles (user_pool_id, role_arn, external_id) VALUES ('eu-west-1_a', 'arn:aws:iam::111111111111:role/x', E'x\\x1b[2J')",
+            constraint: "pool_roles_external_id_format"),
+        .init(
+            testDescription: "a worker serving a region named with a space",
+            sql: "INSERT INTO cognito_reset.workers (id, host, pid, version, regions) VALUES ('w', 'h', 1, 'v', '{\"eu west 1\"}')",
+            constraint: "workers_regions_names"),
+        .init(
+            testDescription: "an import rate a hair above zero",
+            sql: "INSERT INTO cognito_reset.imports (file_name, sha256, rate) VALUES ('f.csv', repeat('a', 64), 1e-300)", constraint: "imports_rate_range"),
+        .init(
+            testDescription: "an import's next slot at infinity",
+            sql: "INSERT INTO cognito_reset.imports (file_name, sha256, next_slot_at) VALUES ('f.csv', repeat('a', 64), 'infinity')",
+            constraint: "imports_next_slot_at_finite"),
         .init(testDescription: "a job to run at infinity", sql: job("run_at", "'infinity'"), constraint: "jobs_run_at_finite"),
         .init(testDescription: "a job to run at minus infinity", sql: job("run_at", "'-infinity'"), constraint: "jobs_run_at_finite"),
-        .init(testDescription: "more tokens than the burst",
-              sql: "INSERT INTO cognito_reset.rate_limits (key, burst, tokens) VALUES ('k', 5, 6)", constraint: "rate_limits_tokens_range"),
-        .init(testDescription: "import rows that do not add up",
-              sql: "INSERT INTO cognito_reset.imports (file_name, sha256, rows_read, rows_accepted) VALUES ('f.csv', repeat('a', 64), 1, 2)",
-              constraint: "imports_rows_add_up"),
-        .init(testDescription: "import with a malformed sha256",
-              sql: "INSERT INTO cognito_reset.imports (file_name, sha256) VALUES ('f.csv', 'abc')", constraint: "imports_sha256_format"),
+        .init(
+            testDescription: "more tokens than the burst",
+            sql: "INSERT INTO cognito_reset.rate_limits (key, burst, tokens) VALUES ('k', 5, 6)", constraint: "rate_limits_tokens_range"),
+        .init(
+            testDescription: "import rows that do not add up",
+            sql: "INSERT INTO cognito_reset.imports (file_name, sha256, rows_read, rows_accepted) VALUES ('f.csv', repeat('a', 64), 1, 2)",
+            constraint: "imports_rows_add_up"),
+        .init(
+            testDescription: "import with a malformed sha256",
+            sql: "INSERT INTO cognito_reset.imports (file_name, sha256) VALUES ('f.csv', 'abc')", constraint: "imports_sha256_format"),
     ]
 
     @Test(arguments: invalidRows)
@@ -107,7 +132,8 @@ struct SchemaConstraintTests {
             let pool = "eu-west-1_" + String(repeating: "a", count: 45)  // 55 characters: the maximum
             try await connection.execute(
                 "INSERT INTO cognito_reset.jobs (user_pool_id, username) VALUES (\(pool), \(username))")
-            let row = try await connection.query("""
+            let row = try await connection.query(
+                """
                 SELECT state, priority, attempt, max_attempts, run_at <= now(), requested_by = current_user,
                        locked_by, finished_at
                 FROM cognito_reset.jobs
@@ -125,7 +151,8 @@ struct SchemaConstraintTests {
 
     @Test func theAuditIsAppendOnly() async throws {
         try await withMigratedConnection { connection in
-            try await connection.execute("""
+            try await connection.execute(
+                """
                 WITH j AS (INSERT INTO cognito_reset.jobs (user_pool_id, username) VALUES ('eu-west-1_a1', 'dave') RETURNING id)
                 INSERT INTO cognito_reset.attempts (job_id, attempt, worker_id, started_at, finished_at, outcome)
                 SELECT id, 1, 'w1', now(), now(), 'succeeded' FROM j

@@ -18,10 +18,12 @@ struct SharedRateLimitTests {
     /// and the start of its next free slot, in seconds since 1970: tests compare schedules in the
     /// database's own time, so a slow machine cannot make them flaky.
     func schedule(_ pool: ConnectionPool) async throws -> (claimedAt: Double, nextSlot: Double) {
-        let row = try await pool.query(PostgresQuery("""
-            SELECT extract(epoch FROM updated_at)::double precision, extract(epoch FROM next_slot_at)::double precision
-            FROM cognito_reset.rate_limits WHERE key = $1
-            """, [Self.key]))[0]
+        let row = try await pool.query(
+            PostgresQuery(
+                """
+                SELECT extract(epoch FROM updated_at)::double precision, extract(epoch FROM next_slot_at)::double precision
+                FROM cognito_reset.rate_limits WHERE key = $1
+                """, [Self.key]))[0]
         return (try row.decode(Double.self, at: 0), try row.decode(Double.self, at: 1))
     }
 
@@ -101,10 +103,12 @@ struct SharedRateLimitTests {
             #expect(effective >= 14 && effective <= 20, "\(effective)")
             // CUBIC: back at the throttled rate after K = cbrt(20 × 0.3 / 0.4) ≈ 2.47 s, then on up.
             func rate(after seconds: Double) async throws -> Double {
-                try await harness.pool.query(PostgresQuery("""
-                    SELECT cognito_reset.adaptive_rate(b, b.decreased_at + make_interval(secs => $1))
-                    FROM cognito_reset.rate_limits b WHERE key = $2
-                    """, [seconds, Self.key]))[0].decode(Double.self, at: 0)
+                try await harness.pool.query(
+                    PostgresQuery(
+                        """
+                        SELECT cognito_reset.adaptive_rate(b, b.decreased_at + make_interval(secs => $1))
+                        FROM cognito_reset.rate_limits b WHERE key = $2
+                        """, [seconds, Self.key]))[0].decode(Double.self, at: 0)
             }
             let climbing = try await rate(after: 1)
             #expect(climbing > 14 && climbing < 20)
@@ -113,9 +117,10 @@ struct SharedRateLimitTests {
             let late = try await rate(after: 60)
             #expect(late == 20, "never above the ceiling")
             // Repeated cuts stop at the floor.
-            try await harness.pool.query(PostgresQuery(
-                "UPDATE cognito_reset.rate_limits SET floor_rate = 5, current_rate = 6, rate_before_decrease = 6, decreased_at = now() - interval '2 s' WHERE key = $1",
-                [Self.key]))
+            try await harness.pool.query(
+                PostgresQuery(
+                    "UPDATE cognito_reset.rate_limits SET floor_rate = 5, current_rate = 6, rate_before_decrease = 6, decreased_at = now() - interval '2 s' WHERE key = $1",
+                    [Self.key]))
             #expect(try #require(try await store.reportThrottles(key: Self.key, count: 1)) == 5)
         }
     }
@@ -137,13 +142,17 @@ struct SharedRateLimitTests {
 
     @Test func anImportsOwnCeilingHoldsItsJobsBackButNotOthers() async throws {
         try await WorkerHarness.with { harness in
-            let importID = try await harness.pool.query(PostgresQuery("""
-                INSERT INTO cognito_reset.imports (file_name, sha256, rate) VALUES ('bulk.csv', repeat('a', 64), 4) RETURNING id
-                """))[0].decode(Int64.self, at: 0)
-            try await harness.pool.query(PostgresQuery("""
-                INSERT INTO cognito_reset.jobs (user_pool_id, username, import_id)
-                SELECT '\(WorkerHarness.pool)', 'bulk' || g, $1 FROM generate_series(1, 1000) g
-                """, [importID]))
+            let importID = try await harness.pool.query(
+                PostgresQuery(
+                    """
+                    INSERT INTO cognito_reset.imports (file_name, sha256, rate) VALUES ('bulk.csv', repeat('a', 64), 4) RETURNING id
+                    """))[0].decode(Int64.self, at: 0)
+            try await harness.pool.query(
+                PostgresQuery(
+                    """
+                    INSERT INTO cognito_reset.jobs (user_pool_id, username, import_id)
+                    SELECT '\(WorkerHarness.pool)', 'bulk' || g, $1 FROM generate_series(1, 1000) g
+                    """, [importID]))
             try await harness.insertJobs(3, prefix: "direct", priority: 200)
             let store = PostgresJobStore(pool: harness.pool)
             let claim = try await store.claimPaced(workerID: "a", limit: 50, lease: .seconds(30), rate: shared(100))
@@ -153,8 +162,9 @@ struct SharedRateLimitTests {
             #expect(bulk.map { ($0.callIn / .seconds(1) * 4).rounded() } == [0, 1, 2])
             #expect(claim.jobs.count == 6, "the three direct jobs are not held back by the import's rate")
             let claimedAt = try await schedule(harness.pool).claimedAt
-            let importNext = try await harness.pool.query(PostgresQuery(
-                "SELECT extract(epoch FROM next_slot_at)::double precision FROM cognito_reset.imports WHERE id = $1", [importID]))[0]
+            let importNext = try await harness.pool.query(
+                PostgresQuery(
+                    "SELECT extract(epoch FROM next_slot_at)::double precision FROM cognito_reset.imports WHERE id = $1", [importID]))[0]
                 .decode(Double.self, at: 0)
             #expect(abs(importNext - claimedAt - 0.75) < 0.001, "the import's next slot is its fourth")
             // Next round: the import is exhausted, and the answer says when its next slot is due

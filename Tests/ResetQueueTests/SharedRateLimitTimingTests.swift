@@ -35,9 +35,11 @@ struct SharedRateLimitTimingTests {
             await harness.server.waitForRequests(10)
             try await harness.insertJobs(1, prefix: "urgent", priority: 0)
             let inserted = ContinuousClock.now
-            try await harness.waitUntil("the urgent job to succeed", count: """
-                SELECT count(*) FROM cognito_reset.jobs WHERE username = 'urgent1' AND state = 'succeeded'
-                """, is: 1)
+            try await harness.waitUntil(
+                "the urgent job to succeed",
+                count: """
+                    SELECT count(*) FROM cognito_reset.jobs WHERE username = 'urgent1' AND state = 'succeeded'
+                    """, is: 1)
             try await harness.stop(worker, task)
             let urgent = try #require(harness.server.requests.first { $0.username == "urgent1" })
             // Called at the next batch of slots (half a second's worth are reserved at a time),
@@ -111,4 +113,3 @@ struct SharedRateLimitTimingTests {
         }
     }
 }
-

@@ -86,7 +86,8 @@ struct WorkerHarness {
 
     /// Inserts `count` jobs for users `prefix1`... with plain SQL, as another system would.
     func insertJobs(_ count: Int, prefix: String = "user", maxAttempts: Int = 10, priority: Int = 100) async throws {
-        try await pool.query("""
+        try await pool.query(
+            """
             INSERT INTO cognito_reset.jobs (user_pool_id, username, max_attempts, priority)
             SELECT \(Self.pool), \(prefix) || g, \(maxAttempts), \(priority) FROM generate_series(1, \(count)) AS g
             """)
@@ -94,9 +95,11 @@ struct WorkerHarness {
 
     /// Waits until no job is pending, running or retrying.
     func waitUntilAllFinished(deadline: Duration = .seconds(60)) async throws {
-        try await waitUntil("every job to finish", deadline: deadline, count: """
-            SELECT count(*) FROM cognito_reset.jobs WHERE state IN ('pending', 'running', 'retrying')
-            """, is: 0)
+        try await waitUntil(
+            "every job to finish", deadline: deadline,
+            count: """
+                SELECT count(*) FROM cognito_reset.jobs WHERE state IN ('pending', 'running', 'retrying')
+                """, is: 0)
     }
 
     /// Waits until the count `sql` returns reaches `target`, checking again each time a worker

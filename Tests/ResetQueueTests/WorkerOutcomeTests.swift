@@ -22,7 +22,8 @@ struct WorkerOutcomeTests {
     }
 
     func job(_ harness: WorkerHarness, _ username: String) async throws -> Row {
-        let row = try await harness.pool.query("""
+        let row = try await harness.pool.query(
+            """
             SELECT state, attempt, last_error_code, last_error_message, cognito_request_id,
                    extract(epoch FROM run_at - (SELECT max(finished_at) FROM cognito_reset.attempts a WHERE a.job_id = j.id))::double precision
             FROM cognito_reset.jobs j WHERE username = \(username)
@@ -53,10 +54,12 @@ struct WorkerOutcomeTests {
             #expect(row.state == "succeeded")
             #expect(row.attempt == 1)
             #expect(row.requestID == "rid-ok")
-            #expect(try await harness.count("""
-                SELECT count(*) FROM cognito_reset.attempts WHERE outcome = 'succeeded' AND request_id = 'rid-ok'
-                  AND attempt = 1 AND worker_id LIKE 'test-worker-%' AND latency_ms >= 0
-                """) == 1)
+            #expect(
+                try await harness.count(
+                    """
+                    SELECT count(*) FROM cognito_reset.attempts WHERE outcome = 'succeeded' AND request_id = 'rid-ok'
+                      AND attempt = 1 AND worker_id LIKE 'test-worker-%' AND latency_ms >= 0
+                    """) == 1)
             #expect(try await harness.count("SELECT count(*) FROM cognito_reset.jobs WHERE finished_at IS NOT NULL AND locked_by IS NULL") == 1)
         }
     }

@@ -50,7 +50,8 @@ struct WorkerRobustnessTests {
             let worker = harness.makeWorker()
             let task = harness.start(worker)
             await harness.server.waitForRequests(1)
-            try await harness.pool.query("""
+            try await harness.pool.query(
+                """
                 UPDATE cognito_reset.jobs SET state = 'cancelled', finished_at = now(), locked_by = NULL, lease_expires_at = NULL
                 WHERE username = 'racer1'
                 """)
@@ -74,16 +75,19 @@ struct WorkerRobustnessTests {
             try await harness.stop(worker, task)
             #expect(harness.server.requests.count == 1)
             #expect(try await harness.count("SELECT count(*) FROM cognito_reset.jobs WHERE state = 'succeeded'") == 1)
-            #expect(try await harness.count("""
-                SELECT count(*) FROM cognito_reset.jobs WHERE state = 'pending' AND attempt = 0 AND locked_by IS NULL
-                """) == 7)
+            #expect(
+                try await harness.count(
+                    """
+                    SELECT count(*) FROM cognito_reset.jobs WHERE state = 'pending' AND attempt = 0 AND locked_by IS NULL
+                    """) == 7)
             #expect(try await harness.count("SELECT count(*) FROM cognito_reset.workers WHERE state = 'stopped' AND in_flight = 0") == 1)
         }
     }
 
     @Test func expiredLeasesAreRescuedAndLastAttemptsFail() async throws {
         try await WorkerHarness.with { harness in
-            try await harness.pool.query("""
+            try await harness.pool.query(
+                """
                 INSERT INTO cognito_reset.jobs (user_pool_id, username, state, attempt, max_attempts, locked_by, lease_expires_at, started_at)
                 VALUES (\(WorkerHarness.pool), 'orphan', 'running', 1, 5, 'dead-worker', now() - interval '1 minute', now() - interval '2 minutes'),
                        (\(WorkerHarness.pool), 'lastchance', 'running', 3, 3, 'dead-worker', now() - interval '1 minute', now() - interval '2 minutes')
@@ -94,7 +98,9 @@ struct WorkerRobustnessTests {
             try await harness.waitUntilAllFinished()
             try await harness.stop(worker, task)
             #expect(try await harness.count("SELECT count(*) FROM cognito_reset.jobs WHERE username = 'orphan' AND state = 'succeeded' AND attempt = 2") == 1)
-            #expect(try await harness.count("SELECT count(*) FROM cognito_reset.jobs WHERE username = 'lastchance' AND state = 'failed' AND last_error_code = 'LeaseExpired'") == 1)
+            #expect(
+                try await harness.count(
+                    "SELECT count(*) FROM cognito_reset.jobs WHERE username = 'lastchance' AND state = 'failed' AND last_error_code = 'LeaseExpired'") == 1)
             #expect(try await harness.count("SELECT count(*) FROM cognito_reset.attempts WHERE outcome = 'lease_expired' AND worker_id = 'dead-worker'") == 2)
             #expect(callsPerUser(harness.server) == ["orphan": 1])
         }

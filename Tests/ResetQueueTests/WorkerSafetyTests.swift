@@ -4,8 +4,9 @@ import Foundation
 import Logging
 import Postgres
 import PostgresTesting
-@testable import ResetQueue
 import Testing
+
+@testable import ResetQueue
 
 /// The worker never lets one bad row, a lost claim, an old claim or a misconfigured role wedge it.
 @Suite("Worker safety")
@@ -13,11 +14,13 @@ struct WorkerSafetyTests {
     @Test func anOutcomeTheDatabaseRefusesDoesNotBlockTheOthers() async throws {
         try await WorkerHarness.with { harness in
             // Refuse exactly one job's success, as a constraint would.
-            try await harness.pool.query("""
+            try await harness.pool.query(
+                """
                 CREATE FUNCTION public.refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$
                 BEGIN RAISE EXCEPTION 'poisoned row' USING ERRCODE = 'check_violation'; END $$
                 """)
-            try await harness.pool.query("""
+            try await harness.pool.query(
+                """
                 CREATE TRIGGER refuse_poison BEFORE UPDATE ON cognito_reset.jobs FOR EACH ROW
                 WHEN (NEW.username = 'poison1' AND NEW.state = 'succeeded') EXECUTE FUNCTION public.refuse_poison()
                 """)
@@ -35,8 +38,9 @@ struct WorkerSafetyTests {
     @Test func errorTextIsStoredWithoutNulAndWithinTheSchemasLimits() async throws {
         let long = String(repeating: "🙂", count: 3_000)
         try await WorkerHarness.with(responder: { _, _ in
-            .respond(status: 400, headers: [("X-Amzn-ErrorType", "UserNotFoundException")],
-                     body: #"{"message":"bad\u0000text \#(long)"}"#)
+            .respond(
+                status: 400, headers: [("X-Amzn-ErrorType", "UserNotFoundException")],
+                body: #"{"message":"bad\u0000text \#(long)"}"#)
         }) { harness in
             try await harness.insertJobs(1)
             let worker = harness.makeWorker()
@@ -55,7 +59,8 @@ struct WorkerSafetyTests {
         try await WorkerHarness.with { harness in
             let configuration = WorkerHarness.configuration("lost-claims-worker")
             // As if this worker's claim committed but the rows never arrived (connection dropped).
-            try await harness.pool.query("""
+            try await harness.pool.query(
+                """
                 INSERT INTO cognito_reset.jobs (user_pool_id, username, state, attempt, locked_by, lease_expires_at, started_at)
                 VALUES (\(WorkerHarness.pool), 'lost1', 'running', 1, 'lost-claims-worker', now() + interval '1 second', now())
                 """)
@@ -72,7 +77,8 @@ struct WorkerSafetyTests {
     /// while a claim is in progress the worker rescues none of its own jobs (others' it still does).
     @Test func whileAClaimIsInProgressTheWorkerRescuesNoneOfItsOwnJobs() async throws {
         try await WorkerHarness.with { harness in
-            try await harness.pool.query("""
+            try await harness.pool.query(
+                """
                 INSERT INTO cognito_reset.jobs (user_pool_id, username, state, attempt, locked_by, lease_expires_at, started_at)
                 VALUES (\(WorkerHarness.pool), 'mine', 'running', 1, 'me', now() - interval '1 second', now() - interval '5 seconds'),
                        (\(WorkerHarness.pool), 'theirs', 'running', 1, 'dead', now() - interval '1 second', now() - interval '5 seconds')
@@ -92,7 +98,8 @@ struct WorkerSafetyTests {
             try await harness.insertJobs(1)
             let first = try #require(try await store.claim(workerID: "w", limit: 1, lease: .seconds(30)).first)
             // An operator cancels, then retries; the same worker claims the job again.
-            try await harness.pool.query("""
+            try await harness.pool.query(
+                """
                 UPDATE cognito_reset.jobs SET state = 'cancelled', finished_at = now(), locked_by = NULL, lease_expires_at = NULL
                 """)
             try await harness.pool.query("UPDATE cognito_reset.jobs SET state = 'pending', attempt = 0, finished_at = NULL")
@@ -113,8 +120,9 @@ struct WorkerSafetyTests {
     /// its own clock, the lease lasts from the statement that set it, claim or heartbeat.
     @Test func aLeaseLastsFromTheStatementThatSetItAndOnlyForHeldJobs() async {
         let state = WorkerRunState()
-        let job = ClaimedJob(id: 9, userPoolID: "eu-west-1_a", username: "u", clientMetadata: nil, attempt: 1, maxAttempts: 10,
-                             priority: 100, runAt: Date(), claimToken: 1)
+        let job = ClaimedJob(
+            id: 9, userPoolID: "eu-west-1_a", username: "u", clientMetadata: nil, attempt: 1, maxAttempts: 10,
+            priority: 100, runAt: Date(), claimToken: 1)
         await state.claimStarted()
         await state.claimed([job], sentAt: .now - .seconds(10))
         #expect(await !state.leaseLasts(9, lease: .seconds(5), margin: .seconds(1)), "set 10 s ago, a 5 s lease is over")
@@ -130,8 +138,9 @@ struct WorkerSafetyTests {
     @Test func aJobClaimedAgainStaysHeldUntilItsNewerClaimSettles() async {
         let state = WorkerRunState()
         func claim(token: Int64) -> ClaimedJob {
-            ClaimedJob(id: 7, userPoolID: "eu-west-1_a", username: "u", clientMetadata: nil, attempt: 1, maxAttempts: 10,
-                       priority: 100, runAt: Date(), claimToken: token)
+            ClaimedJob(
+                id: 7, userPoolID: "eu-west-1_a", username: "u", clientMetadata: nil, attempt: 1, maxAttempts: 10,
+                priority: 100, runAt: Date(), claimToken: token)
         }
         await state.claimStarted()
         await state.claimed([claim(token: 1)], sentAt: .now)
@@ -238,8 +247,9 @@ struct WorkerSafetyTests {
             try await locker.execute("ROLLBACK")
             await locker.close()
 
-            try await harness.waitUntil("the kept outcome to be written", deadline: .seconds(10),
-                                        count: "SELECT count(*) FROM cognito_reset.jobs WHERE state = 'succeeded'", is: 1)
+            try await harness.waitUntil(
+                "the kept outcome to be written", deadline: .seconds(10),
+                count: "SELECT count(*) FROM cognito_reset.jobs WHERE state = 'succeeded'", is: 1)
             try await harness.stop(worker, task)
             await impatient.close()
             #expect(harness.server.requests.count == 1)

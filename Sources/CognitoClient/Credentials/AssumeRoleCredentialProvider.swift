@@ -35,8 +35,10 @@ public struct AssumeRoleCredentialProvider: CredentialProvider {
 
     public func credentials() async throws(CredentialError) -> AWSCredentials? {
         let own = try await base.credentials()
-        var form = [("Action", "AssumeRole"), ("Version", "2011-06-15"), ("RoleArn", role.arn.rawValue),
-                    ("RoleSessionName", sessionName), ("DurationSeconds", "3600")]
+        var form = [
+            ("Action", "AssumeRole"), ("Version", "2011-06-15"), ("RoleArn", role.arn.rawValue),
+            ("RoleSessionName", sessionName), ("DurationSeconds", "3600"),
+        ]
         if let externalID = role.externalID { form.append(("ExternalId", externalID.rawValue)) }
         let body = Array(form.map { "\($0.0)=\(SigV4Signer.uriEncode($0.1))" }.joined(separator: "&").utf8)
         var headers: [(name: String, value: String)] = [
@@ -61,8 +63,9 @@ public struct AssumeRoleCredentialProvider: CredentialProvider {
                 await base.invalidate()
                 throw CredentialError(provider: name, message: "STS rejected the worker's own credentials: \(code)")
             }
-            var error = CredentialError.answered(name, status: response.status, code: fields["Code"],
-                                                 "STS refused AssumeRole on \(role.arn): \(code)")
+            var error = CredentialError.answered(
+                name, status: response.status, code: fields["Code"],
+                "STS refused AssumeRole on \(role.arn): \(code)")
             if !error.isUnreachable { error.kind = .refused }
             throw error
         }

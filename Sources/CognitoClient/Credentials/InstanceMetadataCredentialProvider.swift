@@ -35,9 +35,10 @@ public struct InstanceMetadataCredentialProvider: CredentialProvider {
     public func credentials() async throws(CredentialError) -> AWSCredentials? {
         if environment["AWS_EC2_METADATA_DISABLED"]?.lowercased() == "true" { return nil }
         let tokenURL = try url("/latest/api/token")
-        guard let tokenResponse = try? await transport.send(
-            method: "PUT", url: tokenURL,
-            headers: [("x-aws-ec2-metadata-token-ttl-seconds", "21600")], timeout: timeout),
+        guard
+            let tokenResponse = try? await transport.send(
+                method: "PUT", url: tokenURL,
+                headers: [("x-aws-ec2-metadata-token-ttl-seconds", "21600")], timeout: timeout),
             tokenResponse.status == 200
         else { return nil }  // no IMDS here
         let token = String(decoding: tokenResponse.body, as: UTF8.self)

@@ -45,7 +45,8 @@ public struct SharedFilesCredentialProvider: CredentialProvider {
         let candidates = [try INIFile.load(path: credentialsPath)?.sections[profile], try configSection()]
         for case let section? in candidates {
             if let setting = Self.unsupportedSettings.first(where: { section[$0] != nil }) {
-                throw CredentialError(provider: name, message: "profile \(profile) uses \(setting), which is not supported; use keys, web identity or instance credentials")
+                throw CredentialError(
+                    provider: name, message: "profile \(profile) uses \(setting), which is not supported; use keys, web identity or instance credentials")
             }
             let key = section["aws_access_key_id"]
             let secret = section["aws_secret_access_key"]
@@ -81,7 +82,8 @@ public struct SystemdCredentialProvider: CredentialProvider {
         // A blank file means "no keys here" (the unit's SetCredential= fallback when an operator
         // uses instance or container credentials instead): the chain moves on.
         if let contents = FileManager.default.contents(atPath: path),
-           String(decoding: contents, as: UTF8.self).allSatisfy(\.isWhitespace) {
+            String(decoding: contents, as: UTF8.self).allSatisfy(\.isWhitespace)
+        {
             return nil
         }
         var files = environment

@@ -31,7 +31,8 @@ public struct WebIdentityCredentialProvider: CredentialProvider {
         else {
             throw CredentialError(provider: name, message: "cannot read the token file \(tokenFile)")
         }
-        let session = environment["AWS_ROLE_SESSION_NAME"].flatMap { $0.isEmpty ? nil : $0 }
+        let session =
+            environment["AWS_ROLE_SESSION_NAME"].flatMap { $0.isEmpty ? nil : $0 }
             ?? "cognito-reset-\(Int(now().timeIntervalSince1970))"
         let form = [
             ("Action", "AssumeRoleWithWebIdentity"), ("Version", "2011-06-15"), ("RoleArn", roleARN),
@@ -49,8 +50,9 @@ public struct WebIdentityCredentialProvider: CredentialProvider {
         let fields = SimpleXML.fields(in: response.body, named: ["AccessKeyId", "SecretAccessKey", "SessionToken", "Expiration", "Code", "Message"])
         guard response.status == 200 else {
             let code = fields["Code"] ?? "HTTP \(response.status)"
-            throw .answered(name, status: response.status, code: fields["Code"],
-                            "STS refused AssumeRoleWithWebIdentity: \(code) \(fields["Message"] ?? "")")
+            throw .answered(
+                name, status: response.status, code: fields["Code"],
+                "STS refused AssumeRoleWithWebIdentity: \(code) \(fields["Message"] ?? "")")
         }
         guard let key = fields["AccessKeyId"], let secret = fields["SecretAccessKey"], let sessionToken = fields["SessionToken"] else {
             throw CredentialError(provider: name, message: "STS response without credentials")

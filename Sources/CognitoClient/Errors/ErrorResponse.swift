@@ -18,26 +18,30 @@ enum ErrorResponse {
         case 200..<300:
             let object = (try? JSONSerialization.jsonObject(with: Data(response.body))) as? [String: Any]
             guard let object else {
-                return .failure(CognitoError(
-                    code: "InvalidResponse",
-                    message: "HTTP \(response.status) without a JSON object (\(response.body.count) bytes): not an answer from Cognito",
-                    errorClass: .transient, httpStatus: response.status, requestID: requestID, operation: operation))
+                return .failure(
+                    CognitoError(
+                        code: "InvalidResponse",
+                        message: "HTTP \(response.status) without a JSON object (\(response.body.count) bytes): not an answer from Cognito",
+                        errorClass: .transient, httpStatus: response.status, requestID: requestID, operation: operation))
             }
             if object["__type"] != nil || object["code"] != nil || header("x-amzn-errortype", in: response.headers) != nil {
-                return .failure(error(
-                    status: response.status, headers: response.headers, body: response.body, operation: operation,
-                    secrets: secrets))
+                return .failure(
+                    error(
+                        status: response.status, headers: response.headers, body: response.body, operation: operation,
+                        secrets: secrets))
             }
             return .success(requestID)
         case 300..<400:
-            return .failure(CognitoError(
-                code: "Redirect",
-                message: "HTTP \(response.status): the endpoint redirected the call, which is never followed (check the endpoint URL or proxy)",
-                errorClass: .transient, httpStatus: response.status, requestID: requestID, operation: operation))
+            return .failure(
+                CognitoError(
+                    code: "Redirect",
+                    message: "HTTP \(response.status): the endpoint redirected the call, which is never followed (check the endpoint URL or proxy)",
+                    errorClass: .transient, httpStatus: response.status, requestID: requestID, operation: operation))
         default:
-            return .failure(error(
-                status: response.status, headers: response.headers, body: response.body, operation: operation,
-                secrets: secrets))
+            return .failure(
+                error(
+                    status: response.status, headers: response.headers, body: response.body, operation: operation,
+                    secrets: secrets))
         }
     }
 
@@ -48,14 +52,17 @@ enum ErrorResponse {
             .map(safeRequestID)
         let object = (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any]
         // Signature and authorization failures can come as XML from the AWS front end.
-        let xml = object == nil && body.first == UInt8(ascii: "<")
+        let xml =
+            object == nil && body.first == UInt8(ascii: "<")
             ? SimpleXML.fields(in: body, named: ["Code", "Message"]) : [:]
         // JSON 1.1 names the type in `__type`; other AWS JSON protocols use `code`.
-        let rawType = (object?["__type"] as? String) ?? (object?["code"] as? String)
+        let rawType =
+            (object?["__type"] as? String) ?? (object?["code"] as? String)
             ?? header("x-amzn-errortype", in: headers) ?? xml["Code"]
         // The type and message are the server's text: bounded and escaped, they go into the
         // database, logs and terminals.
-        let code = rawType.map(normalise).map { String(SafeText.escaped($0).prefix(128)) }.flatMap { $0.isEmpty ? nil : $0 }
+        let code =
+            rawType.map(normalise).map { String(SafeText.escaped($0).prefix(128)) }.flatMap { $0.isEmpty ? nil : $0 }
             ?? "HTTP \(status)"
         var message = (object?["message"] as? String) ?? (object?["Message"] as? String) ?? xml["Message"] ?? ""
         if object == nil, rawType == nil, !body.isEmpty {

@@ -11,7 +11,9 @@ public struct RegionName: Sendable, Hashable, CustomStringConvertible {
         let bytes = value.utf8
         guard (1...50).contains(bytes.count), let first = bytes.first, (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(first),
             bytes.last != UInt8(ascii: "-"),
-            bytes.allSatisfy({ (UInt8(ascii: "a")...UInt8(ascii: "z")).contains($0) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) || $0 == UInt8(ascii: "-") })
+            bytes.allSatisfy({
+                (UInt8(ascii: "a")...UInt8(ascii: "z")).contains($0) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) || $0 == UInt8(ascii: "-")
+            })
         else { throw InvalidInput(field: field, rule: Self.rule) }
         rawValue = value
     }
@@ -36,7 +38,8 @@ public struct RegionName: Sendable, Hashable, CustomStringConvertible {
 /// with a 12-digit account, 20 to 2048 characters (the table's `pool_roles_role_arn_format`
 /// says the same).
 public struct RoleARN: Sendable, Hashable, CustomStringConvertible {
-    public static let rule = "must be an IAM role ARN such as arn:aws:iam::111111111111:role/cognito-reset "
+    public static let rule =
+        "must be an IAM role ARN such as arn:aws:iam::111111111111:role/cognito-reset "
         + "(20-2048 characters; the name of letters, digits and +=,.@_/-)"
     public let rawValue: String
     /// The 12-digit account the role belongs to.

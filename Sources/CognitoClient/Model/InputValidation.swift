@@ -20,7 +20,8 @@ public struct UserPoolID: Sendable, Hashable, CustomStringConvertible {
     public let rawValue: String
 
     public init(_ value: String) throws(InvalidInput) {
-        let rule = "must look like REGION_ID (e.g. eu-west-1_AbC123): 1-55 characters, letters, digits, "
+        let rule =
+            "must look like REGION_ID (e.g. eu-west-1_AbC123): 1-55 characters, letters, digits, "
             + "'-' and '_', with an '_' followed by letters or digits"
         // Every allowed character is ASCII, so the bytes decide (this runs for every line of an
         // import and every call): a byte >= 0x80 fails the character test as its scalar would.
@@ -57,22 +58,25 @@ public struct Username: Sendable, Hashable {
         }
         // Printable ASCII but the space is letters, digits, punctuation and symbols, all allowed:
         // the common case is decided on bytes, anything else by each scalar's general category.
-        let allowed = value.utf8.allSatisfy({ (0x21...0x7E).contains($0) }) || value.unicodeScalars.allSatisfy { scalar in
-            switch scalar.properties.generalCategory {
-            case .uppercaseLetter, .lowercaseLetter, .titlecaseLetter, .modifierLetter, .otherLetter,
-                .nonspacingMark, .spacingMark, .enclosingMark,
-                .mathSymbol, .currencySymbol, .modifierSymbol, .otherSymbol,
-                .decimalNumber, .letterNumber, .otherNumber,
-                .connectorPunctuation, .dashPunctuation, .openPunctuation, .closePunctuation,
-                .initialPunctuation, .finalPunctuation, .otherPunctuation:
-                true
-            default:
-                false
+        let allowed =
+            value.utf8.allSatisfy({ (0x21...0x7E).contains($0) })
+            || value.unicodeScalars.allSatisfy { scalar in
+                switch scalar.properties.generalCategory {
+                case .uppercaseLetter, .lowercaseLetter, .titlecaseLetter, .modifierLetter, .otherLetter,
+                    .nonspacingMark, .spacingMark, .enclosingMark,
+                    .mathSymbol, .currencySymbol, .modifierSymbol, .otherSymbol,
+                    .decimalNumber, .letterNumber, .otherNumber,
+                    .connectorPunctuation, .dashPunctuation, .openPunctuation, .closePunctuation,
+                    .initialPunctuation, .finalPunctuation, .otherPunctuation:
+                    true
+                default:
+                    false
+                }
             }
-        }
         guard allowed else {
             throw InvalidInput(
-                field: "Username", rule: "may hold only letters, marks, symbols, numbers and punctuation "
+                field: "Username",
+                rule: "may hold only letters, marks, symbols, numbers and punctuation "
                     + "(no spaces or control characters)")
         }
         self.rawValue = value

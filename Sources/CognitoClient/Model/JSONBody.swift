@@ -25,7 +25,9 @@ struct JSONBody {
             case .string(let string):
                 text += Self.quoted(string)
             case .stringMap(let map):
-                text += "{" + map.keys.sorted().map { Self.quoted($0) + ":" + Self.quoted(map[$0]!) }
+                text +=
+                    "{"
+                    + map.keys.sorted().map { Self.quoted($0) + ":" + Self.quoted(map[$0]!) }
                     .joined(separator: ",") + "}"
             }
         }

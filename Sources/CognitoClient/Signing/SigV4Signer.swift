@@ -96,10 +96,12 @@ public struct SigV4Signer: Sendable {
         let stringToSign = ["AWS4-HMAC-SHA256", amzDate, scope, Self.hexSHA256(Array(canonicalRequest.utf8))]
             .joined(separator: "\n")
 
-        let key = keys?.key(credentials: credentials, day: day, region: region, service: service)
+        let key =
+            keys?.key(credentials: credentials, day: day, region: region, service: service)
             ?? Self.signingKey(secret: credentials.secretAccessKey, day: day, region: region, service: service)
         let signature = HMAC<SHA256>.authenticationCode(for: Array(stringToSign.utf8), using: key).hex
-        let authorization = "AWS4-HMAC-SHA256 Credential=\(credentials.accessKeyID)/\(scope), "
+        let authorization =
+            "AWS4-HMAC-SHA256 Credential=\(credentials.accessKeyID)/\(scope), "
             + "SignedHeaders=\(signedHeaders), Signature=\(signature)"
         added.append(("Authorization", authorization))
         return SigningResult(
@@ -152,8 +154,11 @@ public struct SigV4Signer: Sendable {
         for (name, value) in headers {
             // Most values are ASCII without any white space: nothing to trim or collapse.
             let plain = value.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F }
-            let collapsed = plain ? value : value.split(whereSeparator: { $0 == " " || $0 == "\t" || $0.isNewline })
-                .joined(separator: " ")
+            let collapsed =
+                plain
+                ? value
+                : value.split(whereSeparator: { $0 == " " || $0 == "\t" || $0.isNewline })
+                    .joined(separator: " ")
             byName[name.lowercased(), default: []].append(collapsed)
         }
         let names = byName.keys.sorted()

@@ -94,7 +94,8 @@ public struct Migrator: Sendable {
             // and with it a snapshot, open in the idle transaction, and CREATE INDEX
             // CONCURRENTLY in a migration would wait for that snapshot forever.
             // No idle or statement timeout may end the lock's transaction while files run.
-            try await lock.executeScript("""
+            try await lock.executeScript(
+                """
                 BEGIN; SET LOCAL idle_in_transaction_session_timeout = 0; SET LOCAL statement_timeout = 0;
                 SELECT pg_advisory_xact_lock(\(lockKey))
                 """)

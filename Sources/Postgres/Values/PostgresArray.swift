@@ -69,7 +69,8 @@ extension Date: PostgresArrayElement {
     public var postgresArrayText: String? {
         let micros = PostgresTime.microsecondsSince2000(self)
         let seconds = micros.quotientAndRemainder(dividingBy: 1_000_000)
-        let (whole, fraction) = seconds.remainder < 0
+        let (whole, fraction) =
+            seconds.remainder < 0
             ? (seconds.quotient - 1, seconds.remainder + 1_000_000) : (seconds.quotient, seconds.remainder)
         var time = time_t(whole) + time_t(PostgresTime.epochOffset)
         var parts = tm()

@@ -142,8 +142,11 @@ extension UUID: PostgresDecodable {
     public init(postgresCell cell: PostgresCell) throws {
         if cell.column.type == .uuid, cell.bytes.count == 16 {
             let b = Array(cell.bytes)
-            self = UUID(uuid: (b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7],
-                               b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]))
+            self = UUID(
+                uuid: (
+                    b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7],
+                    b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]
+                ))
         } else if let text = cell.text, let value = UUID(uuidString: text) {
             self = value
         } else {

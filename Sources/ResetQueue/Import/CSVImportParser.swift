@@ -14,9 +14,11 @@ public struct ImportSettings: Sendable {
     /// "now" for `run_at` values such as `+2h`.
     public var now: Date
 
-    public init(pool: UserPoolID? = nil, runAt: Date? = nil, priority: Int = ResetRequest.defaultPriority,
-                maxAttempts: Int = ResetRequest.defaultMaxAttempts, requestedBy: String? = nil, rate: Double? = nil,
-                now: Date = Date()) {
+    public init(
+        pool: UserPoolID? = nil, runAt: Date? = nil, priority: Int = ResetRequest.defaultPriority,
+        maxAttempts: Int = ResetRequest.defaultMaxAttempts, requestedBy: String? = nil, rate: Double? = nil,
+        now: Date = Date()
+    ) {
         self.rate = rate
         self.pool = pool
         self.runAt = runAt

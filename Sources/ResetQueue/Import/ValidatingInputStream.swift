@@ -194,7 +194,10 @@ struct RecordScanner {
 
     /// Scans the next bytes of the file; the reason to refuse it, or nil.
     mutating func scan(_ bytes: UnsafeBufferPointer<UInt8>) -> ImportInputError? {
-        let quote = UInt8(ascii: "\""), comma = UInt8(ascii: ","), cr = UInt8(ascii: "\r"), lf = UInt8(ascii: "\n")
+        let quote = UInt8(ascii: "\"")
+        let comma = UInt8(ascii: ",")
+        let cr = UInt8(ascii: "\r")
+        let lf = UInt8(ascii: "\n")
         for byte in bytes {
             if byte == 0 {
                 // PostgreSQL's text and jsonb cannot hold U+0000 either.

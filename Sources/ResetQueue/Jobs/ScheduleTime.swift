@@ -14,7 +14,8 @@ public enum ScheduleTime {
     /// schedule, and clear of Foundation's `distantPast`/`distantFuture` (years 1 and 4001), which
     /// the database layer sends as -infinity/infinity.
     public static let range = Date(timeIntervalSince1970: 0)..<Date(timeIntervalSince1970: 32_503_680_000)
-    public static let rule = "must be 'now', an RFC 3339 time with a zone (e.g. 2026-12-01T02:00:00Z) "
+    public static let rule =
+        "must be 'now', an RFC 3339 time with a zone (e.g. 2026-12-01T02:00:00Z) "
         + "from 1970-01-01T00:00:00Z to 2999-12-31T23:59:59Z, or a delay of at most ten years such as +30m, +2h, +1d"
 
     public static func parse(_ text: String, field: String, now: Date) throws(InvalidInput) -> Date {

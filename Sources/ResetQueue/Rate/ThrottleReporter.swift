@@ -25,8 +25,9 @@ actor ThrottleReporter {
             pending[key] = nil
             do {
                 let rate = try await store.reportThrottles(key: key, count: count)
-                logger.debug("throttling reported to the shared rate limit",
-                              metadata: ["rate.key": "\(key)", "throttles": "\(count)", "rate": "\(rate.map { String(format: "%.2f", $0) } ?? "-")"])
+                logger.debug(
+                    "throttling reported to the shared rate limit",
+                    metadata: ["rate.key": "\(key)", "throttles": "\(count)", "rate": "\(rate.map { String(format: "%.2f", $0) } ?? "-")"])
             } catch {
                 // The cut is lost, not the throttling: the next throttled call reports again.
                 logger.warning("cannot report throttling to the shared rate limit", metadata: ["rate.key": "\(key)", "error": "\(error)"])

@@ -135,10 +135,13 @@ extension PostgresJobStore {
                     report.duplicate = report.read - report.rejected - report.accepted
                     throw RollBack(report: report)
                 }
-                let importID = try await connection.query(PostgresQuery(ImportSQL.insertImport, [
-                    fileName, report.sha256, settings.pool?.rawValue, settings.runAt, settings.priority, settings.maxAttempts,
-                    settings.requestedBy, settings.rate,
-                ]))[0].decode(Int64.self, at: 0)
+                let importID = try await connection.query(
+                    PostgresQuery(
+                        ImportSQL.insertImport,
+                        [
+                            fileName, report.sha256, settings.pool?.rawValue, settings.runAt, settings.priority, settings.maxAttempts,
+                            settings.requestedBy, settings.rate,
+                        ]))[0].decode(Int64.self, at: 0)
                 report.importID = importID
                 let jobValues: [any PostgresEncodable] = [importID, settings.priority, settings.maxAttempts, settings.requestedBy]
                 report.accepted = try await Self.insertJobs(on: connection, values: jobValues)
@@ -146,9 +149,12 @@ extension PostgresJobStore {
                 if report.rejected > 0 {
                     try await connection.query(PostgresQuery(ImportSQL.insertRejections, [importID]))
                 }
-                try await connection.query(PostgresQuery(ImportSQL.updateCounts, [
-                    importID, report.read, report.accepted, report.duplicate, report.rejected,
-                ]))
+                try await connection.query(
+                    PostgresQuery(
+                        ImportSQL.updateCounts,
+                        [
+                            importID, report.read, report.accepted, report.duplicate, report.rejected,
+                        ]))
                 return report
             }
         } catch let rollBack as RollBack {

@@ -41,10 +41,14 @@ extension PostgresJobStore {
     public func claimPaced(
         workerID: String, limit: Int, lease: Duration, rate: SharedRateLimit?, regions: [String]? = nil
     ) async throws -> PacedClaim {
-        let rows = try await pool.query(PostgresQuery(RateSQL.claimPaced, [
-            workerID, limit, lease / .seconds(1), rate?.key, rate?.initialCeiling ?? 0, (rate?.horizon ?? .milliseconds(500)) / .seconds(1),
-            regions,
-        ]).prepared())
+        let rows = try await pool.query(
+            PostgresQuery(
+                RateSQL.claimPaced,
+                [
+                    workerID, limit, lease / .seconds(1), rate?.key, rate?.initialCeiling ?? 0, (rate?.horizon ?? .milliseconds(500)) / .seconds(1),
+                    regions,
+                ]
+            ).prepared())
         var jobs: [(job: ClaimedJob, callIn: Duration)] = []
         var wait: Duration?
         var currentRate: Double?

@@ -108,8 +108,9 @@ extension PostgresJobStore {
                     workersServing: try region.decode(Int.self, at: 4))
             }
             return QueueStatus(
-                counts: .init(pending: try int(0), running: try int(1), retrying: try int(2), succeeded: try int(3),
-                              failed: try int(4), cancelled: try int(5)),
+                counts: .init(
+                    pending: try int(0), running: try int(1), retrying: try int(2), succeeded: try int(3),
+                    failed: try int(4), cancelled: try int(5)),
                 runnableNow: try int(6), scheduledLater: try int(7), oldestRunnableAgeSeconds: try row.decode(Double?.self, at: 8),
                 succeededLastMinute: try int(9), succeededLastHour: try int(10), failedLastMinute: try int(11),
                 failedLastHour: try int(12), workersAlive: try int(13), failuresByCode: failures, workers: workers,

@@ -18,7 +18,8 @@ extension PostgresJobStore {
         /// sent again): a call already in the audit is not appended twice.
         static let recordAgain = recordStatement(checkingWritten: true)
 
-        static func recordStatement(checkingWritten: Bool) -> String { """
+        static func recordStatement(checkingWritten: Bool) -> String {
+            """
             WITH input AS (
                 SELECT * FROM unnest($2::bigint[], $3::int[], $4::text[], $5::text[], $6::double precision[],
                                      $7::boolean[], $8::text[], $9::text[], $10::text[], $11::timestamptz[],
@@ -217,12 +218,15 @@ extension PostgresJobStore {
     @discardableResult
     public func record(_ records: [JobRecord], workerID: String, mayBeWritten: Bool = false) async throws -> Set<Int64> {
         guard !records.isEmpty else { return [] }
-        let query = PostgresQuery(mayBeWritten ? WorkerSQL.recordAgain : WorkerSQL.record, [
-            workerID, records.map(\.job.id), records.map(\.job.attempt), records.map(\.outcome.rawValue),
-            records.map(\.newState.rawValue), records.map { $0.retryDelay / .seconds(1) }, records.map(\.givesBackAttempt),
-            records.map(\.errorCode), records.map(\.errorMessage), records.map(\.requestID),
-            records.map(\.startedAt), records.map(\.finishedAt), records.map(\.job.claimToken),
-        ]).prepared()
+        let query = PostgresQuery(
+            mayBeWritten ? WorkerSQL.recordAgain : WorkerSQL.record,
+            [
+                workerID, records.map(\.job.id), records.map(\.job.attempt), records.map(\.outcome.rawValue),
+                records.map(\.newState.rawValue), records.map { $0.retryDelay / .seconds(1) }, records.map(\.givesBackAttempt),
+                records.map(\.errorCode), records.map(\.errorMessage), records.map(\.requestID),
+                records.map(\.startedAt), records.map(\.finishedAt), records.map(\.job.claimToken),
+            ]
+        ).prepared()
         return Set(try await pool.query(query).map { try $0.decode(Int64.self, at: 0) })
     }
 
@@ -238,17 +242,26 @@ extension PostgresJobStore {
         id: String, host: String, pid: Int32, version: String, concurrency: Int, regions: [String]? = nil,
         heartbeatInterval: Duration = .seconds(10)
     ) async throws {
-        try await pool.query(PostgresQuery(WorkerSQL.register, [
-            id, host, Int(pid), version, concurrency, regions, Int(max(1, heartbeatInterval / .milliseconds(1))),
-        ]))
+        try await pool.query(
+            PostgresQuery(
+                WorkerSQL.register,
+                [
+                    id, host, Int(pid), version, concurrency, regions, Int(max(1, heartbeatInterval / .milliseconds(1))),
+                ]))
     }
 
     /// Renews leases and the status row; returns the ids whose lease was renewed.
     @discardableResult
     public func heartbeat(workerID: String, lease: Duration, status: WorkerStatus, holding jobs: [Int64]) async throws -> [Int64] {
-        let rows = try await retryingMovedRows { try await pool.query(PostgresQuery(WorkerSQL.heartbeat, [
-            workerID, lease / .seconds(1), status.state, status.inFlight, status.succeeded, status.failed, status.retried, jobs,
-        ]).prepared()) }
+        let rows = try await retryingMovedRows {
+            try await pool.query(
+                PostgresQuery(
+                    WorkerSQL.heartbeat,
+                    [
+                        workerID, lease / .seconds(1), status.state, status.inFlight, status.succeeded, status.failed, status.retried, jobs,
+                    ]
+                ).prepared())
+        }
         return try rows.map { try $0.decode(Int64.self, at: 0) }
     }
 

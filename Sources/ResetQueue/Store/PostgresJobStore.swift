@@ -42,10 +42,12 @@ public struct PostgresJobStore: Sendable {
         let metadata = try request.clientMetadata.map { try PostgresJSON(encoding: $0.values) }
         return try await pool.transaction { connection in
             let id = try await connection.query(
-                PostgresQuery(SQL.enqueue, [
-                    request.userPoolID.rawValue, request.username.rawValue, request.runAt,
-                    request.priority, metadata, request.idempotencyKey, request.maxAttempts, request.requestedBy,
-                ]))[0].decode(Int64.self, at: 0)
+                PostgresQuery(
+                    SQL.enqueue,
+                    [
+                        request.userPoolID.rawValue, request.username.rawValue, request.runAt,
+                        request.priority, metadata, request.idempotencyKey, request.maxAttempts, request.requestedBy,
+                    ]))[0].decode(Int64.self, at: 0)
             // Our own new job is always visible; an invisible one was enqueued by another system.
             guard let row = try await connection.query(PostgresQuery(SQL.enqueuedJob, [id])).first else {
                 return EnqueueResult(jobID: id, created: false, state: nil, runAt: nil)

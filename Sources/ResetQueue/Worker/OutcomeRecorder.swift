@@ -106,7 +106,7 @@ actor OutcomeRecorder {
         isFlushing = true
         defer {
             isFlushing = false
-            flushWaiters.forEach { $0.resume() }
+            for waiter in flushWaiters { waiter.resume() }
             flushWaiters.removeAll()
         }
         let batch = records

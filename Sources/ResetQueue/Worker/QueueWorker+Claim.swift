@@ -33,7 +33,9 @@ extension QueueWorker {
         let claim = try await registeringClaim { [store, configuration] in
             try await store.claimPaced(
                 workerID: configuration.workerID, limit: limit, lease: configuration.lease, rate: shared, regions: configuration.regions)
-        } jobs: { $0.jobs.map(\.job) }
+        } jobs: {
+            $0.jobs.map(\.job)
+        }
         if let rate = claim.currentRate { await state.observeSharedRate(rate) }
         if !claim.jobs.isEmpty {
             let claimed = claim.jobs.map(\.job)

@@ -29,8 +29,9 @@ extension QueueWorker {
             await state.finished(nil)
             return
         }
-        let record = Self.decide(job, result: result, policy: configuration.retryPolicy, random: random(),
-                                 startedAt: startedAt, finishedAt: Date())
+        let record = Self.decide(
+            job, result: result, policy: configuration.retryPolicy, random: random(),
+            startedAt: startedAt, finishedAt: Date())
         let errorClass: CognitoError.ErrorClass? = if case .failure(let error) = result { error.errorClass } else { nil }
         metrics.record(record, errorClass: errorClass, duration: duration)
         switch record.outcome {
@@ -47,9 +48,11 @@ extension QueueWorker {
         }
         logger.debug(
             "call finished",
-            metadata: ["job.id": "\(job.id)", "user": "\(configuration.logUsernames ? job.username : UsernameMask.mask(job.username))",
-                       "duration_ms": "\(Int64(duration / .milliseconds(1)))", "outcome": "\(record.outcome.rawValue)", "state": "\(record.newState.rawValue)",
-                       "error.code": "\(record.errorCode ?? "")", "request_id": "\(record.requestID ?? "")"])
+            metadata: [
+                "job.id": "\(job.id)", "user": "\(configuration.logUsernames ? job.username : UsernameMask.mask(job.username))",
+                "duration_ms": "\(Int64(duration / .milliseconds(1)))", "outcome": "\(record.outcome.rawValue)", "state": "\(record.newState.rawValue)",
+                "error.code": "\(record.errorCode ?? "")", "request_id": "\(record.requestID ?? "")",
+            ])
         await recorder.add(record)
         await state.finished(record.newState)
     }
@@ -71,16 +74,18 @@ extension QueueWorker {
             username = try Username(job.username)
             metadata = try job.clientMetadata.map { try ClientMetadata($0) }
             role = try job.roleARN.map {
-                PoolRole(arn: try RoleARN($0, field: "pool_roles.role_arn"),
-                         externalID: try job.externalID.map { try ExternalID($0, field: "pool_roles.external_id") })
+                PoolRole(
+                    arn: try RoleARN($0, field: "pool_roles.role_arn"),
+                    externalID: try job.externalID.map { try ExternalID($0, field: "pool_roles.external_id") })
             }
         } catch {
             return .failure(CognitoError(.invalidInput, message: "\(error)", errorClass: .permanent, operation: "AdminResetUserPassword"))
         }
         do {
-            return .success(try await cognito.adminResetUserPassword(
-                userPoolID: pool, username: username, clientMetadata: metadata, role: role,
-                beforeAttempt: { await self.claimStillOurs(job) }))
+            return .success(
+                try await cognito.adminResetUserPassword(
+                    userPoolID: pool, username: username, clientMetadata: metadata, role: role,
+                    beforeAttempt: { await self.claimStillOurs(job) }))
         } catch {
             return .failure(error)
         }
@@ -121,8 +126,10 @@ extension QueueWorker {
         _ job: ClaimedJob, result: Result<CognitoResponse, CognitoError>, policy: JobRetryPolicy, random: Double,
         startedAt: Date, finishedAt: Date
     ) -> JobRecord {
-        func record(_ outcome: AttemptOutcome, _ state: JobState, delay: Duration = .zero, givesBack: Bool = false,
-                    error: CognitoError? = nil, requestID: String? = nil) -> JobRecord {
+        func record(
+            _ outcome: AttemptOutcome, _ state: JobState, delay: Duration = .zero, givesBack: Bool = false,
+            error: CognitoError? = nil, requestID: String? = nil
+        ) -> JobRecord {
             JobRecord(
                 job: job, outcome: outcome, newState: state, retryDelay: delay, givesBackAttempt: givesBack,
                 errorCode: error.map { storable($0.code, limit: 200) }, errorMessage: error.map { storable($0.message, limit: 2000) },

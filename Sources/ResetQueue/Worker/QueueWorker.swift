@@ -105,20 +105,6 @@ public final class QueueWorker: Service, Sendable {
         if let fatal = await state.fatal { throw fatal }
     }
 
-    /// Runs `body`, giving up after `timeout`; true if it finished without error.
-    private func withTimeout(_ timeout: Duration, _ body: @escaping @Sendable () async throws -> Void) async -> Bool {
-        await withTaskGroup(of: Bool.self) { group in
-            group.addTask { (try? await body()) != nil }
-            group.addTask {
-                try? await Task.sleep(for: timeout)
-                return false
-            }
-            let first = await group.next() ?? false
-            group.cancelAll()
-            return first
-        }
-    }
-
     /// The end of the grace period, kept for writing outcomes and marking the worker stopped:
     /// in-flight calls get the rest, so that the whole stop fits in `--grace`.
     var stopReserve: Duration { min(.seconds(3), configuration.gracePeriod / 4) }
@@ -149,16 +135,18 @@ public final class QueueWorker: Service, Sendable {
             // kept for them, and statements still waiting then are cancelled.
             let stopDeadline = await state.stopDeadline ?? .now
             let writeBy = max(stopDeadline - stopReserve / 3, .now + .milliseconds(200))
-            _ = await withTimeout(writeBy - .now) { await recorder.drain(until: writeBy) }
+            // withTimeout returns on time even if a statement cannot be interrupted at once.
+            _ = try? await withTimeout(writeBy - .now) { await recorder.drain(until: writeBy) }
             await recorder.stop()
             background.cancelAll()
         }
         let status = await state.status
         // Within the grace period when a stop was requested; a drain that ended by itself has time.
         let remaining = await state.stopDeadline.map { $0 - .now } ?? .seconds(5)
-        let marked = await withTimeout(max(remaining, .milliseconds(100))) { [store, configuration] in
-            try await store.markWorkerStopped(id: configuration.workerID, status: status)
-        }
+        let marked =
+            (try? await withTimeout(max(remaining, .milliseconds(100))) { [store, configuration] in
+                try await store.markWorkerStopped(id: configuration.workerID, status: status)
+            }) != nil
         if !marked {
             logger.warning("cannot mark the worker stopped; its row will be marked once its heartbeat is stale")
         }
@@ -178,9 +166,12 @@ public final class QueueWorker: Service, Sendable {
                     pid: ProcessInfo.processInfo.processIdentifier, version: CognitoResetVersion.current,
                     concurrency: configuration.concurrency, regions: configuration.regions,
                     heartbeatInterval: configuration.heartbeatInterval)
-                logger.info("worker started", metadata: [
-                    "concurrency": "\(configuration.concurrency)",
-                    "regions": "\(configuration.regions?.joined(separator: ",") ?? "all")"])
+                logger.info(
+                    "worker started",
+                    metadata: [
+                        "concurrency": "\(configuration.concurrency)",
+                        "regions": "\(configuration.regions?.joined(separator: ",") ?? "all")",
+                    ])
                 await ensureHistoryPartitions()
                 onEvent(.registered)
                 return true
@@ -235,7 +226,9 @@ public final class QueueWorker: Service, Sendable {
                             try await store.claimPaced(
                                 workerID: configuration.workerID, limit: limit,
                                 lease: configuration.lease, rate: nil, regions: configuration.regions)
-                        } jobs: { $0.jobs.map(\.job) }
+                        } jobs: {
+                            $0.jobs.map(\.job)
+                        }
                         failures = 0
                         if !claim.jobs.isEmpty {
                             let claimed = claim.jobs.map(\.job)

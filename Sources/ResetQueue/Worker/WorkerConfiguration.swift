@@ -8,8 +8,9 @@ public struct WorkerConfiguration: Sendable {
     public var concurrency: Int = 16
     /// How long a claim holds a job before any worker may rescue it (default 30 s).
     public var lease: Duration = .seconds(30)
-    /// Leases and the `workers` row are renewed, and expired leases rescued, this often (default 10 s).
-    public var heartbeatInterval: Duration = .seconds(10)
+    /// Leases and the `workers` row are renewed, and expired leases rescued, this often
+    /// (default a third of the lease: `defaultHeartbeat(lease:)`).
+    public var heartbeatInterval: Duration = WorkerConfiguration.defaultHeartbeat(lease: .seconds(30))
     /// An idle worker looks for work at least this often even without a NOTIFY (default 1 s).
     public var pollInterval: Duration = .seconds(1)
     /// At most this many jobs per claim statement.
@@ -31,6 +32,13 @@ public struct WorkerConfiguration: Sendable {
     public var regions: [String]?
     /// Log usernames in full (per-job lines, at debug); otherwise masked (`a***@example.com`).
     public var logUsernames = false
+
+    /// A third of the lease: two renewals can be lost before the lease runs out.
+    public static func defaultHeartbeat(lease: Duration) -> Duration { lease / 3 }
+
+    /// The fleet-wide ceiling a worker seeds a new shared bucket with (`--rate`, default 25/s:
+    /// Cognito's default quota for `AdminResetUserPassword`).
+    public static let defaultRate: Double = 25
 
     public init(workerID: String = WorkerConfiguration.makeWorkerID()) {
         self.workerID = workerID

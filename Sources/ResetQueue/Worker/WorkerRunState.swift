@@ -44,9 +44,9 @@ actor WorkerRunState {
         isStopping = true
         stopDeadline = .now + grace
         status.state = "draining"
-        pausers.values.forEach { $0.resume() }
+        for pauser in pausers.values { pauser.resume() }
         pausers.removeAll()
-        stopCancellers.values.forEach { $0() }
+        for cancel in stopCancellers.values { cancel() }
         stopCancellers.removeAll()
         await wake.signal()
     }
@@ -59,7 +59,11 @@ actor WorkerRunState {
         let task = Task { try await body() }
         let id = await addStopCanceller { task.cancel() }
         // A task of its own does not inherit the caller's cancellation: pass it on.
-        let result = await withTaskCancellationHandler { await task.result } onCancel: { task.cancel() }
+        let result = await withTaskCancellationHandler {
+            await task.result
+        } onCancel: {
+            task.cancel()
+        }
         if let id { await removeStopCanceller(id) }
         return try result.get()
     }
@@ -173,7 +177,7 @@ actor WorkerRunState {
         default: break
         }
         if inFlight == 0 {
-            idleWaiters.forEach { $0.resume() }
+            for waiter in idleWaiters { waiter.resume() }
             idleWaiters.removeAll()
         }
         await wake.signal()
@@ -192,7 +196,7 @@ actor WorkerRunState {
     }
 
     private func releaseIdleWaiters() {
-        idleWaiters.forEach { $0.resume() }
+        for waiter in idleWaiters { waiter.resume() }
         idleWaiters.removeAll()
     }
 }

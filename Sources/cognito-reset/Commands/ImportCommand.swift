@@ -26,8 +26,9 @@ struct ImportCommand: AsyncParsableCommand {
     @Argument(help: ArgumentHelp("The CSV file, or - for standard input.", valueName: "FILE"))
     var file: String?
 
-    @Option(help: ArgumentHelp(
-        "Import every *.csv in DIR, one by one, moving each to DIR/done or DIR/rejected with a report.", valueName: "DIR"))
+    @Option(
+        help: ArgumentHelp(
+            "Import every *.csv in DIR, one by one, moving each to DIR/done or DIR/rejected with a report.", valueName: "DIR"))
     var inbox: String?
 
     @Option(name: .customLong("pool"), help: ArgumentHelp("User pool for lines without a user_pool_id.", valueName: "ID"))
@@ -35,9 +36,10 @@ struct ImportCommand: AsyncParsableCommand {
 
     @OptionGroup var job: JobOptions
 
-    @Option(help: ArgumentHelp(
-        "This import's own ceiling in requests/s (e.g. 5/s), below the fleet's: its jobs never take more; change it later with `rate set R --import ID`.",
-        valueName: "R"))
+    @Option(
+        help: ArgumentHelp(
+            "This import's own ceiling in requests/s (e.g. 5/s), below the fleet's: its jobs never take more; change it later with `rate set R --import ID`.",
+            valueName: "R"))
     var rate: String?
 
     @Flag(help: "Check every line and report, write nothing.")
@@ -154,11 +156,13 @@ struct ImportCommand: AsyncParsableCommand {
 
     /// One line saying what the import did.
     static func describe(_ report: ImportReport, dryRun: Bool) -> String {
-        let counts = "\(report.read) lines read, \(report.accepted) \(dryRun ? "would be new jobs" : "new jobs"), "
+        let counts =
+            "\(report.read) lines read, \(report.accepted) \(dryRun ? "would be new jobs" : "new jobs"), "
             + "\(report.duplicate) duplicates, \(report.rejected) rejected"
         if let previous = report.previousImportID {
             let when = report.previousImportAt.map { " on \($0.formatted(.iso8601))" } ?? ""
-            return "\(SafeText.escaped(report.fileName)) was already imported (import \(previous)\(when), same SHA-256); nothing added. Use --force to import it again."
+            return
+                "\(SafeText.escaped(report.fileName)) was already imported (import \(previous)\(when), same SHA-256); nothing added. Use --force to import it again."
         } else if report.read == 0 {
             return "\(SafeText.escaped(report.fileName)): a header and no lines; nothing to import."
         } else if dryRun {
@@ -192,7 +196,8 @@ final class ProgressBar: Sendable {
             let width = 30
             let filled = Int(fraction * Double(width))
             let left = rate > 0 ? Double(total - bytes) / rate : 0
-            line += "  [" + String(repeating: "#", count: filled) + String(repeating: " ", count: width - filled) + "]"
+            line +=
+                "  [" + String(repeating: "#", count: filled) + String(repeating: " ", count: width - filled) + "]"
                 + String(format: " %3.0f%%  ETA %.0fs", fraction * 100, left)
         }
         FileHandle.standardError.write(Data(line.utf8))

@@ -36,7 +36,8 @@ struct InboxImport {
                 Terminal.say("\(SafeText.escaped(name)): \(ImportCommand.describe(report, dryRun: false))")
                 imported += 1
             case .rejected(let reason, let report):
-                let body = try report.map { try jsonEncoder().encode($0) }
+                let body =
+                    try report.map { try jsonEncoder().encode($0) }
                     ?? JSONSerialization.data(withJSONObject: ["file_name": name, "error": reason], options: [.sortedKeys])
                 try await move(source, to: rejected, report: body)
                 Terminal.say("\(SafeText.escaped(name)): rejected: \(SafeText.escaped(reason))")

@@ -29,8 +29,11 @@ struct JobsCommand: AsyncParsableCommand {
             }
             Terminal.say(["ID", "POOL", "USER", "STATE", "ATTEMPT", "PRIO", "RUN AT", "LAST ERROR"].joined(separator: "\t"))
             for job in jobs {
-                Terminal.say([String(job.id), TableCell.safe(job.userPoolID), TableCell.safe(job.username), job.state, "\(job.attempt)/\(job.maxAttempts)",
-                       String(job.priority), job.runAt.formatted(.iso8601), job.lastErrorCode.map(TableCell.safe) ?? "-"].joined(separator: "\t"))
+                Terminal.say(
+                    [
+                        String(job.id), TableCell.safe(job.userPoolID), TableCell.safe(job.username), job.state, "\(job.attempt)/\(job.maxAttempts)",
+                        String(job.priority), job.runAt.formatted(.iso8601), job.lastErrorCode.map(TableCell.safe) ?? "-",
+                    ].joined(separator: "\t"))
             }
         }
     }
@@ -46,11 +49,15 @@ struct JobsCommand: AsyncParsableCommand {
                 throw CLIError.failure("no job \(id)")
             }
             if json {
-                struct Both: Encodable { let job: JobSummary; let attempts: [AttemptSummary] }
+                struct Both: Encodable {
+                    let job: JobSummary
+                    let attempts: [AttemptSummary]
+                }
                 Terminal.json(try jsonEncoder().encode(Both(job: job, attempts: attempts)))
                 return
             }
-            Terminal.say("""
+            Terminal.say(
+                """
                 Job \(job.id)  \(job.state)  attempt \(job.attempt)/\(job.maxAttempts)  priority \(job.priority)
                 Pool \(SafeText.escaped(job.userPoolID))  user \(SafeText.escaped(job.username))
                 Created \(job.createdAt.formatted(.iso8601))  run at \(job.runAt.formatted(.iso8601))\(job.finishedAt.map { "  finished \($0.formatted(.iso8601))" } ?? "")
@@ -60,7 +67,9 @@ struct JobsCommand: AsyncParsableCommand {
             if let worker = job.lockedBy { Terminal.say("Held by \(SafeText.escaped(worker))") }
             for attempt in attempts {
                 let error = attempt.errorCode.map { "  \(SafeText.escaped($0)): \(SafeText.escaped(attempt.errorMessage ?? ""))" } ?? ""
-                Terminal.say("  #\(attempt.attempt) \(attempt.startedAt.formatted(.iso8601)) \(attempt.outcome) \(attempt.latencyMilliseconds.map { "\($0) ms" } ?? "") by \(SafeText.escaped(attempt.workerID))\(error)")
+                Terminal.say(
+                    "  #\(attempt.attempt) \(attempt.startedAt.formatted(.iso8601)) \(attempt.outcome) \(attempt.latencyMilliseconds.map { "\($0) ms" } ?? "") by \(SafeText.escaped(attempt.workerID))\(error)"
+                )
             }
         }
     }

@@ -59,7 +59,8 @@ struct MigrateCommand: AsyncParsableCommand {
             let exists = try await connection.query("SELECT to_regclass('cognito_reset.migration_locks') IS NOT NULL")[0]
                 .decode(Bool.self, at: 0)
             guard exists else { return [:] }
-            let rows = try await connection.query("""
+            let rows = try await connection.query(
+                """
                 SELECT version, round(extract(epoch FROM released_at - acquired_at) * 1000)::bigint
                 FROM cognito_reset.migration_locks WHERE released_at IS NOT NULL
                 """)

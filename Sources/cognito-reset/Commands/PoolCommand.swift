@@ -64,7 +64,7 @@ struct PoolCommand: AsyncParsableCommand {
             } else if mappings.isEmpty {
                 Terminal.say("No pool is mapped to a role: every pool is called with the workers' own credentials.")
             } else {
-                mappings.forEach { Terminal.say(PoolCommand.describe($0)) }
+                for mapping in mappings { Terminal.say(PoolCommand.describe(mapping)) }
             }
         }
     }

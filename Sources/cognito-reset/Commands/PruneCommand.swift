@@ -55,11 +55,15 @@ struct PruneCommand: AsyncParsableCommand {
             ])
         } else {
             let verb = dryRun ? "would delete" : "deleted"
-            Terminal.say("\(verb) \(report.jobs) finished jobs, \(report.attempts) attempts, \(report.workers) stopped workers, \(report.imports) imports (finished more than \(DurationArgument.describe(retention)) ago)")
+            Terminal.say(
+                "\(verb) \(report.jobs) finished jobs, \(report.attempts) attempts, \(report.workers) stopped workers, \(report.imports) imports (finished more than \(DurationArgument.describe(retention)) ago)"
+            )
         }
-        logger.info("pruned", metadata: [
-            "dry_run": "\(dryRun)", "jobs": "\(report.jobs)", "attempts": "\(report.attempts)", "workers": "\(report.workers)",
-            "imports": "\(report.imports)", "elapsed_ms": "\(Int64(elapsed / .milliseconds(1)))",
-        ])
+        logger.info(
+            "pruned",
+            metadata: [
+                "dry_run": "\(dryRun)", "jobs": "\(report.jobs)", "attempts": "\(report.attempts)", "workers": "\(report.workers)",
+                "imports": "\(report.imports)", "elapsed_ms": "\(Int64(elapsed / .milliseconds(1)))",
+            ])
     }
 }

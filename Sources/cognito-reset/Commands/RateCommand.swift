@@ -31,19 +31,22 @@ struct RateCommand: AsyncParsableCommand {
                 return
             }
             if buckets.isEmpty {
-                Terminal.say(key.map { "no bucket \($0) yet (a worker creates it on its first claim, `rate set` too)" }
-                    ?? "no buckets yet (a worker creates one on its first claim, `rate set` too)")
+                Terminal.say(
+                    key.map { "no bucket \($0) yet (a worker creates it on its first claim, `rate set` too)" }
+                        ?? "no buckets yet (a worker creates one on its first claim, `rate set` too)")
                 return
             }
             for bucket in buckets { Terminal.say(Self.describe(bucket)) }
         }
 
         static func describe(_ bucket: RateBucketStatus) -> String {
-            let state = bucket.paused
+            let state =
+                bucket.paused
                 ? "PAUSED (ceiling 0)"
                 : String(format: "%.1f/s in force of %.1f/s ceiling", bucket.currentRate, bucket.ceiling)
             let throttle = bucket.lastThrottleAt.map { " (last \(StatusCommand.ago($0)))" } ?? ""
-            return "\(bucket.key): \(state); burst \(Self.number(bucket.burst)), floor \(Self.number(bucket.floor))/s; last minute \(bucket.tokensLastMinute) calls, \(bucket.throttlesLastMinute) throttled\(throttle)"
+            return
+                "\(bucket.key): \(state); burst \(Self.number(bucket.burst)), floor \(Self.number(bucket.floor))/s; last minute \(bucket.tokensLastMinute) calls, \(bucket.throttlesLastMinute) throttled\(throttle)"
         }
 
         static func number(_ value: Double) -> String {
@@ -57,9 +60,13 @@ struct RateCommand: AsyncParsableCommand {
             discussion: "Examples: `rate set 10/s`, `rate set 0` (pause), `rate set 25 --key cognito:eu-west-1`, `rate set 5/s --import 42`.")
         @OptionGroup var database: DatabaseOptions
         @Argument(help: ArgumentHelp("Requests per second, e.g. 10 or 10/s; 0 pauses every call.", valueName: "RATE")) var rate: String
-        @Option(help: ArgumentHelp("The bucket (default $COGNITO_RESET_RATE_KEY, else cognito:$AWS_REGION, which must exist unless it is the first).", valueName: "KEY")) var key: String?
+        @Option(
+            help: ArgumentHelp(
+                "The bucket (default $COGNITO_RESET_RATE_KEY, else cognito:$AWS_REGION, which must exist unless it is the first).", valueName: "KEY")) var key:
+            String?
         @Option(help: ArgumentHelp("Instead, this import's own ceiling (0 to remove it).", valueName: "ID")) var `import`: Int64?
-        @Option(help: ArgumentHelp("Calls allowed at once after an idle spell (default: unchanged, new buckets 1: evenly spaced).", valueName: "N")) var burst: Double?
+        @Option(help: ArgumentHelp("Calls allowed at once after an idle spell (default: unchanged, new buckets 1: evenly spaced).", valueName: "N")) var burst:
+            Double?
         @Option(help: ArgumentHelp("Throttling never lowers the rate below this (default: unchanged, new buckets 1/s).", valueName: "R")) var floor: String?
         @Flag(help: "Print JSON for machines.") var json = false
 
@@ -77,7 +84,9 @@ struct RateCommand: AsyncParsableCommand {
                 if json {
                     try printJSON(["import": importID, "ceiling": ceiling == 0 ? NSNull() : ceiling as Any])
                 } else {
-                    Terminal.say(ceiling == 0 ? "import \(importID): own ceiling removed (the bucket's applies)" : "import \(importID): ceiling \(Show.number(ceiling))/s")
+                    Terminal.say(
+                        ceiling == 0
+                            ? "import \(importID): own ceiling removed (the bucket's applies)" : "import \(importID): ceiling \(Show.number(ceiling))/s")
                 }
                 return
             }

@@ -65,7 +65,9 @@ struct StatusCommand: AsyncParsableCommand {
             lines.append("Rate        " + RateCommand.Show.describe(bucket))
         }
         if withETA {
-            lines.append("Drain ETA   " + (status.drainETASeconds.map { "about \(seconds($0)) for \(status.remaining) job(s)" } ?? "unknown (nothing finished in the last minute)"))
+            lines.append(
+                "Drain ETA   "
+                    + (status.drainETASeconds.map { "about \(seconds($0)) for \(status.remaining) job(s)" } ?? "unknown (nothing finished in the last minute)"))
         }
         return lines.joined(separator: "\n")
     }

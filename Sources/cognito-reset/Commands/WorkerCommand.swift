@@ -32,19 +32,22 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Cognito calls in flight at most (default 16).", valueName: "N"))
     var concurrency: Int?
 
-    @Option(help: ArgumentHelp(
-        "Ceiling (requests/s) of the fleet-wide bucket when this worker creates it (default 25; an existing bucket keeps its own, see `rate set`), or 'unlimited' for no limit at all (benchmarks, emulators).",
-        valueName: "R"))
+    @Option(
+        help: ArgumentHelp(
+            "Ceiling (requests/s) of the fleet-wide bucket when this worker creates it (default 25; an existing bucket keeps its own, see `rate set`), or 'unlimited' for no limit at all (benchmarks, emulators).",
+            valueName: "R"))
     var rate: String?
 
-    @Option(help: ArgumentHelp(
-        "The fleet-wide bucket for calls with this worker's own credentials; {region} stands for each pool's region (default cognito:{region}: one per region). Pools mapped to a role use cognito:<account>:<region>.",
-        valueName: "KEY"))
+    @Option(
+        help: ArgumentHelp(
+            "The fleet-wide bucket for calls with this worker's own credentials; {region} stands for each pool's region (default cognito:{region}: one per region). Pools mapped to a role use cognito:<account>:<region>.",
+            valueName: "KEY"))
     var rateKey: String?
 
-    @Option(help: ArgumentHelp(
-        "Serve only pools in these regions, e.g. eu-west-1,eu-central-1 (default: every region); jobs of other regions are left to other fleets.",
-        valueName: "REGIONS"))
+    @Option(
+        help: ArgumentHelp(
+            "Serve only pools in these regions, e.g. eu-west-1,eu-central-1 (default: every region); jobs of other regions are left to other fleets.",
+            valueName: "REGIONS"))
     var regions: String?
 
     @Flag(help: "Exit 0 once nothing is runnable and nothing is in flight.")
@@ -62,14 +65,16 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Time in-flight calls get to finish on SIGTERM (default 20s).", valueName: "DURATION"))
     var grace: DurationArgument?
 
-    @Option(help: ArgumentHelp(
-        "Server-side statement_timeout of the worker's statements (default 10s); each is also given up on the client up to 5s later, with a cancel request, if the server does not answer at all.",
-        valueName: "DURATION"))
+    @Option(
+        help: ArgumentHelp(
+            "Server-side statement_timeout of the worker's statements (default 10s); each is also given up on the client up to 5s later, with a cancel request, if the server does not answer at all.",
+            valueName: "DURATION"))
     var statementTimeout: DurationArgument?
 
-    @Option(help: ArgumentHelp(
-        "A direct connection for LISTEN only, when DATABASE_URL goes through a pooler in transaction mode (PgBouncer), or 'none' to only poll (default: DATABASE_URL).",
-        valueName: "URL"))
+    @Option(
+        help: ArgumentHelp(
+            "A direct connection for LISTEN only, when DATABASE_URL goes through a pooler in transaction mode (PgBouncer), or 'none' to only poll (default: DATABASE_URL).",
+            valueName: "URL"))
     var listenURL: String?
 
     @Option(help: ArgumentHelp("Prometheus /metrics, /healthz and /readyz on HOST:PORT (default off).", valueName: "HOST:PORT"))
@@ -94,15 +99,15 @@ struct WorkerCommand: AsyncParsableCommand {
         var configuration = try database.configuration()
         configuration.statementTimeout = options.statementTimeout
         configuration.statementDeadline = options.statementTimeout + Self.deadlineMargin(options.statementTimeout)
-        let listenConfiguration = try options.listenURL.map { text -> ConnectionConfiguration? in
-            guard text != "none" else { return nil }
-            var listen = try DatabaseOptions.configuration(text, field: listenURL != nil ? "--listen-url" : "COGNITO_RESET_LISTEN_URL")
-            listen.statementTimeout = configuration.statementTimeout
-            listen.statementDeadline = configuration.statementDeadline
-            return listen
-        } ?? configuration
+        let listenConfiguration =
+            try options.listenURL.map { text -> ConnectionConfiguration? in
+                guard text != "none" else { return nil }
+                var listen = try DatabaseOptions.configuration(text, field: listenURL != nil ? "--listen-url" : "COGNITO_RESET_LISTEN_URL")
+                listen.statementTimeout = configuration.statementTimeout
+                listen.statementDeadline = configuration.statementDeadline
+                return listen
+            } ?? configuration
         let health = DatabaseHealth(window: configuration.statementDeadline! + .seconds(5))
-        let worker: QueueWorker
         let metricsRegistry = options.metricsAddress.map { _ in PrometheusCollectorRegistry() }
         if let metricsRegistry {
             MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: metricsRegistry))
@@ -116,100 +121,93 @@ struct WorkerCommand: AsyncParsableCommand {
         }
         let processMetrics = metricsRegistry.map { ProcessMetrics(registry: $0) }
         let pulse = LoopPulse()
-        let pool = ConnectionPool(
-            configuration: configuration, options: .init(maximumConnections: 4, connectDeadline: .seconds(10)), logger: logger,
-            onEvent: DatabaseMetrics.observer(pulse: pulse, health: health))
-        let store = PostgresJobStore(pool: pool)
+        try await withClosers { closers in
+            let pool = ConnectionPool(
+                configuration: configuration, options: .init(maximumConnections: 4, connectDeadline: .seconds(10)), logger: logger,
+                onEvent: DatabaseMetrics.observer(pulse: pulse, health: health))
+            closers.add { await pool.close() }
+            let store = PostgresJobStore(pool: pool)
 
-        // Everything that can be refused is checked before READY=1: the metrics address, the
-        // database and its schema, the AWS credentials.
-        var endpoint: HTTPEndpoint?
-        if let address = options.metricsAddress, let metricsRegistry {
-            do {
-                endpoint = try await HTTPEndpoint.bind(host: address.host, port: address.port) { path in
-                    await DaemonMonitor.respond(path, store: store, health: health) {
-                        processMetrics?.refresh()
-                        return metricsRegistry.emitToString()
+            // Everything that can be refused is checked before READY=1: the metrics address, the
+            // database and its schema, the AWS credentials.
+            var endpoint: HTTPEndpoint?
+            if let address = options.metricsAddress, let metricsRegistry {
+                do {
+                    let bound = try await HTTPEndpoint.bind(host: address.host, port: address.port) { path in
+                        await DaemonMonitor.respond(path, store: store, health: health) {
+                            processMetrics?.refresh()
+                            return metricsRegistry.emitToString()
+                        }
                     }
+                    closers.add { await bound.close() }
+                    endpoint = bound
+                } catch {
+                    throw CLIError.badInput("COGNITO_RESET_METRICS_ADDRESS: cannot listen on \(address.host):\(address.port): \(error)")
                 }
+            }
+            notifier.send(["STATUS=connecting to the database"])
+            try await mappingErrors { try await Self.checkSchema(pool, logger: logger) }
+
+            let cognito = try CognitoSetup(environment: environment, connections: options.concurrency, logger: logger)
+            closers.add { await cognito.transport.shutdown() }
+            do throws(CredentialError) {
+                _ = try await cognito.client.credentials.credentials()
             } catch {
-                await pool.close()
-                throw CLIError.badInput("COGNITO_RESET_METRICS_ADDRESS: cannot listen on \(address.host):\(address.port): \(error)")
+                throw error.isUnreachable ? CLIError.unavailable(error.description) : CLIError.badInput(error.description)
+            }
+
+            var workerConfiguration = WorkerConfiguration()
+            workerConfiguration.concurrency = options.concurrency
+            workerConfiguration.drain = drain
+            workerConfiguration.lease = options.lease
+            workerConfiguration.heartbeatInterval = options.heartbeat
+            workerConfiguration.pollInterval = options.poll
+            workerConfiguration.gracePeriod = options.grace
+            workerConfiguration.logUsernames = options.logUsernames
+            workerConfiguration.sharedRate = options.rate.map { SharedRateLimit(key: options.rateKey, initialCeiling: $0) }
+            workerConfiguration.regions = options.regions
+            if let shared = workerConfiguration.sharedRate, let region = cognito.client.endpoints.configuredRegion,
+                let bucket = try? await store.rateBuckets(key: shared.key.replacingOccurrences(of: "{region}", with: region)).first,
+                bucket.ceiling != shared.initialCeiling
+            {
+                // The fleet's bucket is the truth; a flag on one host must not fight the others.
+                logger.notice(
+                    "the shared rate limit keeps its own ceiling; --rate only seeds a new one (change it with `cognito-reset rate set`)",
+                    metadata: ["rate.key": "\(shared.key)", "ceiling": "\(bucket.ceiling)", "rate": "\(shared.initialCeiling)"])
+            }
+            let worker = QueueWorker(
+                configuration: workerConfiguration, store: store, listenConfiguration: listenConfiguration,
+                cognito: cognito.client, limiter: UnlimitedRateLimiter(), logger: logger,
+                onEvent: { event in
+                    switch event {
+                    case .stopping: notifier.send(["STOPPING=1", "STATUS=stopping: finishing in-flight calls"])
+                    case .databaseUnavailable: health.noteTrouble()
+                    case .databaseAnswered(let since): health.noteAnswered(since: since)
+                    default: break
+                    }
+                },
+                pulse: pulse)
+            let monitor = DaemonMonitor(
+                worker: worker, store: store, notifier: notifier, watchdog: watchdog, endpoint: endpoint,
+                statusInterval: options.statusInterval, health: health, logger: logger)
+            let group = ServiceGroup(
+                configuration: .init(
+                    // Shut down in reverse order: the worker first, the monitor once it has finished.
+                    services: [
+                        .init(service: monitor),
+                        .init(service: worker, successTerminationBehavior: .gracefullyShutdownGroup),
+                        // Last, so it hears of a stop first (it returns at once).
+                        .init(service: StopBackstop(grace: options.grace, logger: logger), successTerminationBehavior: .ignore),
+                    ],
+                    gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            pulse.beat()  // the start-up checks above took their time; the watchdog starts now
+            notifier.send(["READY=1", "STATUS=ready: claiming work"])
+            do {
+                try await group.run()
+            } catch {
+                throw CLIError.failure("worker stopped: \(error)")
             }
         }
-        notifier.send(["STATUS=connecting to the database"])
-        do {
-            try await mappingErrors { try await Self.checkSchema(pool, logger: logger) }
-        } catch {
-            await endpoint?.close()
-            await pool.close()
-            throw error
-        }
-
-        let cognito = try CognitoSetup(environment: environment, connections: options.concurrency, logger: logger)
-        do {
-            _ = try await cognito.client.credentials.credentials()
-        } catch {
-            await cognito.transport.shutdown()
-            await endpoint?.close()
-            await pool.close()
-            throw error.isUnreachable ? CLIError.unavailable(error.description) : CLIError.badInput(error.description)
-        }
-
-        var workerConfiguration = WorkerConfiguration()
-        workerConfiguration.concurrency = options.concurrency
-        workerConfiguration.drain = drain
-        workerConfiguration.lease = options.lease
-        workerConfiguration.heartbeatInterval = options.heartbeat
-        workerConfiguration.pollInterval = options.poll
-        workerConfiguration.gracePeriod = options.grace
-        workerConfiguration.logUsernames = options.logUsernames
-        workerConfiguration.sharedRate = options.rate.map { SharedRateLimit(key: options.rateKey, initialCeiling: $0) }
-        workerConfiguration.regions = options.regions
-        if let shared = workerConfiguration.sharedRate, let region = cognito.client.endpoints.configuredRegion,
-            let bucket = try? await store.rateBuckets(key: shared.key.replacingOccurrences(of: "{region}", with: region)).first,
-            bucket.ceiling != shared.initialCeiling {
-            // The fleet's bucket is the truth; a flag on one host must not fight the others.
-            logger.notice(
-                "the shared rate limit keeps its own ceiling; --rate only seeds a new one (change it with `cognito-reset rate set`)",
-                metadata: ["rate.key": "\(shared.key)", "ceiling": "\(bucket.ceiling)", "rate": "\(shared.initialCeiling)"])
-        }
-        worker = QueueWorker(
-            configuration: workerConfiguration, store: store, listenConfiguration: listenConfiguration,
-            cognito: cognito.client, limiter: UnlimitedRateLimiter(), logger: logger,
-            onEvent: { event in
-                switch event {
-                case .stopping: notifier.send(["STOPPING=1", "STATUS=stopping: finishing in-flight calls"])
-                case .databaseUnavailable: health.noteTrouble()
-                case .databaseAnswered(let since): health.noteAnswered(since: since)
-                default: break
-                }
-            },
-            pulse: pulse)
-        let monitor = DaemonMonitor(
-            worker: worker, store: store, notifier: notifier, watchdog: watchdog, endpoint: endpoint,
-            statusInterval: options.statusInterval, health: health, logger: logger)
-        let group = ServiceGroup(
-            configuration: .init(
-                // Shut down in reverse order: the worker first, the monitor once it has finished.
-                services: [
-                    .init(service: monitor),
-                    .init(service: worker, successTerminationBehavior: .gracefullyShutdownGroup),
-                    // Last, so it hears of a stop first (it returns at once).
-                    .init(service: StopBackstop(grace: options.grace, logger: logger), successTerminationBehavior: .ignore),
-                ],
-                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        pulse.beat()  // the start-up checks above took their time; the watchdog starts now
-        notifier.send(["READY=1", "STATUS=ready: claiming work"])
-        var failure: (any Error)?
-        do {
-            try await group.run()
-        } catch {
-            failure = error
-        }
-        await cognito.transport.shutdown()
-        await pool.close()
-        if let failure { throw CLIError.failure("worker stopped: \(failure)") }
     }
 
     /// How long past `--statement-timeout` the client waits before cancelling a statement itself:
@@ -242,17 +240,20 @@ struct WorkerCommand: AsyncParsableCommand {
 
     /// Flags win over the environment, which wins over the config file, then the defaults.
     func resolvedOptions(_ settings: Settings) throws -> Options {
-        let concurrencyText = concurrency.map(String.init) ?? settings["COGNITO_RESET_CONCURRENCY"] ?? "16"
+        // The defaults are WorkerConfiguration's: one place for the daemon and the library.
+        let defaults = WorkerConfiguration(workerID: "defaults")
+        let concurrencyText = concurrency.map(String.init) ?? settings["COGNITO_RESET_CONCURRENCY"] ?? String(defaults.concurrency)
         let concurrency = try Self.parseConcurrency(concurrencyText, field: "--concurrency")
-        let rateText = rate ?? settings["COGNITO_RESET_RATE"] ?? "25"
+        let rateText = rate ?? settings["COGNITO_RESET_RATE"] ?? String(format: "%g", WorkerConfiguration.defaultRate)
         let rate = rateText == "unlimited" ? nil : try RateArgument.parse(rateText, field: "--rate")
         let rateKey = try RateArgument.workerKey(rateKey ?? settings["COGNITO_RESET_RATE_KEY"])
         let regionsField = regions == nil ? "COGNITO_RESET_REGIONS" : "--regions"
         let regions = try (regions ?? settings["COGNITO_RESET_REGIONS"]).map { try Self.parseRegions($0, field: regionsField) }
-        let lease = try settings.duration(lease, "COGNITO_RESET_LEASE", flagName: "--lease", default: .seconds(30))
-        let heartbeat = try settings.duration(heartbeat, "COGNITO_RESET_HEARTBEAT", flagName: "--heartbeat", default: lease / 3)
-        let poll = try settings.duration(poll, "COGNITO_RESET_POLL", flagName: "--poll", default: .seconds(1))
-        let grace = try settings.duration(grace, "COGNITO_RESET_GRACE", flagName: "--grace", default: .seconds(20))
+        let lease = try settings.duration(lease, "COGNITO_RESET_LEASE", flagName: "--lease", default: defaults.lease)
+        let heartbeat = try settings.duration(
+            heartbeat, "COGNITO_RESET_HEARTBEAT", flagName: "--heartbeat", default: WorkerConfiguration.defaultHeartbeat(lease: lease))
+        let poll = try settings.duration(poll, "COGNITO_RESET_POLL", flagName: "--poll", default: defaults.pollInterval)
+        let grace = try settings.duration(grace, "COGNITO_RESET_GRACE", flagName: "--grace", default: defaults.gracePeriod)
         let statusInterval = try settings.duration(
             statusInterval, "COGNITO_RESET_STATUS_INTERVAL", flagName: "--status-interval", default: .seconds(5))
         let statementTimeout = try settings.duration(
@@ -260,7 +261,8 @@ struct WorkerCommand: AsyncParsableCommand {
         try Self.checkStatementTimeout(statementTimeout, field: self.statementTimeout == nil ? "COGNITO_RESET_STATEMENT_TIMEOUT" : "--statement-timeout")
         let listenURL = listenURL ?? settings["COGNITO_RESET_LISTEN_URL"]
         guard grace >= .seconds(1) else {
-            throw CLIError.badInput("\(self.grace == nil ? "COGNITO_RESET_GRACE" : "--grace"): must be at least 1s (its last quarter is kept for writing outcomes)")
+            throw CLIError.badInput(
+                "\(self.grace == nil ? "COGNITO_RESET_GRACE" : "--grace"): must be at least 1s (its last quarter is kept for writing outcomes)")
         }
         guard lease >= .seconds(1) else { throw CLIError.badInput("--lease: must be at least 1s") }
         guard heartbeat > .zero, heartbeat * 2 <= lease else {
@@ -329,7 +331,8 @@ struct WorkerCommand: AsyncParsableCommand {
         }
         if !status.pending.isEmpty {
             throw CLIError.failure(
-                "the database schema is older than this binary (pending migrations: \(status.pending.map(String.init).joined(separator: ", "))): run `cognito-reset migrate` first")
+                "the database schema is older than this binary (pending migrations: \(status.pending.map(String.init).joined(separator: ", "))): run `cognito-reset migrate` first"
+            )
         }
         if let changed = status.changed.first {
             throw CLIError.failure("migration \(changed.version) (\(changed.name)) differs from the one applied; see `cognito-reset migrate status`")

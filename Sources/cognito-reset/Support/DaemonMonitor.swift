@@ -92,7 +92,9 @@ final class DaemonMonitor: Service {
                 }
                 let prefix = slow ? "database not answering in time, retrying; " : ""
                 await reportRateBuckets()
-                notifier.send(["STATUS=\(stopping)\(prefix)\(status.inFlight) in flight, \(gauges.runnable) runnable, \(rateText); \(status.succeeded) succeeded, \(status.failed) failed, \(status.retried) retried"])
+                notifier.send([
+                    "STATUS=\(stopping)\(prefix)\(status.inFlight) in flight, \(gauges.runnable) runnable, \(rateText); \(status.succeeded) succeeded, \(status.failed) failed, \(status.retried) retried"
+                ])
             } catch {
                 // Not ready either: /readyz answers as STATUS= says.
                 database.noteTrouble()
@@ -129,8 +131,9 @@ final class DaemonMonitor: Service {
             if worker.pulse.age < watchdog.timeout || stopping {
                 notifier.send(["WATCHDOG=1"])
             } else {
-                logger.error("the claim loop has not turned for longer than the watchdog timeout; no longer feeding the watchdog",
-                             metadata: ["silent_s": "\(Int64(worker.pulse.age / .seconds(1)))"])
+                logger.error(
+                    "the claim loop has not turned for longer than the watchdog timeout; no longer feeding the watchdog",
+                    metadata: ["silent_s": "\(Int64(worker.pulse.age / .seconds(1)))"])
             }
             try? await Task.sleep(for: watchdog.pingInterval)
         }

@@ -23,7 +23,7 @@ struct DatabaseOptions: ParsableArguments {
             } else {
                 configuration = try ConnectionConfiguration.fromEnvironment()
             }
-        } catch where error.code == .invalidConfiguration {
+        } catch  where error.code == .invalidConfiguration {
             // Name where the bad value came from: the flag, a PG* variable, or DATABASE_URL.
             let source = databaseURL != nil ? "--database-url" : "DATABASE_URL"
             throw CLIError.badInput(error.message.hasPrefix("PG") ? error.message : "\(source): \(error.message)")
@@ -39,7 +39,7 @@ struct DatabaseOptions: ParsableArguments {
         let configuration: ConnectionConfiguration
         do throws(PostgresError) {
             configuration = try ConnectionConfiguration(text)
-        } catch where error.code == .invalidConfiguration {
+        } catch  where error.code == .invalidConfiguration {
             throw CLIError.badInput("\(field): \(error.message)")
         } catch {
             throw CLIError(error)
@@ -54,7 +54,8 @@ struct DatabaseOptions: ParsableArguments {
         _ configuration: ConnectionConfiguration, environment: [String: String]
     ) throws -> ConnectionConfiguration {
         guard configuration.value(for: "password") == nil,
-              let folder = environment["CREDENTIALS_DIRECTORY"], !folder.isEmpty else { return configuration }
+            let folder = environment["CREDENTIALS_DIRECTORY"], !folder.isEmpty
+        else { return configuration }
         let path = URL(fileURLWithPath: folder).appending(path: "database-password").path
         guard FileManager.default.fileExists(atPath: path) else { return configuration }
         guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {

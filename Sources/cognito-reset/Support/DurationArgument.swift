@@ -12,7 +12,8 @@ struct DurationArgument: ExpressibleByArgument, Sendable {
 
     init?(argument: String) {
         let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600), ("d", 86400)]
-        let (number, scale) = units.first { argument.hasSuffix($0.0) }.map { (argument.dropLast($0.0.count), $0.1) }
+        let (number, scale) =
+            units.first { argument.hasSuffix($0.0) }.map { (argument.dropLast($0.0.count), $0.1) }
             ?? (Substring(argument), 1)
         guard let value = Double(number), value >= 0, value * scale <= Self.maximumSeconds else { return nil }
         duration = .seconds(value * scale)

@@ -2,7 +2,7 @@ import Prometheus
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The process metrics every Prometheus client exports (`process_cpu_seconds_total`,

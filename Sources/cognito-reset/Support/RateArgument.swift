@@ -9,7 +9,8 @@ enum RateArgument {
         let number = text.hasSuffix("/s") ? String(text.dropLast(2)) : text
         // At least one call per 1,000 s (the schema's bound: a rate a hair above 0 puts the next
         // call further off than PostgreSQL's intervals reach).
-        let rule = allowZero
+        let rule =
+            allowZero
             ? "must be requests per second, 0 (paused) or from 0.001 to 10000, e.g. 25 or 25/s"
             : "must be requests per second from 0.001 to 10000, e.g. 25 or 25/s"
         guard let value = Double(number), value.isFinite, value <= 10_000, value >= 0.001 || (allowZero && value == 0) else {

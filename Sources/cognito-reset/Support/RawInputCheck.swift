@@ -50,7 +50,8 @@ enum RawInputCheck {
     /// This process's arguments and environment, as raw bytes.
     static func check() -> CLIError? {
         let arguments = (0..<Int(CommandLine.argc)).map { index in
-            CommandLine.unsafeArgv[index].map { Array(UnsafeBufferPointer(start: UnsafeRawPointer($0).assumingMemoryBound(to: UInt8.self), count: strlen($0))) } ?? []
+            CommandLine.unsafeArgv[index].map { Array(UnsafeBufferPointer(start: UnsafeRawPointer($0).assumingMemoryBound(to: UInt8.self), count: strlen($0))) }
+                ?? []
         }
         var environment: [[UInt8]] = []
         var pointer = environ

@@ -58,9 +58,11 @@ struct Settings {
 
     /// Each setting that is set parses as its kind of value; the error names the setting.
     func checkValues() throws {
-        for (name, flag) in [("COGNITO_RESET_LEASE", "--lease"), ("COGNITO_RESET_HEARTBEAT", "--heartbeat"),
-                             ("COGNITO_RESET_POLL", "--poll"), ("COGNITO_RESET_GRACE", "--grace"),
-                             ("COGNITO_RESET_STATUS_INTERVAL", "--status-interval"), ("COGNITO_RESET_RETENTION", "--older-than")] {
+        for (name, flag) in [
+            ("COGNITO_RESET_LEASE", "--lease"), ("COGNITO_RESET_HEARTBEAT", "--heartbeat"),
+            ("COGNITO_RESET_POLL", "--poll"), ("COGNITO_RESET_GRACE", "--grace"),
+            ("COGNITO_RESET_STATUS_INTERVAL", "--status-interval"), ("COGNITO_RESET_RETENTION", "--older-than"),
+        ] {
             _ = try duration(nil, name, flagName: flag, default: .zero)
         }
         _ = try bool("COGNITO_RESET_LOG_USERNAMES", default: false)
