@@ -34,6 +34,25 @@ struct EnqueueTests {
         }
     }
 
+    /// Retrying a finished job of a user who has an active one is refused with a typed error the
+    /// CLI switches on; the finished job stays as it was.
+    @Test func retryingAJobWhoseUserHasAnActiveOneThrowsActiveJobExists() async throws {
+        try await withMigratedDatabase { database in
+            let pool = ConnectionPool(configuration: database.configuration)
+            let store = PostgresJobStore(pool: pool)
+            try await withConnection(to: database) { connection in
+                let old = try await enqueue(connection, "alice")
+                try await connection.execute(
+                    "UPDATE cognito_reset.jobs SET state = 'failed', attempt = 1, finished_at = now() WHERE id = \(old)")
+                _ = try await enqueue(connection, "alice")
+                let error = try await #require(throws: ActiveJobExists.self) { try await store.retry(id: old) }
+                #expect(error.jobID == old)
+                #expect(try await connection.scalar("SELECT state FROM cognito_reset.jobs WHERE id = \(old)", as: String.self) == "failed")
+            }
+            await pool.close()
+        }
+    }
+
     @Test func aFinishedJobDoesNotBlockANewRequest() async throws {
         try await withMigratedConnection { connection in
             let first = try await enqueue(connection, "alice")

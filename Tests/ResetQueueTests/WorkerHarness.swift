@@ -60,7 +60,8 @@ struct WorkerHarness {
 
     func makeWorker(
         _ configuration: WorkerConfiguration = WorkerHarness.configuration(), limiter: any RateLimiter = UnlimitedRateLimiter(),
-        random: @escaping @Sendable () -> Double = { 0.5 }, store: PostgresJobStore? = nil
+        random: @escaping @Sendable () -> Double = { 0.5 }, store: PostgresJobStore? = nil,
+        listen: Bool = true, clock: WorkerClock = .continuous
     ) -> QueueWorker {
         // The fake server plays STS too (pool roles).
         let cognito = CognitoIdentityProviderClient(
@@ -69,9 +70,10 @@ struct WorkerHarness {
             stsEndpoint: STSEndpoint(environment: ["AWS_ENDPOINT_URL_STS": server.url.absoluteString]),
             dependencies: ClientDependencies(random: { 0.5 }, sleep: { _ in }))
         return QueueWorker(
-            configuration: configuration, store: store ?? PostgresJobStore(pool: pool), listenConfiguration: database.configuration,
+            configuration: configuration, store: store ?? PostgresJobStore(pool: pool),
+            listenConfiguration: listen ? database.configuration : nil,
             cognito: cognito, limiter: limiter, logger: Logger(label: "test-worker"), random: random,
-            onEvent: events.record)
+            onEvent: events.record, clock: clock)
     }
 
     /// Starts `worker` in a task; `stop(_:)` ends it.

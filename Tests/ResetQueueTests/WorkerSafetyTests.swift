@@ -119,33 +119,35 @@ struct WorkerSafetyTests {
     /// A worker frozen past its lease must not call on a claim that may have been rescued: by
     /// its own clock, the lease lasts from the statement that set it, claim or heartbeat.
     @Test func aLeaseLastsFromTheStatementThatSetItAndOnlyForHeldJobs() async {
-        let state = WorkerRunState()
+        let clock = WorkerClock(ManualClock())
+        let state = WorkerRunState(clock: clock)
         let job = ClaimedJob(
             id: 9, userPoolID: "eu-west-1_a", username: "u", clientMetadata: nil, attempt: 1, maxAttempts: 10,
             priority: 100, runAt: Date(), claimToken: 1)
         await state.claimStarted()
-        await state.claimed([job], sentAt: .now - .seconds(10))
+        await state.claimed([job], sentAt: clock.now - .seconds(10))
         #expect(await !state.leaseLasts(9, lease: .seconds(5), margin: .seconds(1)), "set 10 s ago, a 5 s lease is over")
         #expect(await state.leaseLasts(9, lease: .seconds(30), margin: .seconds(1)))
-        await state.renewed([9], sentAt: .now)
+        await state.renewed([9], sentAt: clock.now)
         #expect(await state.leaseLasts(9, lease: .seconds(5), margin: .seconds(1)), "a renewal sets it again")
         #expect(await !state.leaseLasts(9, lease: .seconds(5), margin: .seconds(5)), "the margin counts")
         await state.settled([9])
-        await state.renewed([9], sentAt: .now)
+        await state.renewed([9], sentAt: clock.now)
         #expect(await !state.leaseLasts(9, lease: .seconds(30), margin: .seconds(1)), "a settled job holds no lease")
     }
 
     @Test func aJobClaimedAgainStaysHeldUntilItsNewerClaimSettles() async {
-        let state = WorkerRunState()
+        let clock = WorkerClock(ManualClock())
+        let state = WorkerRunState(clock: clock)
         func claim(token: Int64) -> ClaimedJob {
             ClaimedJob(
                 id: 7, userPoolID: "eu-west-1_a", username: "u", clientMetadata: nil, attempt: 1, maxAttempts: 10,
                 priority: 100, runAt: Date(), claimToken: token)
         }
         await state.claimStarted()
-        await state.claimed([claim(token: 1)], sentAt: .now)
+        await state.claimed([claim(token: 1)], sentAt: clock.now)
         await state.claimStarted()
-        await state.claimed([claim(token: 2)], sentAt: .now)
+        await state.claimed([claim(token: 2)], sentAt: clock.now)
         #expect(await state.unsettled == 2)
         await state.settled([7])  // the older claim's outcome
         #expect(await state.held == [7])

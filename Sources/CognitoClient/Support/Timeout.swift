@@ -2,15 +2,18 @@ import Synchronization
 
 /// Runs `body`, throwing `TimeoutError` if it takes longer than `limit`. Returns on time even if
 /// `body` cannot stop at once (a statement stuck in libpq during a network partition): `body` is
-/// cancelled and left to finish on its own.
-public func withTimeout<T: Sendable>(_ limit: Duration, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+/// cancelled and left to finish on its own. `sleep` measures the limit (a test's clock may).
+public func withTimeout<T: Sendable>(
+    _ limit: Duration, sleep: @escaping @Sendable (Duration) async throws -> Void = { try await Task.sleep(for: $0) },
+    _ body: @escaping @Sendable () async throws -> T
+) async throws -> T {
     let once = ResumeOnce<T>()
     let work = Task { try await body() }
     let timer = Task {
         // Cancelled when the work finished first: then it must not report a timeout (the
         // outcome already delivered is the answer; a success turned into a timeout would be
         // retried, repeating a call that was made).
-        guard (try? await Task.sleep(for: limit)) != nil else { return }
+        guard (try? await sleep(limit)) != nil else { return }
         work.cancel()
         once.resume(throwing: TimeoutError())
     }

@@ -34,17 +34,21 @@ actor OutcomeRecorder {
     /// Callers waiting for the write in progress to end.
     private var flushWaiters: [CheckedContinuation<Void, Never>] = []
     private var isStopped = false
-    private let wake = WakeSignal()
+    private let clock: WorkerClock
+    private let wake: WakeSignal
     private let summaryInterval: Duration = .seconds(10)
     /// nil until the first batch, which is summarised at once so an operator sees work start.
-    private var lastSummary: ContinuousClock.Instant?
+    private var lastSummary: WorkerClock.Moment?
     private var sinceSummary = Tally()
 
     init(
-        store: PostgresJobStore, workerID: String, interval: Duration, eagerCount: Int = 32, logger: Logger,
+        store: PostgresJobStore, workerID: String, interval: Duration, eagerCount: Int = 32, clock: WorkerClock = .continuous,
+        logger: Logger,
         onWritten: @escaping @Sendable (Written) async -> Void,
         onFailure: @escaping @Sendable (any Error) async -> Void
     ) {
+        self.clock = clock
+        self.wake = WakeSignal(clock: clock)
         self.eagerCount = max(1, eagerCount)
         self.store = store
         self.workerID = workerID
@@ -85,7 +89,7 @@ actor OutcomeRecorder {
                 failures = 0
             } else {
                 failures += 1
-                try? await Task.sleep(for: .milliseconds(min(5_000, 100 * (1 << min(failures, 6)))))
+                try? await clock.sleep(for: .milliseconds(min(5_000, 100 * (1 << min(failures, 6)))))
             }
         }
     }
@@ -150,7 +154,7 @@ actor OutcomeRecorder {
         batch.givenBack = givenBack
         logger.debug("outcomes recorded", metadata: batch.metadata)
         sinceSummary.add(batch)
-        let now = ContinuousClock.now
+        let now = clock.now
         if lastSummary.map({ now - $0 >= summaryInterval }) ?? true {
             var metadata = sinceSummary.metadata
             if let lastSummary { metadata["period_s"] = "\(Int64((now - lastSummary) / .seconds(1)))" }
@@ -209,13 +213,13 @@ actor OutcomeRecorder {
     }
 
     /// Keeps flushing until everything is written or `deadline` passes.
-    func drain(until deadline: ContinuousClock.Instant) async {
-        while !(records.isEmpty && releases.isEmpty) || isFlushing, ContinuousClock.now < deadline {
+    func drain(until deadline: WorkerClock.Moment) async {
+        while !(records.isEmpty && releases.isEmpty) || isFlushing, clock.now < deadline {
             if isFlushing {
                 // The writer loop is mid-write: wait for it to end (the actor is free meanwhile).
                 await withCheckedContinuation { flushWaiters.append($0) }
             } else if await !flush() {
-                try? await Task.sleep(for: .milliseconds(200))
+                try? await clock.sleep(for: .milliseconds(200))
             }
         }
     }

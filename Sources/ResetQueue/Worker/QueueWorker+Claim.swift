@@ -11,7 +11,7 @@ extension QueueWorker {
         _ claim: @escaping @Sendable () async throws -> Reply, jobs: (Reply) -> [ClaimedJob]
     ) async throws -> Reply {
         await state.claimStarted()
-        let sentAt = ContinuousClock.now
+        let sentAt = clock.now
         let reply: Reply
         do {
             // A stop cancels the statement: a claim waiting on a hung database must not hold it up.

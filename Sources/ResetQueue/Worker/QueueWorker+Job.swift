@@ -19,9 +19,9 @@ extension QueueWorker {
             return
         }
         let startedAt = Date()
-        let clock = ContinuousClock.now
+        let callStarted = clock.now
         let result = await call(job)
-        let duration = ContinuousClock.now - clock
+        let duration = clock.now - callStarted
         if case .failure(let error) = result, error.kind == .cancelled || Task.isCancelled {
             // The grace period ended mid-call, or the claim lapsed before a request went out: the
             // lease rescues the job (the audit shows the lost call if one was made).
@@ -98,7 +98,7 @@ extension QueueWorker {
     func claimStillOurs(_ job: ClaimedJob) async -> Bool {
         let margin = min(.seconds(5), configuration.lease / 5)
         if await state.leaseLasts(job.id, lease: configuration.lease, margin: margin) { return true }
-        let sentAt = ContinuousClock.now
+        let sentAt = clock.now
         guard (try? await store.renewLease(job, workerID: configuration.workerID, lease: configuration.lease)) == true else {
             logger.notice("a claim lapsed before its call; leaving the job to lease rescue", metadata: ["job.id": "\(job.id)"])
             return false

@@ -17,7 +17,7 @@ public enum WorkerEvent: Sendable {
     case heartbeat(renewedLeases: Int)
     /// Every statement of a heartbeat begun at `since` (renewal, rescue) was answered: evidence
     /// the database is healthy again, if nothing went wrong since.
-    case databaseAnswered(since: ContinuousClock.Instant)
+    case databaseAnswered(since: WorkerClock.Moment)
     case databaseUnavailable(PostgresError)
     /// Claiming has ended; in-flight calls get the grace period.
     case stopping
@@ -43,7 +43,9 @@ public final class QueueWorker: Service, Sendable {
     let logger: Logger
     let random: @Sendable () -> Double
     let onEvent: @Sendable (WorkerEvent) -> Void
-    let state = WorkerRunState()
+    let state: WorkerRunState
+    /// Where the worker's time comes from (`ContinuousClock` unless a test gives another).
+    public let clock: WorkerClock
     let metrics = WorkerMetrics()
     /// Beats on every turn of the claim loop: the watchdog's evidence that the worker is not wedged.
     public let pulse: LoopPulse
@@ -53,8 +55,10 @@ public final class QueueWorker: Service, Sendable {
         cognito: CognitoIdentityProviderClient, limiter: any RateLimiter, logger: Logger,
         random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) },
         onEvent: @escaping @Sendable (WorkerEvent) -> Void = { _ in },
-        pulse: LoopPulse = LoopPulse()
+        pulse: LoopPulse = LoopPulse(), clock: WorkerClock = .continuous
     ) {
+        self.clock = clock
+        self.state = WorkerRunState(clock: clock)
         self.pulse = pulse
         self.configuration = configuration
         self.store = store
@@ -120,7 +124,7 @@ public final class QueueWorker: Service, Sendable {
         guard await register() else { return }
         let recorder = OutcomeRecorder(
             store: store, workerID: configuration.workerID, interval: configuration.flushInterval,
-            eagerCount: configuration.concurrency, logger: logger,
+            eagerCount: configuration.concurrency, clock: clock, logger: logger,
             onWritten: { [state, onEvent] written in
                 await state.settled(written.settled)
                 onEvent(.recorded(written.movedOn))
@@ -133,18 +137,18 @@ public final class QueueWorker: Service, Sendable {
             await claimLoop(recorder: recorder)
             // One deadline for the whole stop (SIGTERM + grace): outcomes are written in the time
             // kept for them, and statements still waiting then are cancelled.
-            let stopDeadline = await state.stopDeadline ?? .now
-            let writeBy = max(stopDeadline - stopReserve / 3, .now + .milliseconds(200))
+            let stopDeadline = await state.stopDeadline ?? clock.now
+            let writeBy = max(stopDeadline - stopReserve / 3, clock.now + .milliseconds(200))
             // withTimeout returns on time even if a statement cannot be interrupted at once.
-            _ = try? await withTimeout(writeBy - .now) { await recorder.drain(until: writeBy) }
+            _ = try? await withTimeout(writeBy - clock.now, sleep: clock.sleep) { await recorder.drain(until: writeBy) }
             await recorder.stop()
             background.cancelAll()
         }
         let status = await state.status
         // Within the grace period when a stop was requested; a drain that ended by itself has time.
-        let remaining = await state.stopDeadline.map { $0 - .now } ?? .seconds(5)
+        let remaining = await state.stopDeadline.map { $0 - clock.now } ?? .seconds(5)
         let marked =
-            (try? await withTimeout(max(remaining, .milliseconds(100))) { [store, configuration] in
+            (try? await withTimeout(max(remaining, .milliseconds(100)), sleep: clock.sleep) { [store, configuration] in
                 try await store.markWorkerStopped(id: configuration.workerID, status: status)
             }) != nil
         if !marked {
@@ -271,7 +275,7 @@ public final class QueueWorker: Service, Sendable {
             // Stopping: unstarted jobs give themselves back; in-flight calls get the grace period.
             onEvent(.stopping)
             // The end of the grace period is kept for writing what the calls did.
-            let deadline = (await state.stopDeadline ?? .now) - stopReserve
+            let deadline = (await state.stopDeadline ?? clock.now) - stopReserve
             if await !state.waitUntilIdle(until: deadline) {
                 logger.warning("grace period over, abandoning in-flight calls to lease rescue")
                 jobs.cancelAll()
@@ -312,14 +316,14 @@ public final class QueueWorker: Service, Sendable {
     /// Renews leases and the status row, rescues expired leases, every heartbeat interval; makes
     /// history's partitions every hour.
     private func keepHeartbeat() async {
-        var partitionsMade = ContinuousClock.now
+        var partitionsMade = clock.now
         while !Task.isCancelled {
             do {
-                try await Task.sleep(for: configuration.heartbeatInterval)
+                try await clock.sleep(for: configuration.heartbeatInterval)
             } catch {
                 return
             }
-            let began = ContinuousClock.now
+            let began = clock.now
             do {
                 let held = await state.held
                 let renewed = try await store.heartbeat(
@@ -336,8 +340,8 @@ public final class QueueWorker: Service, Sendable {
                 }
                 try await store.markSilentWorkersStopped(after: configuration.lease * 4)
                 onEvent(.databaseAnswered(since: began))
-                if ContinuousClock.now - partitionsMade >= .seconds(3600) {
-                    partitionsMade = .now
+                if clock.now - partitionsMade >= .seconds(3600) {
+                    partitionsMade = clock.now
                     await ensureHistoryPartitions()
                 }
             } catch {

@@ -1,8 +1,13 @@
 /// Wakes the worker's claim loop: a NOTIFY, a finished call (a free slot), or a stop request.
 /// Signals are not counted: any number of them before a wait wakes it once.
 actor WakeSignal {
+    private let clock: WorkerClock
     private var pending = false
     private var waiter: CheckedContinuation<Void, Never>?
+
+    init(clock: WorkerClock) {
+        self.clock = clock
+    }
 
     func signal() {
         if let waiter {
@@ -19,12 +24,7 @@ actor WakeSignal {
             pending = false
             return
         }
-        let timer = timeout.map { timeout in
-            Task { [weak self] in
-                guard (try? await Task.sleep(for: timeout)) != nil else { return }  // cancelled: stay quiet
-                await self?.signal()
-            }
-        }
+        let timer = timeout.map { timeout in clock.timer(after: timeout) { [weak self] in await self?.signal() } }
         await withCheckedContinuation { waiter = $0 }
         pending = false
         timer?.cancel()

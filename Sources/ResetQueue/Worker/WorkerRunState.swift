@@ -3,10 +3,11 @@ import Postgres
 
 /// The live state of one running worker: what is in flight, what it has done, whether it stops.
 actor WorkerRunState {
-    let wake = WakeSignal()
+    let clock: WorkerClock
+    let wake: WakeSignal
     private(set) var isStopping = false
     /// When a stop was requested, the moment by which everything must be done.
-    private(set) var stopDeadline: ContinuousClock.Instant?
+    private(set) var stopDeadline: WorkerClock.Moment?
     /// Jobs claimed whose outcome (or give-back) is not yet written, with how many such claims
     /// each has: their leases are renewed. Counted, because this worker can claim a job again
     /// before an older claim's outcome is written (an operator's cancel and retry, or a retry
@@ -17,7 +18,7 @@ actor WorkerRunState {
     /// When each held job's lease was last set, on this worker's clock: the start of the claim or
     /// heartbeat statement that set it (the server set it later, so the lease lasts at least
     /// `lease` from here).
-    private var leaseSetAt: [Int64: ContinuousClock.Instant] = [:]
+    private var leaseSetAt: [Int64: WorkerClock.Moment] = [:]
     /// Claims whose outcome is not yet written.
     private(set) var unsettled = 0
     /// A database error that retrying cannot fix (permissions, missing schema); stops the worker.
@@ -39,10 +40,15 @@ actor WorkerRunState {
     private var stopCancellers: [Int: @Sendable () -> Void] = [:]
     private var nextStopCanceller = 0
 
+    init(clock: WorkerClock) {
+        self.clock = clock
+        wake = WakeSignal(clock: clock)
+    }
+
     func requestStop(grace: Duration) async {
         guard !isStopping else { return }
         isStopping = true
-        stopDeadline = .now + grace
+        stopDeadline = clock.now + grace
         status.state = "draining"
         for pauser in pausers.values { pauser.resume() }
         pausers.removeAll()
@@ -88,10 +94,7 @@ actor WorkerRunState {
         guard !isStopping else { return }
         let id = nextPauser
         nextPauser += 1
-        let timer = Task { [weak self] in
-            guard (try? await Task.sleep(for: duration)) != nil else { return }
-            await self?.endPause(id)
-        }
+        let timer = clock.timer(after: duration) { [weak self] in await self?.endPause(id) }
         await withCheckedContinuation { pausers[id] = $0 }
         timer.cancel()
     }
@@ -121,7 +124,7 @@ actor WorkerRunState {
 
     /// A claim's reply was handled: its jobs (maybe none) are held from now on, their leases set
     /// by a statement sent at `sentAt`.
-    func claimed(_ jobs: [ClaimedJob], sentAt: ContinuousClock.Instant) {
+    func claimed(_ jobs: [ClaimedJob], sentAt: WorkerClock.Moment) {
         claimsInProgress -= 1
         guard !jobs.isEmpty else { return }
         for job in jobs { leaseSetAt[job.id] = sentAt }
@@ -146,7 +149,7 @@ actor WorkerRunState {
     }
 
     /// A heartbeat (or a single renewal) sent at `sentAt` renewed these jobs' leases.
-    func renewed(_ ids: [Int64], sentAt: ContinuousClock.Instant) {
+    func renewed(_ ids: [Int64], sentAt: WorkerClock.Moment) {
         for id in ids where holds[id] != nil {
             leaseSetAt[id] = max(leaseSetAt[id] ?? sentAt, sentAt)
         }
@@ -157,7 +160,7 @@ actor WorkerRunState {
     /// be running elsewhere.
     func leaseLasts(_ id: Int64, lease: Duration, margin: Duration) -> Bool {
         guard let setAt = leaseSetAt[id] else { return false }
-        return ContinuousClock.now + margin < setAt + lease
+        return clock.now + margin < setAt + lease
     }
 
     func fail(_ error: PostgresError, grace: Duration) async {
@@ -183,13 +186,10 @@ actor WorkerRunState {
         await wake.signal()
     }
 
-    /// Returns true when nothing is in flight any more, false if `timeout` passed first.
-    func waitUntilIdle(until deadline: ContinuousClock.Instant) async -> Bool {
+    /// Returns true when nothing is in flight any more, false if `deadline` passed first.
+    func waitUntilIdle(until deadline: WorkerClock.Moment) async -> Bool {
         if inFlight == 0 { return true }
-        let timer = Task { [weak self] in
-            guard (try? await Task.sleep(until: deadline)) != nil else { return }
-            await self?.releaseIdleWaiters()
-        }
+        let timer = clock.timer(after: deadline - clock.now) { [weak self] in await self?.releaseIdleWaiters() }
         await withCheckedContinuation { idleWaiters.append($0) }
         timer.cancel()
         return inFlight == 0

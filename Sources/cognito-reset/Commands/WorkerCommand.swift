@@ -107,7 +107,9 @@ struct WorkerCommand: AsyncParsableCommand {
                 listen.statementDeadline = configuration.statementDeadline
                 return listen
             } ?? configuration
-        let health = DatabaseHealth(window: configuration.statementDeadline! + .seconds(5))
+        // One clock for the worker and the health it reports (its heartbeats' moments).
+        let clock = WorkerClock.continuous
+        let health = DatabaseHealth(window: configuration.statementDeadline! + .seconds(5), clock: clock)
         let metricsRegistry = options.metricsAddress.map { _ in PrometheusCollectorRegistry() }
         if let metricsRegistry {
             MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: metricsRegistry))
@@ -186,7 +188,7 @@ struct WorkerCommand: AsyncParsableCommand {
                     default: break
                     }
                 },
-                pulse: pulse)
+                pulse: pulse, clock: clock)
             let monitor = DaemonMonitor(
                 worker: worker, store: store, notifier: notifier, watchdog: watchdog, endpoint: endpoint,
                 statusInterval: options.statusInterval, health: health, logger: logger)

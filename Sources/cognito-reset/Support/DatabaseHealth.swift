@@ -1,3 +1,4 @@
+import ResetQueue
 import Synchronization
 
 /// Whether the database has been answering the worker in time: any statement that failed,
@@ -8,19 +9,23 @@ import Synchronization
 /// while every write of the worker hangs.
 final class DatabaseHealth: Sendable {
     let window: Duration
-    private let lastTrouble = Mutex<ContinuousClock.Instant?>(nil)
+    /// The worker's clock: the moments its heartbeats report are on it.
+    let clock: WorkerClock
+    private let lastTrouble = Mutex<WorkerClock.Moment?>(nil)
 
-    init(window: Duration) {
+    init(window: Duration, clock: WorkerClock) {
         self.window = window
+        self.clock = clock
     }
 
     /// A statement failed, overran its deadline, or a connection could not be opened.
     func noteTrouble() {
-        lastTrouble.withLock { $0 = .now }
+        let now = clock.now
+        lastTrouble.withLock { $0 = now }
     }
 
     /// Statements begun at `start` were all answered in time: trouble noted before then is over.
-    func noteAnswered(since start: ContinuousClock.Instant) {
+    func noteAnswered(since start: WorkerClock.Moment) {
         lastTrouble.withLock { last in
             if let noted = last, noted < start { last = nil }
         }
@@ -29,6 +34,6 @@ final class DatabaseHealth: Sendable {
     /// True if trouble was noted within `window` and not answered since.
     var troubledRecently: Bool {
         guard let last = lastTrouble.withLock({ $0 }) else { return false }
-        return ContinuousClock.now - last < window
+        return clock.now - last < window
     }
 }

@@ -1,0 +1,95 @@
+import Synchronization
+
+/// A clock that moves only when a test moves it: sleepers wake once `advance(by:)` takes the
+/// time past their deadline. Tests of the worker's timing use it instead of waiting in real time.
+final class ManualClock: Clock, Sendable {
+    struct Instant: InstantProtocol {
+        let offset: Duration
+        func advanced(by duration: Duration) -> Instant { Instant(offset: offset + duration) }
+        func duration(to other: Instant) -> Duration { other.offset - offset }
+        static func < (left: Instant, right: Instant) -> Bool { left.offset < right.offset }
+    }
+
+    private struct Sleeper {
+        let deadline: Instant
+        let continuation: CheckedContinuation<Void, any Error>
+    }
+
+    private struct State {
+        var now = Instant(offset: .zero)
+        var sleepers: [Int: Sleeper] = [:]
+        var cancelled: Set<Int> = []
+        var nextID = 0
+        /// Every sleep asked for, in order, as the duration from the moment it was asked.
+        var requested: [Duration] = []
+        var watchers: [CheckedContinuation<Void, Never>] = []
+    }
+
+    private let state = Mutex(State())
+
+    var now: Instant { state.withLock { $0.now } }
+    var minimumResolution: Duration { .zero }
+
+    /// The durations of every sleep so far.
+    var requestedSleeps: [Duration] { state.withLock { $0.requested } }
+
+    func sleep(until deadline: Instant, tolerance: Duration? = nil) async throws {
+        let id = state.withLock { state in
+            defer { state.nextID += 1 }
+            return state.nextID
+        }
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                let (resume, watchers) = state.withLock { state -> (Result<Void, any Error>?, [CheckedContinuation<Void, Never>]) in
+                    state.requested.append(state.now.duration(to: deadline))
+                    let watchers = state.watchers
+                    state.watchers = []
+                    if state.cancelled.remove(id) != nil { return (.failure(CancellationError()), watchers) }
+                    if deadline <= state.now { return (.success(()), watchers) }
+                    state.sleepers[id] = Sleeper(deadline: deadline, continuation: continuation)
+                    return (nil, watchers)
+                }
+                for watcher in watchers { watcher.resume() }
+                if let resume { continuation.resume(with: resume) }
+            }
+        } onCancel: {
+            let sleeper = state.withLock { state -> Sleeper? in
+                if let sleeper = state.sleepers.removeValue(forKey: id) { return sleeper }
+                state.cancelled.insert(id)
+                return nil
+            }
+            sleeper?.continuation.resume(throwing: CancellationError())
+        }
+    }
+
+    /// Moves the time on by `duration`, waking every sleeper whose deadline it reaches.
+    func advance(by duration: Duration) {
+        let due = state.withLock { state -> [Sleeper] in
+            state.now = state.now.advanced(by: duration)
+            let now = state.now
+            let due = state.sleepers.filter { $0.value.deadline <= now }
+            for id in due.keys { state.sleepers.removeValue(forKey: id) }
+            return Array(due.values)
+        }
+        for sleeper in due { sleeper.continuation.resume() }
+    }
+
+    /// Returns once some task sleeps on this clock until exactly `now + duration` (an event, so a
+    /// test knows the code under test has reached that wait).
+    func waitForSleeper(until duration: Duration) async {
+        func found(_ state: State) -> Bool {
+            state.sleepers.values.contains { state.now.duration(to: $0.deadline) == duration }
+        }
+        while !state.withLock({ found($0) }) {
+            // Checked and registered under one lock: a sleep that starts in between wakes it.
+            await withCheckedContinuation { continuation in
+                let ready = state.withLock { state -> Bool in
+                    if found(state) { return true }
+                    state.watchers.append(continuation)
+                    return false
+                }
+                if ready { continuation.resume() }
+            }
+        }
+    }
+}
