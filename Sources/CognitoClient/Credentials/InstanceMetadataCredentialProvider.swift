@@ -43,30 +43,23 @@ public struct InstanceMetadataCredentialProvider: CredentialProvider {
         else { return nil }  // no IMDS here
         let token = String(decoding: tokenResponse.body, as: UTF8.self)
         let headers = [(name: "x-aws-ec2-metadata-token", value: token)]
-        let listing: HTTPResponseData
-        let listingURL = try url("/latest/meta-data/iam/security-credentials/")
-        do {
-            listing = try await transport.send(
-                method: "GET", url: listingURL,
-                headers: headers, timeout: timeout)
-        } catch {
-            throw .unreachable(name, "instance metadata", error)
+        /// A GET of the metadata service with the session token; unreachable is the chain's error.
+        func get(_ path: String) async throws(CredentialError) -> HTTPResponseData {
+            let target = try url(path)
+            do {
+                return try await transport.send(method: "GET", url: target, headers: headers, timeout: timeout)
+            } catch {
+                throw .unreachable(name, "instance metadata", error)
+            }
         }
+        let listing = try await get("/latest/meta-data/iam/security-credentials/")
         guard listing.status == 200,
             let role = String(decoding: listing.body, as: UTF8.self).split(whereSeparator: \.isNewline).first
         else {
             if listing.status == 404 { return nil }  // an instance without a role
             throw .answered(name, status: listing.status, "instance metadata answered HTTP \(listing.status)")
         }
-        let document: HTTPResponseData
-        let roleURL = try url("/latest/meta-data/iam/security-credentials/\(role)")
-        do {
-            document = try await transport.send(
-                method: "GET", url: roleURL,
-                headers: headers, timeout: timeout)
-        } catch {
-            throw .unreachable(name, "instance metadata", error)
-        }
+        let document = try await get("/latest/meta-data/iam/security-credentials/\(role)")
         guard document.status == 200 else {
             throw .answered(name, status: document.status, "instance metadata answered HTTP \(document.status) for the role")
         }

@@ -32,6 +32,10 @@ public struct CognitoError: Error, Sendable, CustomStringConvertible {
     public static let timeout = "Timeout"
     /// The connection failed (refused, reset, TLS) before an answer came.
     public static let networkError = "NetworkError"
+    /// An answer that is not what the service's protocol says it sends.
+    public static let invalidResponse = "InvalidResponse"
+    /// A redirect, which the service never sends: refused rather than followed.
+    public static let redirect = "Redirect"
     /// The call was given up before a request went out (its task was cancelled, or its caller's
     /// `beforeAttempt` said no): the outcome is unknown only if an earlier attempt was sent.
     public static let cancelled = "Cancelled"

@@ -20,7 +20,7 @@ enum ErrorResponse {
             guard let object else {
                 return .failure(
                     CognitoError(
-                        code: "InvalidResponse",
+                        code: CognitoError.invalidResponse,
                         message: "HTTP \(response.status) without a JSON object (\(response.body.count) bytes): not an answer from Cognito",
                         errorClass: .transient, httpStatus: response.status, requestID: requestID, operation: operation))
             }
@@ -34,7 +34,7 @@ enum ErrorResponse {
         case 300..<400:
             return .failure(
                 CognitoError(
-                    code: "Redirect",
+                    code: CognitoError.redirect,
                     message: "HTTP \(response.status): the endpoint redirected the call, which is never followed (check the endpoint URL or proxy)",
                     errorClass: .transient, httpStatus: response.status, requestID: requestID, operation: operation))
         default:

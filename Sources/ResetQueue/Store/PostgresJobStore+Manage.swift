@@ -1,3 +1,4 @@
+import CognitoClient
 public import Foundation
 import Postgres
 
@@ -69,7 +70,7 @@ extension PostgresJobStore {
                   -- Refused without a call (a username or metadata Cognito would refuse): it
                   -- would fail again. Rows from before migration 0005 that break its checks
                   -- (which still apply to an update) are left too, or none would be retried.
-                  AND j.last_error_code IS DISTINCT FROM 'InvalidInput'
+                  AND j.last_error_code IS DISTINCT FROM $3
                   AND cognito_reset.username_characters_allowed(j.username)
                   AND (octet_length(j.username) <= 128 OR cognito_reset.username_utf16_length(j.username) <= 128)
                   AND (j.client_metadata IS NULL OR octet_length(j.client_metadata::text) <= 262144
@@ -125,7 +126,9 @@ extension PostgresJobStore {
 
     /// Retries every user's newest job in `state` (failed or cancelled), optionally in one pool.
     public func retry(state: JobState, pool: String?) async throws -> Int {
-        let count = try await retryingMovedRows { try await self.pool.query(PostgresQuery(ManageSQL.retryMany, [state.rawValue, pool])) }.count
+        let count = try await retryingMovedRows {
+            try await self.pool.query(PostgresQuery(ManageSQL.retryMany, [state.rawValue, pool, CognitoError.invalidInput]))
+        }.count
         if count > 0 { try await self.pool.query(PostgresQuery(ManageSQL.wakeWorkers)) }
         return count
     }

@@ -24,27 +24,39 @@ extension QueueWorker {
         return reply
     }
 
+    /// One claim statement: the shared bucket's (`rate`), or with `rate` nil the same claim
+    /// without a bucket (an import's own rate still gives a job its slot).
+    func claim(limit: Int, rate: SharedRateLimit?) async throws -> PacedClaim {
+        try await registeringClaim { [store, configuration] in
+            try await store.claimPaced(
+                workerID: configuration.workerID, limit: limit, lease: configuration.lease, rate: rate, regions: configuration.regions)
+        } jobs: {
+            $0.jobs.map(\.job)
+        }
+    }
+
+    /// Starts a call for each job `claim` got, at its slot, in claim order (urgent jobs first;
+    /// a test's limiter may hold calls back further).
+    func dispatch(_ claim: PacedClaim, jobs: inout DiscardingTaskGroup, recorder: OutcomeRecorder) async {
+        guard !claim.jobs.isEmpty else { return }
+        let claimed = claim.jobs.map(\.job)
+        metrics.claimed.increment(by: Int64(claimed.count))
+        onEvent(.claimed(claimed))
+        for (job, callIn) in claim.jobs.sorted(by: { ClaimedJob.inClaimOrder($0.job, $1.job) }) {
+            let wait = max(await limiter.reserve(), callIn)
+            jobs.addTask { await self.process(job, after: wait, recorder: recorder) }
+        }
+    }
+
     /// One claim from the shared bucket: jobs only for the slots it has free, each called at its
     /// slot. When slots are short (or the ceiling is 0) it waits until the next batch is due,
     /// at most a second, so a changed ceiling is seen promptly.
     func claimPaced(
         _ shared: SharedRateLimit, limit: Int, jobs: inout DiscardingTaskGroup, recorder: OutcomeRecorder
     ) async throws -> PacedResult {
-        let claim = try await registeringClaim { [store, configuration] in
-            try await store.claimPaced(
-                workerID: configuration.workerID, limit: limit, lease: configuration.lease, rate: shared, regions: configuration.regions)
-        } jobs: {
-            $0.jobs.map(\.job)
-        }
+        let claim = try await claim(limit: limit, rate: shared)
         if let rate = claim.currentRate { await state.observeSharedRate(rate) }
-        if !claim.jobs.isEmpty {
-            let claimed = claim.jobs.map(\.job)
-            metrics.claimed.increment(by: Int64(claimed.count))
-            onEvent(.claimed(claimed))
-            for (job, callIn) in claim.jobs {
-                jobs.addTask { await self.process(job, after: callIn, recorder: recorder) }
-            }
-        }
+        await dispatch(claim, jobs: &jobs, recorder: recorder)
         guard let wait = claim.wait else { return .nothingRunnable }
         if claim.jobs.isEmpty, claim.ceiling == 0, configuration.drain {
             // Paused: --drain must still end once nothing is left (the caller checks; with jobs

@@ -116,8 +116,10 @@ public final class QueueWorker: Service, Sendable {
     /// SQLSTATE classes that retrying cannot fix: the worker stops instead of looping.
     static func isFatal(_ error: any Error) -> Bool {
         guard let error = error as? PostgresError, let state = error.sqlState else { return false }
-        return state == SQLState.insufficientPrivilege || state == SQLState.undefinedTable
-            || state == "42883" || state == "42703" || state == "3F000"  // no function, column, schema
+        return [
+            SQLState.insufficientPrivilege, SQLState.undefinedTable, SQLState.undefinedFunction, SQLState.undefinedColumn,
+            SQLState.invalidSchemaName,
+        ].contains(state)
     }
 
     private func runUntilStopped() async throws {
@@ -224,25 +226,11 @@ public final class QueueWorker: Service, Sendable {
                             failures = 0
                         }
                     } else {
-                        // The same claim as the shared bucket's, without a bucket: an import's
-                        // own rate still gives a job its slot.
-                        let claim = try await registeringClaim { [store, configuration] in
-                            try await store.claimPaced(
-                                workerID: configuration.workerID, limit: limit,
-                                lease: configuration.lease, rate: nil, regions: configuration.regions)
-                        } jobs: {
-                            $0.jobs.map(\.job)
-                        }
+                        // `--rate unlimited`: the same claim without a bucket.
+                        let claim = try await claim(limit: limit, rate: nil)
                         failures = 0
                         if !claim.jobs.isEmpty {
-                            let claimed = claim.jobs.map(\.job)
-                            metrics.claimed.increment(by: Int64(claimed.count))
-                            onEvent(.claimed(claimed))
-                            for (job, callIn) in claim.jobs.sorted(by: { ClaimedJob.inClaimOrder($0.job, $1.job) }) {
-                                // In claim order, so urgent jobs go first (a test's limiter paces here).
-                                let wait = max(await limiter.reserve(), callIn)
-                                jobs.addTask { await self.process(job, after: wait, recorder: recorder) }
-                            }
+                            await dispatch(claim, jobs: &jobs, recorder: recorder)
                             continue
                         }
                     }

@@ -66,33 +66,24 @@ struct Settings {
             _ = try duration(nil, name, flagName: flag, default: .zero)
         }
         _ = try bool("COGNITO_RESET_LOG_USERNAMES", default: false)
-        if let text = self["COGNITO_RESET_CONCURRENCY"] {
-            _ = try WorkerCommand.parseConcurrency(text, field: "COGNITO_RESET_CONCURRENCY")
-        }
-        if let text = self["COGNITO_RESET_RATE"], text != "unlimited" {
-            _ = try RateArgument.parse(text, field: "COGNITO_RESET_RATE")
-        }
-        if let text = self["COGNITO_RESET_RATE_KEY"] {
-            _ = try RateArgument.workerKey(text, field: "COGNITO_RESET_RATE_KEY")
-        }
-        if let text = self["COGNITO_RESET_REGIONS"] {
-            _ = try WorkerCommand.parseRegions(text, field: "COGNITO_RESET_REGIONS")
-        }
-        if let text = self["COGNITO_RESET_METRICS_ADDRESS"] {
-            _ = try WorkerCommand.parseAddress(text, field: "COGNITO_RESET_METRICS_ADDRESS")
+        // Each text setting and the one validator its flag uses too ("unlimited" and "none" are
+        // words of their own, not values to parse).
+        let checks: [(String, (String, String) throws -> Void)] = [
+            ("COGNITO_RESET_CONCURRENCY", { _ = try WorkerCommand.parseConcurrency($0, field: $1) }),
+            ("COGNITO_RESET_RATE", { text, field in if text != "unlimited" { _ = try RateArgument.parse(text, field: field) } }),
+            ("COGNITO_RESET_RATE_KEY", { _ = try RateArgument.workerKey($0, field: $1) }),
+            ("COGNITO_RESET_REGIONS", { _ = try WorkerCommand.parseRegions($0, field: $1) }),
+            ("COGNITO_RESET_METRICS_ADDRESS", { _ = try WorkerCommand.parseAddress($0, field: $1) }),
+            ("COGNITO_RESET_LISTEN_URL", { text, field in if text != "none" { _ = try DatabaseOptions.configuration(text, field: field) } }),
+            ("COGNITO_RESET_LOG_LEVEL", { _ = try LoggingOptions.parseLevel($0, field: $1) }),
+            ("COGNITO_RESET_LOG_FORMAT", { _ = try LoggingOptions.parseFormat($0, field: $1) }),
+        ]
+        for (name, check) in checks {
+            if let text = self[name] { try check(text, name) }
         }
         if self["COGNITO_RESET_STATEMENT_TIMEOUT"] != nil {
             let timeout = try duration(nil, "COGNITO_RESET_STATEMENT_TIMEOUT", flagName: "--statement-timeout", default: .zero)
             try WorkerCommand.checkStatementTimeout(timeout, field: "COGNITO_RESET_STATEMENT_TIMEOUT")
-        }
-        if let text = self["COGNITO_RESET_LISTEN_URL"], text != "none" {
-            _ = try DatabaseOptions.configuration(text, field: "COGNITO_RESET_LISTEN_URL")
-        }
-        if let text = self["COGNITO_RESET_LOG_LEVEL"] {
-            _ = try LoggingOptions.parseLevel(text, field: "COGNITO_RESET_LOG_LEVEL")
-        }
-        if let text = self["COGNITO_RESET_LOG_FORMAT"] {
-            _ = try LoggingOptions.parseFormat(text, field: "COGNITO_RESET_LOG_FORMAT")
         }
     }
 
