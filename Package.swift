@@ -23,6 +23,7 @@ let package = Package(
         .library(name: "ResetQueue", targets: ["ResetQueue"]),
         .library(name: "PostgresTesting", targets: ["PostgresTesting"]),
         .library(name: "CognitoTesting", targets: ["CognitoTesting"]),
+        .library(name: "SystemTesting", targets: ["SystemTesting"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
@@ -69,9 +70,17 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         // A scriptable fake HTTP server for fault tests (throttling, 5xx, resets, timeouts...).
+        // What tests of a daemon need from the system: child processes, a systemd notify socket,
+        // free ports, a lock box.
+        .target(
+            name: "SystemTesting",
+            swiftSettings: strictSettings
+        ),
+        // Fakes of the AWS side: an HTTP server that plays Cognito and STS, moto.
         .target(
             name: "CognitoTesting",
             dependencies: [
+                "SystemTesting",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -131,7 +140,7 @@ let package = Package(
         .executableTarget(
             name: "cognito-reset-bench",
             dependencies: [
-                "Postgres", "PostgresTesting", "CognitoTesting", "CognitoClient",
+                "Postgres", "PostgresTesting", "CognitoTesting", "SystemTesting", "CognitoClient",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings
@@ -163,32 +172,32 @@ let package = Package(
         .testTarget(
             name: "PostgresTests",
             dependencies: [
-                "Postgres", "PostgresTesting", "CognitoTesting", "CognitoClient",
+                "Postgres", "PostgresTesting", "CognitoTesting", "SystemTesting", "CognitoClient",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings
         ),
         .testTarget(
             name: "CognitoClientTests",
-            dependencies: ["CognitoClient", "CognitoTesting"],
+            dependencies: ["CognitoClient", "CognitoTesting", "SystemTesting"],
             resources: [.copy("Fixtures")],
             swiftSettings: strictSettings
         ),
         .testTarget(
             name: "DaemonTests",
-            dependencies: ["Daemon", "TerminalSafety", "CognitoTesting"],
+            dependencies: ["Daemon", "TerminalSafety", "SystemTesting"],
             swiftSettings: strictSettings
         ),
         .testTarget(
             name: "ResetQueueTests",
-            dependencies: ["ResetQueue", "Postgres", "PostgresTesting", "CognitoClient", "CognitoTesting"],
+            dependencies: ["ResetQueue", "Postgres", "PostgresTesting", "CognitoClient", "CognitoTesting", "SystemTesting"],
             swiftSettings: strictSettings
         ),
         // Runs the built `cognito-reset` binary as a subprocess: exit codes, messages, real effects.
         .testTarget(
             name: "CLITests",
             dependencies: [
-                "Postgres", "PostgresTesting", "CognitoTesting", "CognitoClient",
+                "Postgres", "PostgresTesting", "CognitoTesting", "SystemTesting", "CognitoClient",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings

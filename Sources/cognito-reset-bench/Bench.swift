@@ -2,6 +2,7 @@ import CognitoTesting
 import Foundation
 import Postgres
 import PostgresTesting
+import SystemTesting
 
 // Benchmarks for scripts/bench.sh (issue: the queue worker's performance targets). Prints figures;
 // asserts nothing. Usage:

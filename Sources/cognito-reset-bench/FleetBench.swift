@@ -2,6 +2,7 @@ import CognitoTesting
 import Foundation
 import Postgres
 import PostgresTesting
+import SystemTesting
 
 // The shared, fleet-wide rate limit (issue 7): worker processes sharing one bucket, measured at
 // the fake Cognito. Prints figures; asserts nothing.

@@ -3,6 +3,7 @@ import CognitoTesting
 import Foundation
 import Logging
 import Synchronization
+import SystemTesting
 
 /// The HTTP side of the worker alone: the same Cognito client the worker builds (same transport,
 /// same signing, same credentials chain), in a process of its own, calling the same fake server

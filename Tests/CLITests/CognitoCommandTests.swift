@@ -1,5 +1,6 @@
 import CognitoTesting
 import Foundation
+import SystemTesting
 import Testing
 
 @Suite("cognito-reset admin-reset and change-password")

@@ -1,5 +1,5 @@
-import CognitoTesting
 import Foundation
+import SystemTesting
 
 /// The checkout the tests run from (VERSION, migrations/, systemd/, .build/).
 let repositoryRoot = URL(fileURLWithPath: #filePath)

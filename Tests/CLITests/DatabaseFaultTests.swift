@@ -2,6 +2,7 @@ import CognitoTesting
 import Foundation
 import Postgres
 import PostgresTesting
+import SystemTesting
 import Testing
 
 #if canImport(FoundationNetworking)

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import Postgres
 import PostgresTesting
+import SystemTesting
 import Testing
 
 @Suite("cognito-reset enqueue")

@@ -2,6 +2,7 @@ import CognitoTesting
 import Foundation
 import Postgres
 import PostgresTesting
+import SystemTesting
 import Testing
 
 /// Input a hostile but fair user gives: each case exits 2 with one line naming the field and the

@@ -1,7 +1,7 @@
-import CognitoTesting
 import Foundation
 import Postgres
 import PostgresTesting
+import SystemTesting
 import Testing
 
 extension ImportCommandTests {

@@ -1,7 +1,7 @@
-import CognitoTesting
 import Foundation
 import Postgres
 import PostgresTesting
+import SystemTesting
 import Testing
 
 /// `cognito-reset import`: CSV files, good and bad, against a real database.

@@ -1,6 +1,7 @@
 import CognitoTesting
 import Postgres
 import PostgresTesting
+import SystemTesting
 import Testing
 
 /// Runs `body` with a fresh database migrated through the CLI itself, and the environment that

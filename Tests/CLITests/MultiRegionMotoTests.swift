@@ -2,6 +2,7 @@ import CognitoTesting
 import Foundation
 import Postgres
 import PostgresTesting
+import SystemTesting
 import Testing
 
 /// Pools in two regions of moto's default account and one in a second account (reached through

@@ -2,6 +2,7 @@ import CognitoTesting
 import Foundation
 import Postgres
 import PostgresTesting
+import SystemTesting
 import Testing
 
 /// `cognito-reset rate`, `import --rate`, and a fleet of worker processes sharing one bucket.

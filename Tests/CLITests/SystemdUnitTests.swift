@@ -1,5 +1,5 @@
-import CognitoTesting
 import Foundation
+import SystemTesting
 import Testing
 
 /// The units in `systemd/`, checked offline with `systemd-analyze` (Debian package `systemd`,

@@ -1,5 +1,5 @@
-import CognitoTesting
 import Foundation
+import SystemTesting
 import Testing
 
 /// `--version` names the release (the repository's VERSION file) and the commit it was built from.

@@ -2,6 +2,7 @@ import CognitoTesting
 import Foundation
 import Postgres
 import PostgresTesting
+import SystemTesting
 import Testing
 
 /// The worker as operators run it: a real process, killed or stopped by signals.

@@ -1,6 +1,7 @@
 import CognitoClient
 import CognitoTesting
 import Foundation
+import SystemTesting
 import Testing
 
 /// Against moto, a real open-source Cognito emulator (started by scripts/test.sh; one pool per test).

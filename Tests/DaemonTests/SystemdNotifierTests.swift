@@ -1,6 +1,6 @@
-import CognitoTesting
 import Daemon
 import Foundation
+import SystemTesting
 import Testing
 
 @Suite("systemd notify protocol")

@@ -4,6 +4,7 @@ import Foundation
 import Postgres
 import PostgresTesting
 import ResetQueue
+import SystemTesting
 import Testing
 
 /// Pools in several regions and accounts: a worker claims only in the regions it serves, and

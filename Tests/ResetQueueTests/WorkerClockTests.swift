@@ -2,6 +2,7 @@ import CognitoTesting
 import Foundation
 import PostgresTesting
 import ResetQueue
+import SystemTesting
 import Testing
 
 /// The worker's timing on a clock the test moves by hand: a grace period of an hour and a poll
