@@ -63,7 +63,8 @@ public final class FakeHTTPServer: Sendable {
         var script: [Reply] = []
         var fallback: Responder
         var requests: [RecordedRequest] = []
-        var waiters: [(count: Int, continuation: CheckedContinuation<Void, Never>)] = []
+        var waiters: [(id: Int, count: Int, continuation: CheckedContinuation<Void, Never>)] = []
+        var nextWaiter = 0
     }
 
     private let box: StateBox
@@ -111,13 +112,25 @@ public final class FakeHTTPServer: Sendable {
 
     /// Waits until at least `count` requests have arrived.
     public func waitForRequests(_ count: Int) async {
-        await withCheckedContinuation { continuation in
-            let ready = box.state.withLock { state -> Bool in
-                if state.requests.count >= count { return true }
-                state.waiters.append((count, continuation))
-                return false
+        let id = box.state.withLock { state in
+            defer { state.nextWaiter += 1 }
+            return state.nextWaiter
+        }
+        // Returns early if cancelled (a test's deadline), so that deadline can end the test.
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                let ready = box.state.withLock { state -> Bool in
+                    if state.requests.count >= count || Task.isCancelled { return true }
+                    state.waiters.append((id, count, continuation))
+                    return false
+                }
+                if ready { continuation.resume() }
             }
-            if ready { continuation.resume() }
+        } onCancel: {
+            box.state.withLock { state -> CheckedContinuation<Void, Never>? in
+                guard let index = state.waiters.firstIndex(where: { $0.id == id }) else { return nil }
+                return state.waiters.remove(at: index).continuation
+            }?.resume()
         }
     }
 

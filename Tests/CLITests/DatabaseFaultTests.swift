@@ -106,7 +106,9 @@ struct DatabaseFaultTests {
             worker.send(SIGTERM)
             let result = await worker.wait()
             let took = ContinuousClock.now - stopAt
-            #expect(took < Self.grace + .seconds(2), "\(what): SIGTERM took \(took) with --grace 4s (the margin: process scheduling on a loaded test machine)")
+            // The margin: the test's own view of the exit (SIGTERM sent, exit observed) on a machine
+            // running the whole suite at once; the backstop itself counts from the signal.
+            #expect(took < Self.grace + .seconds(3), "\(what): SIGTERM took \(took) with --grace 4s")
             #expect(!result.stderr.contains("Fatal error") && !result.stderr.contains("crashed"), "\(what): \(result.stderr.suffix(2000))")
 
             try await end(cluster, url)

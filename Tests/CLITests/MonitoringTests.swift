@@ -292,9 +292,11 @@ struct Prometheus {
         request.timeoutInterval = 10
         let deadline = ContinuousClock.now + .seconds(30)
         while true {
-            // Prometheus takes a moment to listen: retry refused connections until the deadline.
-            if let (data, _) = try? await URLSession.shared.data(for: request) {
-                let object = try JSONSerialization.jsonObject(with: data) as? [String: Any] ?? [:]
+            // Prometheus takes a moment to listen, then answers 503 "Service Unavailable" until
+            // its storage is ready: retry both until the deadline. Any JSON answer is final.
+            if let (data, _) = try? await URLSession.shared.data(for: request),
+                let parsed = try? JSONSerialization.jsonObject(with: data), let object = parsed as? [String: Any]
+            {
                 guard object["status"] as? String == "success" else {
                     throw PrometheusError(message: "\(path) \(items): \(object["errorType"] ?? "") \(object["error"] ?? "")")
                 }

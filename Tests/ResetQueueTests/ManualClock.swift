@@ -22,7 +22,7 @@ final class ManualClock: Clock, Sendable {
         var nextID = 0
         /// Every sleep asked for, in order, as the duration from the moment it was asked.
         var requested: [Duration] = []
-        var watchers: [CheckedContinuation<Void, Never>] = []
+        var watchers: [Int: CheckedContinuation<Void, Never>] = [:]
     }
 
     private let state = Mutex(State())
@@ -42,8 +42,8 @@ final class ManualClock: Clock, Sendable {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
                 let (resume, watchers) = state.withLock { state -> (Result<Void, any Error>?, [CheckedContinuation<Void, Never>]) in
                     state.requested.append(state.now.duration(to: deadline))
-                    let watchers = state.watchers
-                    state.watchers = []
+                    let watchers = Array(state.watchers.values)
+                    state.watchers = [:]
                     if state.cancelled.remove(id) != nil { return (.failure(CancellationError()), watchers) }
                     if deadline <= state.now { return (.success(()), watchers) }
                     state.sleepers[id] = Sleeper(deadline: deadline, continuation: continuation)
@@ -74,21 +74,36 @@ final class ManualClock: Clock, Sendable {
         for sleeper in due { sleeper.continuation.resume() }
     }
 
-    /// Returns once some task sleeps on this clock until exactly `now + duration` (an event, so a
-    /// test knows the code under test has reached that wait).
-    func waitForSleeper(until duration: Duration) async {
+    /// Whether some task sleeps on this clock with exactly `remaining` left to go.
+    func hasSleeper(remaining: Duration) -> Bool {
+        state.withLock { state in state.sleepers.values.contains { state.now.duration(to: $0.deadline) == remaining } }
+    }
+
+    /// Returns once some task sleeps on this clock with exactly `remaining` left to go (an event,
+    /// so a test knows the code under test has reached that wait); throws `CancellationError`
+    /// if cancelled first (a test's deadline).
+    func waitForSleeper(remaining: Duration) async throws {
         func found(_ state: State) -> Bool {
-            state.sleepers.values.contains { state.now.duration(to: $0.deadline) == duration }
+            state.sleepers.values.contains { state.now.duration(to: $0.deadline) == remaining }
         }
         while !state.withLock({ found($0) }) {
+            try Task.checkCancellation()
+            let id = state.withLock { state in
+                defer { state.nextID += 1 }
+                return state.nextID
+            }
             // Checked and registered under one lock: a sleep that starts in between wakes it.
-            await withCheckedContinuation { continuation in
-                let ready = state.withLock { state -> Bool in
-                    if found(state) { return true }
-                    state.watchers.append(continuation)
-                    return false
+            await withTaskCancellationHandler {
+                await withCheckedContinuation { continuation in
+                    let ready = state.withLock { state -> Bool in
+                        if found(state) || Task.isCancelled { return true }
+                        state.watchers[id] = continuation
+                        return false
+                    }
+                    if ready { continuation.resume() }
                 }
-                if ready { continuation.resume() }
+            } onCancel: {
+                state.withLock { $0.watchers.removeValue(forKey: id) }?.resume()
             }
         }
     }

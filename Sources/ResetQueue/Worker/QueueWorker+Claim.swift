@@ -35,15 +35,16 @@ extension QueueWorker {
         }
     }
 
-    /// Starts a call for each job `claim` got, at its slot, in claim order (urgent jobs first;
-    /// a test's limiter may hold calls back further).
-    func dispatch(_ claim: PacedClaim, jobs: inout DiscardingTaskGroup, recorder: OutcomeRecorder) async {
+    /// Starts a call for each job `claim` got, at its slot, in claim order (urgent jobs first).
+    /// Without the shared bucket (`paced` false) a test's limiter may hold calls back further;
+    /// slots the fleet's bucket handed out are never delayed past.
+    func dispatch(_ claim: PacedClaim, paced: Bool, jobs: inout DiscardingTaskGroup, recorder: OutcomeRecorder) async {
         guard !claim.jobs.isEmpty else { return }
         let claimed = claim.jobs.map(\.job)
         metrics.claimed.increment(by: Int64(claimed.count))
         onEvent(.claimed(claimed))
         for (job, callIn) in claim.jobs.sorted(by: { ClaimedJob.inClaimOrder($0.job, $1.job) }) {
-            let wait = max(await limiter.reserve(), callIn)
+            let wait = paced ? callIn : max(await limiter.reserve(), callIn)
             jobs.addTask { await self.process(job, after: wait, recorder: recorder) }
         }
     }
@@ -56,7 +57,7 @@ extension QueueWorker {
     ) async throws -> PacedResult {
         let claim = try await claim(limit: limit, rate: shared)
         if let rate = claim.currentRate { await state.observeSharedRate(rate) }
-        await dispatch(claim, jobs: &jobs, recorder: recorder)
+        await dispatch(claim, paced: true, jobs: &jobs, recorder: recorder)
         guard let wait = claim.wait else { return .nothingRunnable }
         if claim.jobs.isEmpty, claim.ceiling == 0, configuration.drain {
             // Paused: --drain must still end once nothing is left (the caller checks; with jobs

@@ -142,7 +142,7 @@ public final class QueueWorker: Service, Sendable {
             let stopDeadline = await state.stopDeadline ?? clock.now
             let writeBy = max(stopDeadline - stopReserve / 3, clock.now + .milliseconds(200))
             // withTimeout returns on time even if a statement cannot be interrupted at once.
-            _ = try? await withTimeout(writeBy - clock.now, sleep: clock.sleep) { await recorder.drain(until: writeBy) }
+            _ = try? await withTimeout(writeBy - clock.now) { await recorder.drain(until: writeBy) }
             await recorder.stop()
             background.cancelAll()
         }
@@ -150,7 +150,7 @@ public final class QueueWorker: Service, Sendable {
         // Within the grace period when a stop was requested; a drain that ended by itself has time.
         let remaining = await state.stopDeadline.map { $0 - clock.now } ?? .seconds(5)
         let marked =
-            (try? await withTimeout(max(remaining, .milliseconds(100)), sleep: clock.sleep) { [store, configuration] in
+            (try? await withTimeout(max(remaining, .milliseconds(100))) { [store, configuration] in
                 try await store.markWorkerStopped(id: configuration.workerID, status: status)
             }) != nil
         if !marked {
@@ -230,7 +230,7 @@ public final class QueueWorker: Service, Sendable {
                         let claim = try await claim(limit: limit, rate: nil)
                         failures = 0
                         if !claim.jobs.isEmpty {
-                            await dispatch(claim, jobs: &jobs, recorder: recorder)
+                            await dispatch(claim, paced: false, jobs: &jobs, recorder: recorder)
                             continue
                         }
                     }

@@ -4,7 +4,13 @@
 /// `run_at`; that part is tested against the real server.)
 ///
 /// A moment is how long after the clock was wrapped it is, so moments can be stored and compared
-/// whatever the clock's type.
+/// whatever the clock's type (moments of two wrappers do not compare: give every part of one
+/// worker the same clock).
+///
+/// On a manual clock nothing timed happens until the test moves it: the claim loop's polls, the
+/// heartbeat, and the outcome recorder's gathering interval (outcomes are then written when
+/// `eagerCount` of them wait, or at the stop). The safety timeouts of the stop itself measure
+/// real time: they guard against a database that does not answer, whatever the clock.
 public struct WorkerClock: Sendable {
     /// A point in the worker's time: the duration since the clock was wrapped.
     public typealias Moment = Duration
@@ -29,8 +35,9 @@ public struct WorkerClock: Sendable {
             sleeper: { duration in try await clock.sleep(until: clock.now.advanced(by: duration), tolerance: nil) })
     }
 
-    /// Real time, for production.
-    public static var continuous: WorkerClock { WorkerClock(ContinuousClock()) }
+    /// Real time, for production: one wrapper, so every user of it shares one origin and its
+    /// moments compare.
+    public static let continuous = WorkerClock(ContinuousClock())
 
     /// Now, on this clock.
     public var now: Moment { read() }

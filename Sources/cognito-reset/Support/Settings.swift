@@ -74,16 +74,19 @@ struct Settings {
             ("COGNITO_RESET_RATE_KEY", { _ = try RateArgument.workerKey($0, field: $1) }),
             ("COGNITO_RESET_REGIONS", { _ = try WorkerCommand.parseRegions($0, field: $1) }),
             ("COGNITO_RESET_METRICS_ADDRESS", { _ = try WorkerCommand.parseAddress($0, field: $1) }),
+            (
+                "COGNITO_RESET_STATEMENT_TIMEOUT",
+                { _, field in
+                    let timeout = try duration(nil, field, flagName: "--statement-timeout", default: .zero)
+                    try WorkerCommand.checkStatementTimeout(timeout, field: field)
+                }
+            ),
             ("COGNITO_RESET_LISTEN_URL", { text, field in if text != "none" { _ = try DatabaseOptions.configuration(text, field: field) } }),
             ("COGNITO_RESET_LOG_LEVEL", { _ = try LoggingOptions.parseLevel($0, field: $1) }),
             ("COGNITO_RESET_LOG_FORMAT", { _ = try LoggingOptions.parseFormat($0, field: $1) }),
         ]
         for (name, check) in checks {
             if let text = self[name] { try check(text, name) }
-        }
-        if self["COGNITO_RESET_STATEMENT_TIMEOUT"] != nil {
-            let timeout = try duration(nil, "COGNITO_RESET_STATEMENT_TIMEOUT", flagName: "--statement-timeout", default: .zero)
-            try WorkerCommand.checkStatementTimeout(timeout, field: "COGNITO_RESET_STATEMENT_TIMEOUT")
         }
     }
 
