@@ -9,11 +9,14 @@ public final class ChildProcess: Sendable {
         public let status: Int32
         public let stdout: String
         public let stderr: String
+        /// When the exit was seen, by the termination handler (a thread of Foundation's, not
+        /// the cooperative pool): what a test that times an exit compares with.
+        public let endedAt: ContinuousClock.Instant
     }
 
     private let process: Process
     private let folder: URL
-    private let exit: Task<Int32, Never>
+    private let exit: Task<(status: Int32, at: ContinuousClock.Instant), Never>
 
     /// Starts `executable` with `arguments` and exactly `environment`.
     public init(_ executable: URL, _ arguments: [String], environment: [String: String], stdin: String? = nil) throws {
@@ -32,14 +35,14 @@ public final class ChildProcess: Sendable {
         } else {
             process.standardInput = FileHandle.nullDevice
         }
-        let (stream, continuation) = AsyncStream.makeStream(of: Int32.self)
+        let (stream, continuation) = AsyncStream.makeStream(of: (status: Int32, at: ContinuousClock.Instant).self)
         process.terminationHandler = {
-            continuation.yield($0.terminationStatus)
+            continuation.yield((status: $0.terminationStatus, at: .now))
             continuation.finish()
         }
         try process.run()
         self.process = process
-        self.exit = Task { await stream.first { _ in true } ?? -1 }
+        self.exit = Task { await stream.first { _ in true } ?? (status: -1, at: .now) }
     }
 
     /// Runs to completion and returns status and output.
@@ -52,11 +55,11 @@ public final class ChildProcess: Sendable {
 
     /// Waits for the exit and returns what the child wrote.
     public func wait() async -> Result {
-        let status = await exit.value
+        let (status, endedAt) = await exit.value
         let stdout = (try? String(contentsOf: folder.appending(path: "stdout"), encoding: .utf8)) ?? ""
         let stderr = (try? String(contentsOf: folder.appending(path: "stderr"), encoding: .utf8)) ?? ""
         try? FileManager.default.removeItem(at: folder)
-        return Result(status: status, stdout: stdout, stderr: stderr)
+        return Result(status: status, stdout: stdout, stderr: stderr, endedAt: endedAt)
     }
 
     /// Sends `signal` (default SIGTERM) without waiting.

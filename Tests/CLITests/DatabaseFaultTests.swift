@@ -105,10 +105,11 @@ struct DatabaseFaultTests {
             let stopAt = ContinuousClock.now
             worker.send(SIGTERM)
             let result = await worker.wait()
-            let took = ContinuousClock.now - stopAt
-            // The margin: the test's own view of the exit (SIGTERM sent, exit observed) on a machine
-            // running the whole suite at once; the backstop itself counts from the signal.
-            #expect(took < Self.grace + .seconds(3), "\(what): SIGTERM took \(took) with --grace 4s")
+            // Timed to the exit as the termination handler saw it: the test's own tasks may be
+            // scheduled late on a machine running the whole suite.
+            let took = result.endedAt - stopAt
+            // The margin: process scheduling on a loaded machine; the backstop counts from the signal.
+            #expect(took < Self.grace + .seconds(2), "\(what): SIGTERM took \(took) with --grace 4s")
             #expect(!result.stderr.contains("Fatal error") && !result.stderr.contains("crashed"), "\(what): \(result.stderr.suffix(2000))")
 
             try await end(cluster, url)

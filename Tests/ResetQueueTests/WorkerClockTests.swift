@@ -45,7 +45,9 @@ struct WorkerClockTests {
                 }
             }
             #expect(try await harness.count("SELECT count(*) FROM cognito_reset.jobs WHERE state = 'running'") == 1, "left to lease rescue")
-            #expect(harness.server.requests.count == 1)
+            // Only that job was called. (A loaded machine can reset the hanging connection, and
+            // the client then retries within the same attempt: how many requests is not the point.)
+            #expect(!harness.server.requests.isEmpty && harness.server.requests.allSatisfy { $0.username == "slow1" })
         }
     }
 
