@@ -92,7 +92,7 @@ struct MonitoringTests {
                     SELECT \(Self.pool), kind || g FROM generate_series(1, 30) g, unnest(ARRAY['user', 'gone', 'busy']) AS kind
                     WHERE kind = 'user' OR g <= 4
                     """)
-                try await check(prometheus, database: database, connection: connection)
+                try await check(prometheus, database: database)
             } catch {
                 await prometheus.stop()
                 await worker.stop()
@@ -107,7 +107,7 @@ struct MonitoringTests {
         await server.shutdown()
     }
 
-    private func check(_ prometheus: Prometheus, database: TemporaryDatabase, connection: PostgresConnection) async throws {
+    private func check(_ prometheus: Prometheus, database: TemporaryDatabase) async throws {
         // Every job final (38 new, 2 rescued), and Prometheus has seen it.
         try await eventually("every job final", deadline: .seconds(90)) {
             try await countRows(
@@ -161,7 +161,7 @@ struct MonitoringTests {
         }
 
         // Every query of the SQL dashboard, as a monitor login role.
-        try await Self.asMonitor(database, connection) { monitor in
+        try await Self.asMonitor(database) { monitor in
             let sqlDashboard = try Self.json(Self.monitoring.appending(path: "grafana/cognito-reset-sql.json"))
             let queries = Self.sqlQueries(sqlDashboard)
             #expect(queries.count >= 12)
@@ -191,9 +191,7 @@ struct MonitoringTests {
 
     /// Runs `body` on a connection of a fresh login role in `cognito_reset_monitor`; the role
     /// is dropped whatever happens (roles are cluster-wide).
-    static func asMonitor(
-        _ database: TemporaryDatabase, _ admin: PostgresConnection, _ body: (PostgresConnection) async throws -> Void
-    ) async throws {
+    static func asMonitor(_ database: TemporaryDatabase, _ body: (PostgresConnection) async throws -> Void) async throws {
         try await TestRole.with("monitor", on: database.configuration, memberOf: ["cognito_reset_monitor"]) { role in
             let monitor = try await PostgresConnection.connect(role.configuration)
             do { try await body(monitor) } catch {

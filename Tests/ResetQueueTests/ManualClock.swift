@@ -20,8 +20,6 @@ final class ManualClock: Clock, Sendable {
         var sleepers: [Int: Sleeper] = [:]
         var cancelled: Set<Int> = []
         var nextID = 0
-        /// Every sleep asked for, in order, as the duration from the moment it was asked.
-        var requested: [Duration] = []
         var watchers: [Int: CheckedContinuation<Void, Never>] = [:]
     }
 
@@ -29,9 +27,6 @@ final class ManualClock: Clock, Sendable {
 
     var now: Instant { state.withLock { $0.now } }
     var minimumResolution: Duration { .zero }
-
-    /// The durations of every sleep so far.
-    var requestedSleeps: [Duration] { state.withLock { $0.requested } }
 
     func sleep(until deadline: Instant, tolerance: Duration? = nil) async throws {
         let id = state.withLock { state in
@@ -41,7 +36,6 @@ final class ManualClock: Clock, Sendable {
         try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
                 let (resume, watchers) = state.withLock { state -> (Result<Void, any Error>?, [CheckedContinuation<Void, Never>]) in
-                    state.requested.append(state.now.duration(to: deadline))
                     let watchers = Array(state.watchers.values)
                     state.watchers = [:]
                     if state.cancelled.remove(id) != nil { return (.failure(CancellationError()), watchers) }

@@ -88,44 +88,20 @@ extension SQLContractTests {
         func withLoginRole<T>(
             _ label: String, memberOf group: String = "cognito_reset_enqueuer", _ body: (LoginRole) async throws -> T
         ) async throws -> T {
-            let name = "sqlcontract_\(label)_\(UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(12).lowercased())"
-            let password = UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
-            try await owner.execute("CREATE ROLE \(unescaped: name) LOGIN PASSWORD '\(unescaped: password)'")
-            let value: T
-            do {
-                try await owner.execute("GRANT \(unescaped: group) TO \(unescaped: name)")
-                let configuration = database.configuration.setting("user", to: name).setting("password", to: password)
-                let connection = try await PostgresConnection.connect(configuration)
+            try await TestRole.with("sqlcontract_\(label)", on: database.configuration, memberOf: [group]) { role in
+                let connection = try await PostgresConnection.connect(role.configuration)
                 do {
                     // The connection is really the login role's, not the owner's.
                     let user: String = try await connection.scalar("SELECT current_user::text")
-                    #expect(user == name)
-                    value = try await body(LoginRole(name: name, connection: connection))
+                    #expect(user == role.name)
+                    let value = try await body(LoginRole(name: role.name, connection: connection))
+                    await connection.close()
+                    return value
                 } catch {
                     await connection.close()
                     throw error
                 }
-                await connection.close()
-            } catch {
-                try? await dropRole(name)
-                throw error
             }
-            try await dropRole(name)
-            return value
-        }
-
-        /// Drops what the role owns in the test database (and its privileges there), then the role.
-        private func dropRole(_ name: String) async throws {
-            // A fresh connection: the owner's may be the reason the body failed.
-            let admin = try await database.connect()
-            do {
-                try await admin.execute("DROP OWNED BY \(unescaped: name)")
-                try await admin.execute("DROP ROLE \(unescaped: name)")
-            } catch {
-                await admin.close()
-                throw error
-            }
-            await admin.close()
         }
 
         /// Claims as the worker does; `id` must be among the `among` jobs runnable now (all of them
