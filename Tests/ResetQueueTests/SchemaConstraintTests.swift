@@ -164,4 +164,46 @@ struct SchemaConstraintTests {
             #expect(error.message.contains("append-only"))
         }
     }
+    /// Each check sits only where a row can break it (docs/design.md, "Storage"): every statement
+    /// that writes a partition prepares all of its checks again, so a check of what other systems
+    /// send belongs on the hot partition alone, where all their rows land.
+    @Test func historyCarriesTheStateInvariantsButNotTheInputChecks() async throws {
+        try await withMigratedConnection { connection in
+            func checks(_ table: String) async throws -> Set<String> {
+                Set(
+                    try await connection.query(
+                        PostgresQuery("SELECT conname FROM pg_constraint WHERE conrelid = $1::regclass AND contype = 'c'", [table])
+                    ).map { try $0.decode(String.self, at: 0) })
+            }
+            let input: Set = [
+                "jobs_user_pool_id_format", "jobs_username_length", "jobs_username_characters", "jobs_client_metadata_string_map",
+                "jobs_priority_range", "jobs_max_attempts_range", "jobs_idempotency_key_length",
+            ]
+            let invariants: Set = ["jobs_finished_at_iff_finished", "jobs_lease_iff_running", "jobs_succeeded_was_attempted", "jobs_attempt_within_max"]
+            let active = try await checks("cognito_reset.jobs_active")
+            #expect(input.isSubset(of: active) && invariants.isSubset(of: active))
+            // A day created now, and the days created with the schema.
+            #expect(try await connection.scalar("SELECT cognito_reset.ensure_history_partitions(5)", as: Int.self) > 0)
+            let days = try await connection.query(
+                "SELECT table_name FROM cognito_reset.history_partitions WHERE parent = 'jobs_finished' AND lower_bound IS NOT NULL"
+            ).map { try $0.decode(String.self, at: 0) }
+            #expect(days.count >= 6)
+            for day in days {
+                let history = try await checks("cognito_reset." + day)
+                #expect(history.isDisjoint(with: input), "\(day)")
+                #expect(invariants.isSubset(of: history), "\(day)")
+                #expect(!history.contains(day + "_bounds"), "\(day)")
+            }
+            // A finished row is still held to the invariants in history.
+            try await connection.execute(
+                """
+                INSERT INTO cognito_reset.jobs (user_pool_id, username, state, attempt, started_at, finished_at)
+                VALUES ('eu-west-1_a1', 'erin', 'succeeded', 1, now(), now())
+                """)
+            let error = try await #require(throws: PostgresError.self) {
+                try await connection.execute("UPDATE cognito_reset.jobs SET finished_at = NULL WHERE username = 'erin'")
+            }
+            #expect(error.constraintName == "jobs_finished_at_iff_finished")
+        }
+    }
 }
