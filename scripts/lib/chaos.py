@@ -51,6 +51,7 @@ EPS = 0.2            # a call's start at the fake vs. the worker's own start/end
 EPS_COMMIT = 0.25    # a finishing transaction's commit timestamp vs. the moment others see it
 CANCEL_SLOT = 1.5    # a claim caught by a cancel may still call within its rate slot (< 1 s
                      # waits are not re-checked by the worker) plus EPS_COMMIT
+TRUNCATED_AFTER_KILL = 2.0  # a SIGKILLed worker's sockets close as the kernel reaps it: at once
 FAULT_AFTERMATH = LEASE + 2 * HEARTBEAT + 4.0  # how long after a fault a lease may still expire of it
 
 FAULT_KINDS = ["worker_kill", "worker_stop", "pg_restart_fast", "pg_restart_immediate",
@@ -880,7 +881,11 @@ class Analysis:
         self.job_calls = defaultdict(list)
         self.call_by_request = {}
         self.stray_calls = []
+        self.truncated_calls = []
         for call in sorted(calls, key=lambda c: c["t_start"]):
+            if call["answer"] == "truncated":
+                self.truncated_calls.append(call)
+                continue
             job = self.by_user.get((call["pool"], call["username"]))
             if job is None:
                 self.stray_calls.append(call)
@@ -1123,6 +1128,17 @@ class Analysis:
                 self.violate("audit without its call", "audit row %d names job %d, which does not exist" % (row["id"], row["job"]))
         for call in self.stray_calls:
             self.violate("call without a job", "call #%d for %s/%s: no such job" % (call["seq"], call["pool"], call["username"]))
+        for call in self.truncated_calls:
+            # A request cut off before its body ended never reached Cognito as a call. Only a
+            # worker SIGKILLed mid-write explains one: its pid (when the fake learnt it before the
+            # process died) and a body's end within TRUNCATED_AFTER_KILL of the kill.
+            killers = [f for f in self.faults if f["kind"] == "worker_kill"
+                       and call["pid"] in (None, f["pid"])
+                       and f["t0"] - EPS <= call["t_start"] <= f["t0"] + TRUNCATED_AFTER_KILL]
+            if not killers:
+                self.violate("call without a job", "call #%d by pid %s: request cut off after %d of %d body bytes, "
+                             "and no worker was killed then" % (call["seq"], call["pid"], call.get("body_bytes", 0),
+                                                                call.get("content_length", 0)))
         for job_id, calls in self.job_calls.items():
             job = self.by_id[job_id]
             for call in calls:

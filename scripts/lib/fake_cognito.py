@@ -136,6 +136,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.peer_pid = socket_owner_pid(self.client_address[1], self.server.server_address[1])
         record = {"t_start": started, "peer_port": self.client_address[1], "pid": self.peer_pid,
                   "pool": None, "username": None}
+        if len(body) < length:
+            # The client went away between the request's head and the end of its body (a worker
+            # SIGKILLed mid-write). Cognito answers and acts on whole requests only, so this one
+            # is logged as truncated, never taken for a call, and the connection is closed.
+            self.close_connection = True
+            record.update(t_end=time.time(), answer="truncated", status=None, request_id=None,
+                          took_effect=False, body_bytes=len(body), content_length=length)
+            self.server.log.write(record)
+            return
         try:
             request = json.loads(body or b"{}")
             record["pool"] = request.get("UserPoolId")
