@@ -80,7 +80,7 @@ public final class HTTPTransport: Sendable {
             // timeout ends with the response head, and its read timeout restarts with every byte,
             // so a server trickling a long body one byte at a time would hold the call forever.
             // On time, the exchange is cancelled (closing its connection) and not waited for.
-            return try await withTimeout(total) {
+            return try await race(total) {
                 let response = try await client.execute(finalRequest, timeout: .init(total))
                 let bytes = try await response.body.collect(upTo: Self.maximumBodySize)
                 return HTTPResponseData(
@@ -92,6 +92,41 @@ public final class HTTPTransport: Sendable {
             throw TransportError(kind: .timeout, detail: "no complete response within \(total)")
         } catch {
             throw Self.classify(error)
+        }
+    }
+
+    /// Runs `body` in a task of its own against a timer on `eventLoop`; the first to finish
+    /// answers. On time the task is cancelled and not waited for (a connection stuck in a write
+    /// must not hold the call). `withTimeout` does the same with a second task sleeping and a third
+    /// waiting; here the timer is an entry in the event loop's timer heap and the task delivers its
+    /// own result, which saves three task starts and a wake-up per call.
+    func race<T: Sendable>(_ limit: Duration, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+        try await Self.race(limit, on: client.eventLoopGroup.any(), body)
+    }
+
+    static func race<T: Sendable>(
+        _ limit: Duration, on eventLoop: any EventLoop, _ body: @escaping @Sendable () async throws -> T
+    ) async throws -> T {
+        let once = ResumeOnce<T>()
+        let work = Task {
+            do {
+                once.resume(with: .success(try await body()))
+            } catch {
+                once.resume(throwing: error)
+            }
+        }
+        // The first resume wins: a result delivered before the timer fires is the answer, and a
+        // success is never turned into a timeout (that would repeat a call that was made).
+        let timer = eventLoop.scheduleTask(in: TimeAmount(limit)) {
+            work.cancel()
+            once.resume(throwing: TimeoutError())
+        }
+        defer { timer.cancel() }
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { once.set($0) }
+        } onCancel: {
+            work.cancel()
+            once.resume(throwing: CancellationError())
         }
     }
 
