@@ -8,27 +8,11 @@ extension QueueWorker {
     /// operator while it waited is left alone.
     func process(_ job: ClaimedJob, after wait: Duration, recorder: OutcomeRecorder) async {
         if wait > .zero { await state.pause(for: wait) }
-        guard await !state.isStopping, !Task.isCancelled else {
-            await giveBack(job, recorder: recorder)
-            return
-        }
-        // A long wait for its slot leaves time for an operator to cancel: check before calling.
-        if wait > .seconds(1), (try? await store.stillHeld(job, workerID: configuration.workerID)) == false {
-            await state.settled([job.id])
-            await state.finished(nil)
-            return
-        }
-        let startedAt = Date()
-        let callStarted = clock.now
-        let result = await call(job)
-        let duration = clock.now - callStarted
-        if case .failure(let error) = result, error.kind == .cancelled || Task.isCancelled {
-            // The grace period ended mid-call, or the claim lapsed before a request went out: the
-            // lease rescues the job (the audit shows the lost call if one was made).
-            await state.settled([job.id])
-            await state.finished(nil)
-            return
-        }
+        // A job claimed ahead waits here until a call ends (a few milliseconds on a busy worker).
+        await state.acquireCallSlot()
+        let called = await callInSlot(job, after: wait, recorder: recorder)
+        await state.releaseCallSlot()
+        guard let (result, startedAt, duration) = called else { return }
         let record = Self.decide(
             job, result: result, policy: configuration.retryPolicy, random: random(),
             startedAt: startedAt, finishedAt: Date())
@@ -55,6 +39,35 @@ extension QueueWorker {
             ])
         await recorder.add(record)
         await state.finished(record.newState)
+    }
+
+    /// The part of `process` that holds a call slot: the call, or the reason there is none to
+    /// record (stopping: given back; cancelled by an operator meanwhile; the call cut off).
+    private func callInSlot(
+        _ job: ClaimedJob, after wait: Duration, recorder: OutcomeRecorder
+    ) async -> (Result<CognitoResponse, CognitoError>, startedAt: Date, duration: Duration)? {
+        guard await !state.isStopping, !Task.isCancelled else {
+            await giveBack(job, recorder: recorder)
+            return nil
+        }
+        // A long wait for its slot leaves time for an operator to cancel: check before calling.
+        if wait > .seconds(1), (try? await store.stillHeld(job, workerID: configuration.workerID)) == false {
+            await state.settled([job.id])
+            await state.finished(nil)
+            return nil
+        }
+        let startedAt = Date()
+        let callStarted = clock.now
+        let result = await call(job)
+        let duration = clock.now - callStarted
+        if case .failure(let error) = result, error.kind == .cancelled || Task.isCancelled {
+            // The grace period ended mid-call, or the claim lapsed before a request went out: the
+            // lease rescues the job (the audit shows the lost call if one was made).
+            await state.settled([job.id])
+            await state.finished(nil)
+            return nil
+        }
+        return (result, startedAt, duration)
     }
 
     private func giveBack(_ job: ClaimedJob, recorder: OutcomeRecorder) async {

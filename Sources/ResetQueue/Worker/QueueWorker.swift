@@ -58,7 +58,7 @@ public final class QueueWorker: Service, Sendable {
         pulse: LoopPulse = LoopPulse(), clock: WorkerClock = .continuous
     ) {
         self.clock = clock
-        self.state = WorkerRunState(clock: clock)
+        self.state = WorkerRunState(clock: clock, callSlots: configuration.concurrency)
         self.pulse = pulse
         self.configuration = configuration
         self.store = store
@@ -202,6 +202,8 @@ public final class QueueWorker: Service, Sendable {
             // While calls are in flight, refill once an eighth of the slots are free: a busy worker
             // then claims several jobs per statement instead of one per finished call.
             let refillThreshold = max(1, configuration.concurrency / 8)
+            // Call slots plus, without the shared bucket, jobs claimed ahead of a free slot.
+            let capacity = configuration.claimCapacity
             // Claimed jobs whose outcome is not yet written are bounded too (twice the
             // concurrency): a slow database then slows claiming down, and a crash repeats at most
             // that many calls.
@@ -210,7 +212,7 @@ public final class QueueWorker: Service, Sendable {
                 pulse.beat()
                 let inFlight = await state.inFlight
                 let unsettled = await state.unsettled
-                let free = min(configuration.concurrency - inFlight, maxUnsettled - unsettled)
+                let free = min(capacity - inFlight, maxUnsettled - unsettled)
                 guard free > 0, inFlight == 0 || free >= refillThreshold else {
                     await state.wake.wait(timeout: configuration.pollInterval)
                     continue

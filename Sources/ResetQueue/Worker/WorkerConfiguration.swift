@@ -6,6 +6,11 @@ public struct WorkerConfiguration: Sendable {
     public var workerID: String
     /// Cognito calls in flight at most (`--concurrency`, default 16).
     public var concurrency: Int = 16
+    /// Jobs claimed ahead of a free call slot, without the shared bucket (`--rate unlimited`);
+    /// nil: half the concurrency. A call that ends finds its successor claimed already instead of
+    /// waiting for a claim's round trip (docs/design.md, "Claiming ahead"). With the bucket the
+    /// claim hands out timed slots instead, and nothing is claimed ahead.
+    public var claimAhead: Int?
     /// How long a claim holds a job before any worker may rescue it (default 30 s).
     public var lease: Duration = .seconds(30)
     /// Leases and the `workers` row are renewed, and expired leases rescued, this often
@@ -32,6 +37,12 @@ public struct WorkerConfiguration: Sendable {
     public var regions: [String]?
     /// Log usernames in full (per-job lines, at debug); otherwise masked (`a***@example.com`).
     public var logUsernames = false
+
+    /// How many jobs the claim loop keeps claimed at most: the call slots, plus those claimed
+    /// ahead when there is no shared bucket.
+    var claimCapacity: Int {
+        concurrency + (sharedRate == nil ? max(0, claimAhead ?? concurrency / 2) : 0)
+    }
 
     /// A third of the lease: two renewals can be lost before the lease runs out.
     public static func defaultHeartbeat(lease: Duration) -> Duration { lease / 3 }

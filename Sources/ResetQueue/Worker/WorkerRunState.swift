@@ -40,9 +40,42 @@ actor WorkerRunState {
     private var stopCancellers: [Int: @Sendable () -> Void] = [:]
     private var nextStopCanceller = 0
 
-    init(clock: WorkerClock) {
+    /// Cognito calls at most at once (`--concurrency`); jobs claimed ahead wait here for a slot.
+    let callSlots: Int
+    private var callsInProgress = 0
+    /// Jobs waiting for a call slot, first come first served.
+    private var callSlotWaiters: [CheckedContinuation<Void, Never>] = []
+
+    init(clock: WorkerClock, callSlots: Int = .max) {
         self.clock = clock
+        self.callSlots = max(1, callSlots)
         wake = WakeSignal(clock: clock)
+    }
+
+    /// Returns once this job may call: fewer than `callSlots` calls are in progress. At once when
+    /// stopping (the job then gives itself back without calling). Pair with `releaseCallSlot`.
+    func acquireCallSlot() async {
+        if callsInProgress < callSlots || isStopping {
+            callsInProgress += 1
+            return
+        }
+        // Counted by the one who hands the slot over.
+        await withCheckedContinuation { callSlotWaiters.append($0) }
+    }
+
+    /// A call (or a job that left without one) gives its slot up, to the longest waiter if any.
+    func releaseCallSlot() {
+        if callSlotWaiters.isEmpty {
+            callsInProgress -= 1
+        } else {
+            callSlotWaiters.removeFirst().resume()
+        }
+    }
+
+    private func releaseCallSlotWaiters() {
+        callsInProgress += callSlotWaiters.count
+        for waiter in callSlotWaiters { waiter.resume() }
+        callSlotWaiters.removeAll()
     }
 
     func requestStop(grace: Duration) async {
@@ -52,6 +85,8 @@ actor WorkerRunState {
         status.state = "draining"
         for pauser in pausers.values { pauser.resume() }
         pausers.removeAll()
+        // Jobs claimed ahead stop waiting for a slot: they give themselves back.
+        releaseCallSlotWaiters()
         for cancel in stopCancellers.values { cancel() }
         stopCancellers.removeAll()
         await wake.signal()
