@@ -37,15 +37,18 @@ struct WorkerClaimAheadTests {
         }
     }
 
-    @Test func withTheSharedBucketNothingIsClaimedAhead() {
+    @Test func theDefaultsClaimHalfTheConcurrencyAheadAndNoneWithTheBucket() {
         var configuration = WorkerConfiguration(workerID: "w")
         configuration.concurrency = 16
         #expect(configuration.claimCapacity == 24)
+        #expect(configuration.refillThreshold == 4, "half the jobs claimed ahead")
         configuration.claimAhead = 0
         #expect(configuration.claimCapacity == 16)
+        #expect(configuration.refillThreshold == 2, "an eighth of the slots")
         configuration.claimAhead = nil
         configuration.sharedRate = SharedRateLimit(key: "cognito:eu-west-1", initialCeiling: 25)
         #expect(configuration.claimCapacity == 16)
+        #expect(configuration.refillThreshold == 2)
     }
 
     /// A stop while jobs wait for a slot: they give themselves back, unstarted.

@@ -199,11 +199,9 @@ public final class QueueWorker: Service, Sendable {
     private func claimLoop(recorder: OutcomeRecorder) async {
         await withDiscardingTaskGroup { jobs in
             var failures = 0
-            // While calls are in flight, refill once an eighth of the slots are free: a busy worker
-            // then claims several jobs per statement instead of one per finished call.
-            let refillThreshold = max(1, configuration.concurrency / 8)
-            // Call slots plus, without the shared bucket, jobs claimed ahead of a free slot.
-            let capacity = configuration.claimCapacity
+            // Call slots plus, without the shared bucket, jobs claimed ahead of a free slot; a
+            // refill waits for a few free places (`refillThreshold`) while calls are in flight.
+            let (capacity, refillThreshold) = (configuration.claimCapacity, configuration.refillThreshold)
             // Claimed jobs whose outcome is not yet written are bounded too (twice the
             // concurrency): a slow database then slows claiming down, and a crash repeats at most
             // that many calls.

@@ -38,11 +38,17 @@ public struct WorkerConfiguration: Sendable {
     /// Log usernames in full (per-job lines, at debug); otherwise masked (`a***@example.com`).
     public var logUsernames = false
 
-    /// How many jobs the claim loop keeps claimed at most: the call slots, plus those claimed
-    /// ahead when there is no shared bucket.
-    var claimCapacity: Int {
-        concurrency + (sharedRate == nil ? max(0, claimAhead ?? concurrency / 2) : 0)
-    }
+    /// Jobs claimed ahead of a free call slot: none with the shared bucket.
+    var claimAheadCount: Int { sharedRate == nil ? max(0, claimAhead ?? concurrency / 2) : 0 }
+
+    /// How many jobs the claim loop keeps claimed at most: the call slots and those claimed ahead.
+    var claimCapacity: Int { concurrency + claimAheadCount }
+
+    /// While calls are in flight, the claim loop refills once this many places are free, so a
+    /// busy worker claims several jobs per statement instead of one per finished call: half the
+    /// jobs claimed ahead (the other half keeps the slots busy through the claim's round trip),
+    /// or without claiming ahead an eighth of the slots.
+    var refillThreshold: Int { claimAheadCount > 1 ? claimAheadCount / 2 : max(1, concurrency / 8) }
 
     /// A third of the lease: two renewals can be lost before the lease runs out.
     public static func defaultHeartbeat(lease: Duration) -> Duration { lease / 3 }

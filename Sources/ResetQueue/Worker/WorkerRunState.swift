@@ -32,7 +32,8 @@ actor WorkerRunState {
     private(set) var status = WorkerStatus()
     /// The shared bucket's adaptive rate as of the last paced claim.
     var sharedRate: Double?
-    private let inFlightGauge = Gauge(label: "cognito_reset_calls_in_flight")
+    /// Calls to Cognito now (not jobs claimed ahead and waiting for a slot).
+    private let callsGauge = Gauge(label: "cognito_reset_calls_in_flight")
     private var idleWaiters: [CheckedContinuation<Void, Never>] = []
     private var pausers: [Int: CheckedContinuation<Void, Never>] = [:]
     private var nextPauser = 0
@@ -57,6 +58,7 @@ actor WorkerRunState {
     func acquireCallSlot() async {
         if callsInProgress < callSlots || isStopping {
             callsInProgress += 1
+            callsGauge.record(callsInProgress)
             return
         }
         // Counted by the one who hands the slot over.
@@ -67,6 +69,7 @@ actor WorkerRunState {
     func releaseCallSlot() {
         if callSlotWaiters.isEmpty {
             callsInProgress -= 1
+            callsGauge.record(callsInProgress)
         } else {
             callSlotWaiters.removeFirst().resume()
         }
@@ -74,6 +77,7 @@ actor WorkerRunState {
 
     private func releaseCallSlotWaiters() {
         callsInProgress += callSlotWaiters.count
+        callsGauge.record(callsInProgress)
         for waiter in callSlotWaiters { waiter.resume() }
         callSlotWaiters.removeAll()
     }
@@ -165,7 +169,6 @@ actor WorkerRunState {
         for job in jobs { leaseSetAt[job.id] = sentAt }
         inFlight += jobs.count
         status.inFlight = inFlight
-        inFlightGauge.record(inFlight)
         for job in jobs { holds[job.id, default: 0] += 1 }
         unsettled += jobs.count
     }
@@ -207,7 +210,6 @@ actor WorkerRunState {
     func finished(_ newState: JobState?) async {
         inFlight -= 1
         status.inFlight = inFlight
-        inFlightGauge.record(inFlight)
         switch newState {
         case .succeeded: status.succeeded += 1
         case .failed: status.failed += 1
