@@ -9,10 +9,30 @@ extension QueueWorker {
     func process(_ job: ClaimedJob, after wait: Duration, recorder: OutcomeRecorder) async {
         if wait > .zero { await state.pause(for: wait) }
         // A job claimed ahead waits here until a call ends (a few milliseconds on a busy worker).
-        await state.acquireCallSlot()
-        let called = await callInSlot(job, after: wait, recorder: recorder)
-        await state.releaseCallSlot()
-        guard let (result, startedAt, duration) = called else { return }
+        // Stopping, it gets no slot and gives itself back unstarted.
+        let hasSlot = await state.acquireCallSlot()
+        guard hasSlot, !Task.isCancelled else {
+            await recorder.release(job)
+            await state.finished(nil, releasingSlot: hasSlot)
+            return
+        }
+        // A long wait for its slot leaves time for an operator to cancel: check before calling.
+        if wait > .seconds(1), (try? await store.stillHeld(job, workerID: configuration.workerID)) == false {
+            await state.settled([job.id])
+            await state.finished(nil, releasingSlot: true)
+            return
+        }
+        let startedAt = Date()
+        let callStarted = clock.now
+        let result = await call(job)
+        let duration = clock.now - callStarted
+        if case .failure(let error) = result, error.kind == .cancelled || Task.isCancelled {
+            // The grace period ended mid-call, or the claim lapsed before a request went out: the
+            // lease rescues the job (the audit shows the lost call if one was made).
+            await state.settled([job.id])
+            await state.finished(nil, releasingSlot: true)
+            return
+        }
         let record = Self.decide(
             job, result: result, policy: configuration.retryPolicy, random: random(),
             startedAt: startedAt, finishedAt: Date())
@@ -38,41 +58,8 @@ extension QueueWorker {
                 "error.code": "\(record.errorCode ?? "")", "request_id": "\(record.requestID ?? "")",
             ])
         await recorder.add(record)
-        await state.finished(record.newState)
-    }
-
-    /// The part of `process` that holds a call slot: the call, or the reason there is none to
-    /// record (stopping: given back; cancelled by an operator meanwhile; the call cut off).
-    private func callInSlot(
-        _ job: ClaimedJob, after wait: Duration, recorder: OutcomeRecorder
-    ) async -> (Result<CognitoResponse, CognitoError>, startedAt: Date, duration: Duration)? {
-        guard await !state.isStopping, !Task.isCancelled else {
-            await giveBack(job, recorder: recorder)
-            return nil
-        }
-        // A long wait for its slot leaves time for an operator to cancel: check before calling.
-        if wait > .seconds(1), (try? await store.stillHeld(job, workerID: configuration.workerID)) == false {
-            await state.settled([job.id])
-            await state.finished(nil)
-            return nil
-        }
-        let startedAt = Date()
-        let callStarted = clock.now
-        let result = await call(job)
-        let duration = clock.now - callStarted
-        if case .failure(let error) = result, error.kind == .cancelled || Task.isCancelled {
-            // The grace period ended mid-call, or the claim lapsed before a request went out: the
-            // lease rescues the job (the audit shows the lost call if one was made).
-            await state.settled([job.id])
-            await state.finished(nil)
-            return nil
-        }
-        return (result, startedAt, duration)
-    }
-
-    private func giveBack(_ job: ClaimedJob, recorder: OutcomeRecorder) async {
-        await recorder.release(job)
-        await state.finished(nil)
+        // One hop for the slot and the job: the actor is shared by every call of the worker.
+        await state.finished(record.newState, releasingSlot: true)
     }
 
     /// The Cognito call. Data another system inserted that Cognito would refuse anyway (the

@@ -45,7 +45,7 @@ actor WorkerRunState {
     let callSlots: Int
     private var callsInProgress = 0
     /// Jobs waiting for a call slot, first come first served.
-    private var callSlotWaiters: [CheckedContinuation<Void, Never>] = []
+    private var callSlotWaiters: [CheckedContinuation<Bool, Never>] = []
 
     init(clock: WorkerClock, callSlots: Int = .max) {
         self.clock = clock
@@ -53,32 +53,33 @@ actor WorkerRunState {
         wake = WakeSignal(clock: clock)
     }
 
-    /// Returns once this job may call: fewer than `callSlots` calls are in progress. At once when
-    /// stopping (the job then gives itself back without calling). Pair with `releaseCallSlot`.
-    func acquireCallSlot() async {
-        if callsInProgress < callSlots || isStopping {
+    /// Returns true once this job may call (fewer than `callSlots` calls are in progress), or
+    /// false at once when stopping, with no slot taken (the job then gives itself back). A slot
+    /// taken is given up by `finished(_:releasingSlot:)`.
+    func acquireCallSlot() async -> Bool {
+        guard !isStopping else { return false }
+        if callsInProgress < callSlots {
             callsInProgress += 1
             callsGauge.record(callsInProgress)
-            return
+            return true
         }
         // Counted by the one who hands the slot over.
-        await withCheckedContinuation { callSlotWaiters.append($0) }
+        return await withCheckedContinuation { callSlotWaiters.append($0) }
     }
 
     /// A call (or a job that left without one) gives its slot up, to the longest waiter if any.
-    func releaseCallSlot() {
+    private func releaseCallSlot() {
         if callSlotWaiters.isEmpty {
             callsInProgress -= 1
             callsGauge.record(callsInProgress)
         } else {
-            callSlotWaiters.removeFirst().resume()
+            callSlotWaiters.removeFirst().resume(returning: true)
         }
     }
 
+    /// Stopping: jobs waiting for a slot give themselves back instead.
     private func releaseCallSlotWaiters() {
-        callsInProgress += callSlotWaiters.count
-        callsGauge.record(callsInProgress)
-        for waiter in callSlotWaiters { waiter.resume() }
+        for waiter in callSlotWaiters { waiter.resume(returning: false) }
         callSlotWaiters.removeAll()
     }
 
@@ -206,8 +207,9 @@ actor WorkerRunState {
         await requestStop(grace: grace)
     }
 
-    /// A claimed job leaves: called, recorded or given back.
-    func finished(_ newState: JobState?) async {
+    /// A claimed job leaves: called, recorded or given back, giving up its call slot if it held one.
+    func finished(_ newState: JobState?, releasingSlot: Bool) async {
+        if releasingSlot { releaseCallSlot() }
         inFlight -= 1
         status.inFlight = inFlight
         switch newState {
