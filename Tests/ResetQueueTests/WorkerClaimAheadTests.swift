@@ -71,3 +71,46 @@ struct WorkerClaimAheadTests {
         }
     }
 }
+
+/// The call slots' gate: at most `callSlots` calls at once, and at most `maxCalledUnsettled`
+/// called jobs whose outcome is not yet written (what a crash would repeat), first come first served.
+@Suite("Call slots")
+struct CallSlotTests {
+    static func job(_ id: Int64) -> ClaimedJob {
+        ClaimedJob(
+            id: id, userPoolID: "eu-west-1_a", username: "u\(id)", clientMetadata: nil, attempt: 1, maxAttempts: 10,
+            priority: 100, runAt: Date(), claimToken: id)
+    }
+
+    /// Starts `acquireCallSlot` for `id` in a task and returns once it is queued.
+    static func queue(_ id: Int64, on state: WorkerRunState, expectWaiting count: Int) async -> Task<Bool, Never> {
+        let task = Task { await state.acquireCallSlot(for: id) }
+        while await state.waitingForSlot < count { await Task.yield() }
+        return task
+    }
+
+    @Test func aCallWaitsForAFreeSlotAndForWrittenOutcomes() async {
+        let clock = WorkerClock(ManualClock())
+        let state = WorkerRunState(clock: clock, callSlots: 2, maxCalledUnsettled: 3)
+        await state.claimStarted()
+        await state.claimed((1...5).map(Self.job), sentAt: clock.now)
+        #expect(await state.acquireCallSlot(for: 1))
+        #expect(await state.acquireCallSlot(for: 2))
+        let third = await Self.queue(3, on: state, expectWaiting: 1)
+        // Job 1's call ends: its slot goes to job 3 (three called, none written yet).
+        await state.finished(.succeeded, releasingSlot: true)
+        #expect(await third.value)
+        let fourth = await Self.queue(4, on: state, expectWaiting: 1)
+        // Job 2's call ends: a slot is free, but three called jobs still wait for their write.
+        await state.finished(.succeeded, releasingSlot: true)
+        #expect(await state.waitingForSlot == 1)
+        // Job 1's outcome is written: job 4 may call.
+        await state.settled([1])
+        #expect(await fourth.value)
+        // A stop: a job still waiting gives itself back without a slot.
+        let fifth = await Self.queue(5, on: state, expectWaiting: 1)
+        await state.requestStop(grace: .seconds(1))
+        #expect(await fifth.value == false)
+        #expect(await state.acquireCallSlot(for: 5) == false)
+    }
+}

@@ -10,7 +10,7 @@ extension QueueWorker {
         if wait > .zero { await state.pause(for: wait) }
         // A job claimed ahead waits here until a call ends (a few milliseconds on a busy worker).
         // Stopping, it gets no slot and gives itself back unstarted.
-        let hasSlot = await state.acquireCallSlot()
+        let hasSlot = await state.acquireCallSlot(for: job.id)
         guard hasSlot, !Task.isCancelled else {
             await recorder.release(job)
             await state.finished(nil, releasingSlot: hasSlot)

@@ -58,7 +58,8 @@ public final class QueueWorker: Service, Sendable {
         pulse: LoopPulse = LoopPulse(), clock: WorkerClock = .continuous
     ) {
         self.clock = clock
-        self.state = WorkerRunState(clock: clock, callSlots: configuration.concurrency)
+        self.state = WorkerRunState(
+            clock: clock, callSlots: configuration.concurrency, maxCalledUnsettled: configuration.maxCalledUnsettled)
         self.pulse = pulse
         self.configuration = configuration
         self.store = store
@@ -202,10 +203,10 @@ public final class QueueWorker: Service, Sendable {
             // Call slots plus, without the shared bucket, jobs claimed ahead of a free slot; a
             // refill waits for a few free places (`refillThreshold`) while calls are in flight.
             let (capacity, refillThreshold) = (configuration.claimCapacity, configuration.refillThreshold)
-            // Claimed jobs whose outcome is not yet written are bounded too (twice the
-            // concurrency): a slow database then slows claiming down, and a crash repeats at most
-            // that many calls.
-            let maxUnsettled = 2 * configuration.concurrency
+            // Claimed jobs whose outcome is not yet written are bounded too: a slow database then
+            // slows claiming down. Of those, the called ones are bounded by the call slots'
+            // gate (`maxCalledUnsettled`): a crash repeats at most that many calls.
+            let maxUnsettled = configuration.maxCalledUnsettled + configuration.claimAheadCount
             loop: while !(await state.isStopping) {
                 pulse.beat()
                 let inFlight = await state.inFlight

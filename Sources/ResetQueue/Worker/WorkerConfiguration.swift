@@ -41,6 +41,10 @@ public struct WorkerConfiguration: Sendable {
     /// Jobs claimed ahead of a free call slot: none with the shared bucket.
     var claimAheadCount: Int { sharedRate == nil ? max(0, claimAhead ?? concurrency / 2) : 0 }
 
+    /// Jobs called whose outcome is not yet written, at most (twice the concurrency): what a crash
+    /// makes the fleet call again. Jobs claimed ahead wait for a slot past it.
+    var maxCalledUnsettled: Int { 2 * concurrency }
+
     /// How many jobs the claim loop keeps claimed at most: the call slots and those claimed ahead.
     var claimCapacity: Int { concurrency + claimAheadCount }
 

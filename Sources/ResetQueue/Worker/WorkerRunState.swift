@@ -43,43 +43,68 @@ actor WorkerRunState {
 
     /// Cognito calls at most at once (`--concurrency`); jobs claimed ahead wait here for a slot.
     let callSlots: Int
+    /// Jobs called (or calling) whose outcome is not yet written, at most: what a crash would
+    /// make the fleet call again.
+    let maxCalledUnsettled: Int
     private var callsInProgress = 0
+    /// Per job, its claims that took a call slot and are not yet settled.
+    private var calledHolds: [Int64: Int] = [:]
+    private var calledUnsettled = 0
     /// Jobs waiting for a call slot, first come first served.
-    private var callSlotWaiters: [CheckedContinuation<Bool, Never>] = []
+    private var callSlotWaiters: [(job: Int64, continuation: CheckedContinuation<Bool, Never>)] = []
 
-    init(clock: WorkerClock, callSlots: Int = .max) {
+    init(clock: WorkerClock, callSlots: Int = .max, maxCalledUnsettled: Int = .max) {
         self.clock = clock
         self.callSlots = max(1, callSlots)
+        self.maxCalledUnsettled = max(1, maxCalledUnsettled)
         wake = WakeSignal(clock: clock)
     }
 
-    /// Returns true once this job may call (fewer than `callSlots` calls are in progress), or
+    /// Returns true once job `id` may call: fewer than `callSlots` calls are in progress and
+    /// fewer than `maxCalledUnsettled` called jobs wait for their outcome to be written. Returns
     /// false at once when stopping, with no slot taken (the job then gives itself back). A slot
     /// taken is given up by `finished(_:releasingSlot:)`.
-    func acquireCallSlot() async -> Bool {
+    func acquireCallSlot(for id: Int64) async -> Bool {
         guard !isStopping else { return false }
-        if callsInProgress < callSlots {
-            callsInProgress += 1
-            callsGauge.record(callsInProgress)
+        if callSlotWaiters.isEmpty, mayStartCall {
+            startCall(id)
             return true
         }
-        // Counted by the one who hands the slot over.
-        return await withCheckedContinuation { callSlotWaiters.append($0) }
+        // Counted by `admitWaiters`, which hands the slot over.
+        return await withCheckedContinuation { callSlotWaiters.append((id, $0)) }
     }
 
-    /// A call (or a job that left without one) gives its slot up, to the longest waiter if any.
-    private func releaseCallSlot() {
-        if callSlotWaiters.isEmpty {
-            callsInProgress -= 1
-            callsGauge.record(callsInProgress)
-        } else {
-            callSlotWaiters.removeFirst().resume(returning: true)
+    /// Jobs waiting for a call slot now.
+    var waitingForSlot: Int { callSlotWaiters.count }
+
+    private var mayStartCall: Bool { callsInProgress < callSlots && calledUnsettled < maxCalledUnsettled }
+
+    private func startCall(_ id: Int64) {
+        callsInProgress += 1
+        calledUnsettled += 1
+        calledHolds[id, default: 0] += 1
+        callsGauge.record(callsInProgress)
+    }
+
+    /// Lets the longest waiters call, as far as both bounds allow.
+    private func admitWaiters() {
+        while !callSlotWaiters.isEmpty, mayStartCall {
+            let waiter = callSlotWaiters.removeFirst()
+            startCall(waiter.job)
+            waiter.continuation.resume(returning: true)
         }
+    }
+
+    /// A call (or a job that left without one) gives its slot up.
+    private func releaseCallSlot() {
+        callsInProgress -= 1
+        callsGauge.record(callsInProgress)
+        admitWaiters()
     }
 
     /// Stopping: jobs waiting for a slot give themselves back instead.
     private func releaseCallSlotWaiters() {
-        for waiter in callSlotWaiters { waiter.resume(returning: false) }
+        for waiter in callSlotWaiters { waiter.continuation.resume(returning: false) }
         callSlotWaiters.removeAll()
     }
 
@@ -183,7 +208,12 @@ actor WorkerRunState {
             holds[id] = count > 1 ? count - 1 : nil
             if count == 1 { leaseSetAt[id] = nil }
             unsettled -= 1
+            if let called = calledHolds[id] {
+                calledHolds[id] = called > 1 ? called - 1 : nil
+                calledUnsettled -= 1
+            }
         }
+        admitWaiters()
         await wake.signal()
     }
 
