@@ -27,17 +27,34 @@ struct DatabaseFaultTests {
         return env
     }
 
-    /// Every job succeeded, each with exactly one success in the audit; a job called more than
-    /// once has a lease_expired row for the call it lost (its worker gave it up).
+    /// Every job succeeded, each with exactly one success in the audit from a claim that was not
+    /// rescued; a job called more than once has a lease_expired row for the call it lost (its
+    /// worker gave it up). A rescued claim's success may still reach the audit late (docs/design.md,
+    /// "Record": the batch appends every call, and the job refuses the outdated claim), as when a
+    /// worker cut off by a hang left its outcome batch queued at the stopped server and the
+    /// server ran it only after the drain rescued that claim. That row stands beside the claim's
+    /// lease_expired row, and is the only second success allowed.
     static func checkDelivery(_ url: String, jobs: Int, server: FakeHTTPServer) async throws {
         #expect(try await countRows(url, "SELECT count(*) FROM cognito_reset.jobs WHERE state = 'succeeded'") == jobs)
-        #expect(
-            try await countRows(
-                url,
-                """
-                SELECT count(*) FROM (SELECT job_id FROM cognito_reset.attempts WHERE outcome = 'succeeded'
-                                      GROUP BY job_id HAVING count(*) <> 1) AS twice
-                """) == 0, "one success per job in the audit")
+        let wrong = try await textRows(
+            url,
+            """
+            WITH kept AS (
+                SELECT s.job_id FROM cognito_reset.attempts s
+                WHERE s.outcome = 'succeeded'
+                  AND NOT EXISTS (SELECT 1 FROM cognito_reset.attempts l
+                                  WHERE l.job_id = s.job_id AND l.attempt = s.attempt AND l.worker_id = s.worker_id
+                                    AND l.outcome = 'lease_expired')
+            ), wrong AS (
+                SELECT j.id FROM cognito_reset.jobs j LEFT JOIN kept k ON k.job_id = j.id
+                GROUP BY j.id HAVING count(k.job_id) <> 1
+            )
+            SELECT a.job_id || ' attempt ' || a.attempt || ' ' || a.worker_id || ' ' || a.outcome || ' '
+                   || a.started_at || ' .. ' || a.finished_at
+            FROM cognito_reset.attempts a JOIN wrong w ON w.id = a.job_id
+            ORDER BY a.job_id, a.started_at
+            """)
+        #expect(wrong.isEmpty, "one success per job in the audit, rescued claims' late writes aside: \(wrong)")
         var calls: [String: Int] = [:]
         for request in server.requests { if let user = request.username { calls[user, default: 0] += 1 } }
         #expect(calls.count == jobs, "every job called")

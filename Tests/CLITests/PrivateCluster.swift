@@ -107,3 +107,16 @@ func countRows(_ url: String, _ sql: String) async throws -> Int {
         throw error
     }
 }
+
+/// The first column of every row `sql` returns, as text (for a failed expectation's message).
+func textRows(_ url: String, _ sql: String) async throws -> [String] {
+    let connection = try await PostgresConnection.connect(try ConnectionConfiguration(url))
+    do {
+        let rows = try await connection.query(PostgresQuery(sql)).map { try $0.decode(String.self, at: 0) }
+        await connection.close()
+        return rows
+    } catch {
+        await connection.close()
+        throw error
+    }
+}
