@@ -36,33 +36,43 @@ public enum Moto {
 
     /// Starts a private moto (e.g. with `INITIAL_NO_AUTH_ACTION_COUNT`) and waits until it listens.
     public static func start(environment extra: [String: String] = [:]) async throws -> (ChildProcess, URL) {
-        let port = try TestPorts.unused()
-        let child = try ChildProcess(
-            URL(fileURLWithPath: "/usr/bin/env"), ["python3", "-m", "moto.server", "-H", "127.0.0.1", "-p", String(port)],
-            environment: ProcessInfo.processInfo.environment.merging(extra) { $1 })
-        let clock = ContinuousClock()
-        let deadline = clock.now + .seconds(60)
-        while !canConnect(port: port) {
-            guard clock.now < deadline else {
-                await child.stop()
-                throw MotoError(message: "moto did not start listening on port \(port)")
+        // The port is free when picked, but another test's server may bind it before moto does
+        // (then moto exits, and that server would answer in its place): moto is ready only once
+        // its own process listens there. Three ports at most.
+        for _ in 0..<3 {
+            let port = try TestPorts.unused()
+            let child = try ChildProcess(
+                URL(fileURLWithPath: "/usr/bin/env"), ["python3", "-m", "moto.server", "-H", "127.0.0.1", "-p", String(port)],
+                environment: ProcessInfo.processInfo.environment.merging(extra) { $1 })
+            let clock = ContinuousClock()
+            let deadline = clock.now + .seconds(20)
+            while clock.now < deadline {
+                if listens(pid: child.pid, port: port) { return (child, URL(string: "http://127.0.0.1:\(port)")!) }
+                try await Task.sleep(for: .milliseconds(50))  // polling a condition, bounded by the deadline
             }
-            try await Task.sleep(for: .milliseconds(50))  // polling a condition, bounded by the deadline
+            await child.stop()
         }
-        return (child, URL(string: "http://127.0.0.1:\(port)")!)
+        throw MotoError(message: "moto did not start listening (three ports tried)")
     }
 
-    static func canConnect(port: Int) -> Bool {
-        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(descriptor) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        return withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+    /// Whether process `pid` owns the socket listening on loopback TCP `port` (from /proc).
+    static func listens(pid: Int32, port: Int) -> Bool {
+        guard let table = try? String(contentsOfFile: "/proc/net/tcp", encoding: .utf8) else { return false }
+        let suffix = ":" + String(format: "%04X", port)
+        var inodes: Set<Substring> = []
+        for line in table.split(separator: "\n").dropFirst() {
+            // sl local_address rem_address st ... inode: state 0A is LISTEN.
+            let fields = line.split(separator: " ")
+            if fields.count > 9, fields[1].hasSuffix(suffix), fields[3] == "0A" { inodes.insert(fields[9]) }
+        }
+        guard !inodes.isEmpty, let descriptors = try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd") else {
+            return false
+        }
+        return descriptors.contains { descriptor in
+            guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\(descriptor)") else {
+                return false
             }
+            return target.hasPrefix("socket:[") && inodes.contains(target.dropFirst(8).dropLast())
         }
     }
 }
