@@ -38,26 +38,31 @@ public enum Moto {
     public static func start(environment extra: [String: String] = [:]) async throws -> (ChildProcess, URL) {
         // The port is free when picked, but another test's server may bind it before moto does
         // (then moto exits, and that server would answer in its place): moto is ready only once
-        // its own process listens there. Three ports at most.
-        for _ in 0..<3 {
+        // its own process listens there, and a port someone else took is given up for another.
+        let clock = ContinuousClock()
+        let deadline = clock.now + .seconds(90)  // python imports moto slowly on a loaded machine
+        while clock.now < deadline {
             let port = try TestPorts.unused()
             let child = try ChildProcess(
                 URL(fileURLWithPath: "/usr/bin/env"), ["python3", "-m", "moto.server", "-H", "127.0.0.1", "-p", String(port)],
                 environment: ProcessInfo.processInfo.environment.merging(extra) { $1 })
-            let clock = ContinuousClock()
-            let deadline = clock.now + .seconds(20)
-            while clock.now < deadline {
-                if listens(pid: child.pid, port: port) { return (child, URL(string: "http://127.0.0.1:\(port)")!) }
-                try await Task.sleep(for: .milliseconds(50))  // polling a condition, bounded by the deadline
+            wait: while clock.now < deadline {
+                switch listener(port: port, pid: child.pid) {
+                case .child: return (child, URL(string: "http://127.0.0.1:\(port)")!)
+                case .other: break wait
+                case .none: try await Task.sleep(for: .milliseconds(50))  // polling a condition, bounded by the deadline
+                }
             }
             await child.stop()
         }
-        throw MotoError(message: "moto did not start listening (three ports tried)")
+        throw MotoError(message: "moto did not start listening within 90 s")
     }
 
-    /// Whether process `pid` owns the socket listening on loopback TCP `port` (from /proc).
-    static func listens(pid: Int32, port: Int) -> Bool {
-        guard let table = try? String(contentsOfFile: "/proc/net/tcp", encoding: .utf8) else { return false }
+    enum Listener { case none, child, other }
+
+    /// Who listens on loopback TCP `port`: nobody, process `pid`, or another (from /proc).
+    static func listener(port: Int, pid: Int32) -> Listener {
+        guard let table = try? String(contentsOfFile: "/proc/net/tcp", encoding: .utf8) else { return .none }
         let suffix = ":" + String(format: "%04X", port)
         var inodes: Set<Substring> = []
         for line in table.split(separator: "\n").dropFirst() {
@@ -65,15 +70,15 @@ public enum Moto {
             let fields = line.split(separator: " ")
             if fields.count > 9, fields[1].hasSuffix(suffix), fields[3] == "0A" { inodes.insert(fields[9]) }
         }
-        guard !inodes.isEmpty, let descriptors = try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd") else {
-            return false
-        }
-        return descriptors.contains { descriptor in
+        guard !inodes.isEmpty else { return .none }
+        let descriptors = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []
+        let owned = descriptors.contains { descriptor in
             guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\(descriptor)") else {
                 return false
             }
             return target.hasPrefix("socket:[") && inodes.contains(target.dropFirst(8).dropLast())
         }
+        return owned ? .child : .other
     }
 }
 
