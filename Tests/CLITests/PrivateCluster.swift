@@ -97,24 +97,21 @@ func eventually(
 
 /// A count from `sql` on a fresh connection (the server may have changed under the test).
 func countRows(_ url: String, _ sql: String) async throws -> Int {
-    let connection = try await PostgresConnection.connect(try ConnectionConfiguration(url))
-    do {
-        let value = try await connection.query(PostgresQuery(sql))[0].decode(Int.self, at: 0)
-        await connection.close()
-        return value
-    } catch {
-        await connection.close()
-        throw error
-    }
+    try await firstColumn(url, sql, as: Int.self)[0]
 }
 
 /// The first column of every row `sql` returns, as text (for a failed expectation's message).
 func textRows(_ url: String, _ sql: String) async throws -> [String] {
+    try await firstColumn(url, sql, as: String.self)
+}
+
+/// The first column of every row `sql` returns, on a fresh connection closed whatever happens.
+private func firstColumn<T: PostgresDecodable>(_ url: String, _ sql: String, as type: T.Type) async throws -> [T] {
     let connection = try await PostgresConnection.connect(try ConnectionConfiguration(url))
     do {
-        let rows = try await connection.query(PostgresQuery(sql)).map { try $0.decode(String.self, at: 0) }
+        let values = try await connection.query(PostgresQuery(sql)).map { try $0.decode(T.self, at: 0) }
         await connection.close()
-        return rows
+        return values
     } catch {
         await connection.close()
         throw error
