@@ -26,7 +26,7 @@ struct CognitoReset: AsyncParsableCommand {
         ProcessSignals.unblockTermination()
         let code: Int32
         if let invalid = RawInputCheck.check() {
-            Foundation.exit(report(invalid))
+            end(report(invalid))
         }
         do {
             var command = try parseAsRoot()
@@ -44,7 +44,20 @@ struct CognitoReset: AsyncParsableCommand {
         } catch {
             code = report(error)
         }
-        Foundation.exit(code)
+        end(code)
+    }
+
+    /// Ends the process once its output is flushed, without C's exit-time handlers.
+    ///
+    /// Every resource a command opened is closed by then, but a libpq thread can still be on its
+    /// way out: a `LISTEN` thread that the stop woke while it was inside a connect finishes that
+    /// connect (a SCRAM handshake, OpenSSL's hashing) before it sees the stop. `exit` would run
+    /// OpenSSL's exit-time cleanup under it and free what it is using: a drain that ended during
+    /// that handshake died of a double free or a bad pointer (seen in CI, and reproduced with a
+    /// slow SCRAM verifier). Nothing of ours needs an exit handler, so none runs.
+    static func end(_ code: Int32) -> Never {
+        fflush(nil)
+        _exit(code)
     }
 
     /// Prints `error` for a person and returns the exit code it maps to.
