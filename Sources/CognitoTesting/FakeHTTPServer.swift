@@ -62,7 +62,10 @@ public final class FakeHTTPServer: Sendable {
     struct State {
         var script: [Reply] = []
         var fallback: Responder
+        /// False for a long-running server (the bench's `--serve`): requests are counted, not kept.
+        let keepsRequests: Bool
         var requests: [RecordedRequest] = []
+        var received = 0
         var waiters: [(id: Int, count: Int, continuation: CheckedContinuation<Void, Never>)] = []
         var nextWaiter = 0
     }
@@ -73,13 +76,15 @@ public final class FakeHTTPServer: Sendable {
     public let url: URL
 
     /// Starts a server on a free loopback port; `fallback` answers once the script is used up.
-    public static func start(fallback: Reply = .cognitoSuccess()) async throws -> FakeHTTPServer {
-        try await start(responder: { _, _ in fallback })
+    /// `keepsRequests: false` only counts them (`requests` stays empty), so that a server
+    /// answering millions of requests keeps a flat memory.
+    public static func start(fallback: Reply = .cognitoSuccess(), keepsRequests: Bool = true) async throws -> FakeHTTPServer {
+        try await start(keepsRequests: keepsRequests, responder: { _, _ in fallback })
     }
 
     /// Starts a server whose unscripted replies `responder` decides.
-    public static func start(responder: @escaping Responder) async throws -> FakeHTTPServer {
-        let box = StateBox(fallback: responder)
+    public static func start(keepsRequests: Bool = true, responder: @escaping Responder) async throws -> FakeHTTPServer {
+        let box = StateBox(fallback: responder, keepsRequests: keepsRequests)
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
@@ -107,8 +112,11 @@ public final class FakeHTTPServer: Sendable {
         box.state.withLock { $0.script += replies }
     }
 
-    /// Every request received so far.
+    /// Every request received so far (none if the server was started not to keep them).
     public var requests: [RecordedRequest] { box.state.withLock { $0.requests } }
+
+    /// How many requests arrived so far, kept or not.
+    public var receivedCount: Int { box.state.withLock { $0.received } }
 
     /// Waits until at least `count` requests have arrived.
     public func waitForRequests(_ count: Int) async {
@@ -120,7 +128,7 @@ public final class FakeHTTPServer: Sendable {
         await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
                 let ready = box.state.withLock { state -> Bool in
-                    if state.requests.count >= count || Task.isCancelled { return true }
+                    if state.received >= count || Task.isCancelled { return true }
                     state.waiters.append((id, count, continuation))
                     return false
                 }
@@ -141,14 +149,17 @@ public final class FakeHTTPServer: Sendable {
     /// Lets the NIO handler reach the shared state.
     final class StateBox: Sendable {
         let state: Mutex<State>
-        init(fallback: @escaping Responder) { self.state = Mutex(State(fallback: fallback)) }
+        init(fallback: @escaping Responder, keepsRequests: Bool) {
+            self.state = Mutex(State(fallback: fallback, keepsRequests: keepsRequests))
+        }
 
         func record(_ request: RecordedRequest) -> Reply {
             let (reply, ready) = state.withLock { state -> (Reply, [CheckedContinuation<Void, Never>]) in
-                state.requests.append(request)
-                let reply = state.script.isEmpty ? state.fallback(request, state.requests.count) : state.script.removeFirst()
-                let ready = state.waiters.filter { $0.count <= state.requests.count }.map(\.continuation)
-                state.waiters.removeAll { $0.count <= state.requests.count }
+                state.received += 1
+                if state.keepsRequests { state.requests.append(request) }
+                let reply = state.script.isEmpty ? state.fallback(request, state.received) : state.script.removeFirst()
+                let ready = state.waiters.filter { $0.count <= state.received }.map(\.continuation)
+                state.waiters.removeAll { $0.count <= state.received }
                 return (reply, ready)
             }
             for waiter in ready { waiter.resume() }

@@ -104,8 +104,9 @@ enum Bench {
             return try await HTTPCeiling.runClient(url: url, calls: options.calls, concurrency: options.concurrency)
         }
         if let file = options.serveURLFile {
-            // The same fake server the worker figures use, for another process (the peer queue).
-            let server = try await FakeHTTPServer.start()
+            // The same fake server the worker figures use, for another process (the peer queue);
+            // it counts requests rather than keeping them (the peer runs send 120,000 or more).
+            let server = try await FakeHTTPServer.start(keepsRequests: false)
             try Data((server.url.absoluteString + "\n").utf8).write(to: URL(fileURLWithPath: file), options: .atomic)
             while true { try await Task.sleep(for: .seconds(3600)) }
         }

@@ -37,9 +37,10 @@ struct ClientFixture {
 
     static func make(
         timeouts: HTTPTransport.Timeouts = ClientFixture.patient,
-        quota: RetryQuota = RetryQuota(), credentials base: any CredentialProvider = StaticCredentials(TestSecrets.credentials)
+        quota: RetryQuota = RetryQuota(), credentials base: any CredentialProvider = StaticCredentials(TestSecrets.credentials),
+        keepsRequests: Bool = true
     ) async throws -> ClientFixture {
-        let server = try await FakeHTTPServer.start()
+        let server = try await FakeHTTPServer.start(keepsRequests: keepsRequests)
         let transport = HTTPTransport(timeouts: timeouts)
         let sleeps = RecordedSleeps()
         let credentials = CachingCredentialProvider(base: base)
@@ -54,9 +55,9 @@ struct ClientFixture {
     static func with(
         timeouts: HTTPTransport.Timeouts = ClientFixture.patient,
         quota: RetryQuota = RetryQuota(), credentials: any CredentialProvider = StaticCredentials(TestSecrets.credentials),
-        _ body: (ClientFixture) async throws -> Void
+        keepsRequests: Bool = true, _ body: (ClientFixture) async throws -> Void
     ) async throws {
-        let fixture = try await make(timeouts: timeouts, quota: quota, credentials: credentials)
+        let fixture = try await make(timeouts: timeouts, quota: quota, credentials: credentials, keepsRequests: keepsRequests)
         do {
             try await body(fixture)
         } catch {
