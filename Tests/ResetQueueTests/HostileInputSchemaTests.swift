@@ -135,6 +135,29 @@ struct HostileInputSchemaTests {
         }
     }
 
+    /// Row security keeps an enqueuer to its own imports; the foreign key behind it holds for
+    /// every role, the schema's owner included, and for deletes: a job naming an import that does
+    /// not exist would never be claimed (the claim reads each import's own rate from its record).
+    @Test func aJobNamesOnlyAnImportThatExists() async throws {
+        try await withMigratedConnection { connection in
+            let missing = try await #require(throws: PostgresError.self) {
+                try await connection.execute(
+                    "INSERT INTO cognito_reset.jobs (user_pool_id, username, import_id) VALUES (\(Self.pool), 'nobody', 987654321)")
+            }
+            #expect(missing.sqlState == SQLState.foreignKeyViolation)
+            let importID = try await connection.scalar(
+                "INSERT INTO cognito_reset.imports (file_name, sha256) VALUES ('f.csv', repeat('b', 64)) RETURNING id", as: Int64.self)
+            try await connection.execute(
+                "INSERT INTO cognito_reset.jobs (user_pool_id, username, import_id) VALUES (\(Self.pool), 'somebody', \(importID))")
+            let gone = try await #require(throws: PostgresError.self) {
+                try await connection.execute("DELETE FROM cognito_reset.imports WHERE id = \(importID)")
+            }
+            #expect(gone.sqlState == SQLState.foreignKeyViolation)
+            #expect(try await connection.scalar("SELECT count(*) FROM cognito_reset.jobs", as: Int.self) == 1)
+            #expect(try await connection.scalar("SELECT count(*) FROM cognito_reset.imports", as: Int.self) == 1)
+        }
+    }
+
     /// Row security hides B's import from A, but "this file was imported already" still holds
     /// across roles, and tells A nothing of B's import but its id and time.
     @Test func aFileImportedByAnotherRoleIsStillKnownAsImported() async throws {
