@@ -27,7 +27,10 @@ public enum ListenerEvent: Sendable {
 /// to stop it), so an idle listener uses no CPU and notifications arrive within milliseconds. The
 /// connection is re-opened with backoff whenever it breaks, and checked with a tiny query after
 /// `healthCheckInterval` of silence so a dead peer is noticed. Ending the stream's iteration (or
-/// cancelling the iterating task) stops the thread and closes the connection.
+/// cancelling the iterating task) stops the thread and closes the connection, in the thread's own
+/// time: a connect under way finishes first (within its `connect_timeout`). A process that ends
+/// meanwhile must not run C's exit-time handlers, which would clean OpenSSL up under that
+/// connect's SCRAM handshake (the CLI ends with `_exit`).
 public enum NotificationListener {
     public static func events(
         configuration: ConnectionConfiguration,
