@@ -160,7 +160,7 @@ struct CredentialChainTests {
                 environment: [
                     "AWS_CONTAINER_CREDENTIALS_FULL_URI": server.url.absoluteString + "/creds",
                     "AWS_CONTAINER_AUTHORIZATION_TOKEN": "Bearer abc",
-                ], transport: transport)
+                ], transport: transport, timeout: .seconds(60))
             let found = try #require(try await provider.credentials())
             #expect(found.accessKeyID == "ASIACONTAINER")
             #expect(found.sessionToken == "token-container")
@@ -188,7 +188,7 @@ struct CredentialChainTests {
                 ))
             let provider = InstanceMetadataCredentialProvider(
                 environment: ["AWS_EC2_METADATA_SERVICE_ENDPOINT": server.url.absoluteString], transport: transport,
-                timeout: .seconds(10))
+                timeout: .seconds(60))
             let found = try #require(try await provider.credentials())
             #expect(found.accessKeyID == "ASIAIMDS")
             let requests = server.requests
@@ -217,9 +217,10 @@ struct CredentialChainTests {
                         "AWS_ENDPOINT_URL_STS": server.url.absoluteString,
                     ], transport: transport, region: "eu-west-1")
                 let container = ContainerCredentialProvider(
-                    environment: ["AWS_CONTAINER_CREDENTIALS_FULL_URI": server.url.absoluteString + "/creds"], transport: transport)
+                    environment: ["AWS_CONTAINER_CREDENTIALS_FULL_URI": server.url.absoluteString + "/creds"], transport: transport,
+                    timeout: .seconds(60))
                 let imds = InstanceMetadataCredentialProvider(
-                    environment: ["AWS_EC2_METADATA_SERVICE_ENDPOINT": server.url.absoluteString], transport: transport, timeout: .seconds(10))
+                    environment: ["AWS_EC2_METADATA_SERVICE_ENDPOINT": server.url.absoluteString], transport: transport, timeout: .seconds(60))
                 let throttled = "<ErrorResponse><Error><Code>Throttling</Code><Message>Rate exceeded</Message></Error></ErrorResponse>"
                 let cases: [(String, [FakeHTTPServer.Reply], any CredentialProvider, Bool)] = [
                     ("STS 503", [.respond(status: 503)], sts, true),
@@ -282,7 +283,7 @@ struct CredentialChainTests {
                 let env = ["AWS_ACCESS_KEY_ID": "AKIDENV", "AWS_SECRET_ACCESS_KEY": "s"]
                 let systemd = ["CREDENTIALS_DIRECTORY": folder.path]
                 func chain(_ environment: [String: String]) -> CredentialChain {
-                    .standard(environment: environment, transport: transport, region: "eu-west-1", metadataTimeout: .seconds(10))
+                    .standard(environment: environment, transport: transport, region: "eu-west-1", metadataTimeout: .seconds(60))
                 }
                 #expect(try await chain(files.merging(env) { $1 }.merging(systemd) { $1 }).credentials()?.accessKeyID == "AKIDENV")
                 #expect(try await chain(files.merging(systemd) { $1 }).credentials()?.accessKeyID == "AKIDSYSTEMD")

@@ -7,11 +7,15 @@ import Foundation
 public struct ContainerCredentialProvider: CredentialProvider {
     let environment: [String: String]
     let transport: HTTPTransport
+    let timeout: Duration
     public var name: String { "container" }
 
-    public init(environment: [String: String], transport: HTTPTransport) {
+    /// - Parameter timeout: how long the credentials endpoint may take to answer. The agent is
+    ///   local, so 5 s is long; tests on a busy machine pass more.
+    public init(environment: [String: String], transport: HTTPTransport, timeout: Duration = .seconds(5)) {
         self.environment = environment
         self.transport = transport
+        self.timeout = timeout
     }
 
     func endpoint() throws(CredentialError) -> URL? {
@@ -42,7 +46,7 @@ public struct ContainerCredentialProvider: CredentialProvider {
         }
         let response: HTTPResponseData
         do {
-            response = try await transport.send(method: "GET", url: url, headers: headers, timeout: .seconds(5))
+            response = try await transport.send(method: "GET", url: url, headers: headers, timeout: timeout)
         } catch {
             throw .unreachable(name, "credentials endpoint", error)
         }
