@@ -12,7 +12,8 @@
 #     `cognito-reset import` next to `psql \copy` of the same file into a bare two-column table,
 #     medians of 3 runs each, their ratio, and the import's peak RSS; and the floors: the same
 #     \copy straight into cognito_reset.jobs, and into a table with only an identity key and the
-#     active-user unique index; and the import without the import reference's foreign key;
+#     active-user unique index, then with the claim's index, then a plain table with every column
+#     and check of the hot partition; and the import without the import reference's foreign key;
 #   - the shared rate limit: 3 worker processes on one 20/s bucket (calls per 5 s window, drain
 #     time, claim statements per second), the same fleet against a fake Cognito throttling above
 #     12/s (how soon it settles, throttles per window), and how soon a ceiling change is followed;
