@@ -83,6 +83,8 @@ seconds_of() {
     end=$(date +%s.%N)
     python3 -c "print(f'{$end - $start:.3f}')"
 }
+# copy_seconds TABLE: seconds_of a psql \copy of the file into TABLE's two columns.
+copy_seconds() { seconds_of psql -q "$import_url" -c "\\copy $1 (username, user_pool_id) FROM '$csv' WITH (FORMAT csv, HEADER true)"; }
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 # peak_rss CMD...: runs it, prints its peak RSS in MiB (VmHWM, sampled until it exits).
@@ -145,14 +147,14 @@ empty_tables() {
 }
 for _ in 1 2 3; do
     empty_tables
-    copy_times+=("$(seconds_of psql -q "$import_url" -c "\\copy bare FROM '$csv' WITH (FORMAT csv, HEADER true)")")
-    jobs_copy_times+=("$(seconds_of psql -q "$import_url" -c "\\copy cognito_reset.jobs (username, user_pool_id) FROM '$csv' WITH (FORMAT csv, HEADER true)")")
+    copy_times+=("$(copy_seconds bare)")
+    jobs_copy_times+=("$(copy_seconds cognito_reset.jobs)")
     empty_tables
     import_times+=("$(seconds_of env DATABASE_URL="$import_url" "$bin_dir/cognito-reset" import "$csv")")
-    minimal_copy_times+=("$(seconds_of psql -q "$import_url" -c "\\copy minimal (username, user_pool_id) FROM '$csv' WITH (FORMAT csv, HEADER true)")")
-    minimal_c_copy_times+=("$(seconds_of psql -q "$import_url" -c "\\copy minimal_c (username, user_pool_id) FROM '$csv' WITH (FORMAT csv, HEADER true)")")
-    claim_copy_times+=("$(seconds_of psql -q "$import_url" -c "\\copy minimal_claim (username, user_pool_id) FROM '$csv' WITH (FORMAT csv, HEADER true)")")
-    plain_copy_times+=("$(seconds_of psql -q "$import_url" -c "\\copy plain_jobs (username, user_pool_id) FROM '$csv' WITH (FORMAT csv, HEADER true)")")
+    minimal_copy_times+=("$(copy_seconds minimal)")
+    minimal_c_copy_times+=("$(copy_seconds minimal_c)")
+    claim_copy_times+=("$(copy_seconds minimal_claim)")
+    plain_copy_times+=("$(copy_seconds plain_jobs)")
     empty_tables
     unkeyed_import_times+=("$(without_import_key)")
 done
